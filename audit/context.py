@@ -1,0 +1,50 @@
+"""Who is acting, and in which request: bound once per request (or task) and read by the audit service.
+
+Kept in a context variable so that services deep in a call stack can record the request id and client
+address of an event without every caller passing them along.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """The request (or task) on whose behalf the current code runs."""
+
+    request_id: str
+    client_ip: str | None = None
+    # The Django request, when there is one: its `user` is resolved only when an event is recorded,
+    # after the authentication middleware has run.
+    request: Any = None
+
+
+_current: ContextVar[RequestContext | None] = ContextVar("tollgate_request_context", default=None)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def current() -> RequestContext | None:
+    return _current.get()
+
+
+def current_request_id() -> str | None:
+    context = _current.get()
+    return context.request_id if context else None
+
+
+@contextmanager
+def bound(context: RequestContext) -> Iterator[RequestContext]:
+    token = _current.set(context)
+    try:
+        yield context
+    finally:
+        _current.reset(token)

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class AuditLogIsAppendOnly(Exception):
+    """Raised on any attempt to change or remove a recorded audit event."""
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    """Reads only: the bulk paths that would skip the audit service are closed."""
+
+    def update(self, **kwargs: Any) -> NoReturn:
+        raise AuditLogIsAppendOnly("Audit events cannot be updated.")
+
+    def delete(self) -> NoReturn:
+        raise AuditLogIsAppendOnly("Audit events cannot be deleted.")
+
+    def bulk_create(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise AuditLogIsAppendOnly("Audit events are recorded one by one through audit_event_record().")
+
+    def bulk_update(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise AuditLogIsAppendOnly("Audit events cannot be updated.")
+
+
+class AuditEvent(models.Model):
+    """One governed change or security event: who did what to which object, when, from where.
+
+    Append-only. Events are numbered without gaps by `audit_event_record()`, which serialises appends
+    through `AuditChainHead`, so that a missing sequence number is itself evidence of tampering.
+    """
+
+    sequence = models.BigIntegerField(unique=True, editable=False)
+    occurred_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        # Accounts that acted are disabled, never deleted: their history must stay attributable.
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+    )
+    # Who acted, as they were named at the time (a user, an API client, or "system").
+    actor_repr = models.CharField(max_length=200, editable=False)
+    action = models.CharField(max_length=100, editable=False, db_index=True)
+    object_type = models.CharField(max_length=100, blank=True, editable=False)
+    object_id = models.CharField(max_length=64, blank=True, editable=False)
+    object_repr = models.CharField(max_length=200, blank=True, editable=False)
+    # Before/after values or other facts of the change; never secrets (masked by the service).
+    changes = models.JSONField(default=dict, blank=True, editable=False)
+    reason = models.TextField(blank=True, editable=False)
+    request_id = models.CharField(max_length=128, blank=True, editable=False)
+    client_ip = models.GenericIPAddressField(null=True, blank=True, editable=False)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-sequence"]
+        indexes = [models.Index(fields=["object_type", "object_id"])]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.action} by {self.actor_repr}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AuditLogIsAppendOnly("Audit events cannot be updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise AuditLogIsAppendOnly("Audit events cannot be deleted.")
+
+
+class AuditChainHead(models.Model):
+    """The single row that every append locks: it holds the last sequence number handed out."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    last_sequence = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"audit chain head at #{self.last_sequence}"

@@ -1,0 +1,5 @@
+"""Tollgate project package: settings, URLs, the Celery app and cross-cutting plumbing."""
+
+from config.celery_app import app as celery_app
+
+__all__ = ["celery_app"]

@@ -1,0 +1,8 @@
+"""URLs under /api/v1/: each app contributes its own `api/urls.py`."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, URLResolver
+
+app_name = "api"
+urlpatterns: list[URLPattern | URLResolver] = []

@@ -1,0 +1,95 @@
+"""Reading configuration from the environment.
+
+Every secret may be given directly (`NAME`) or as a path (`NAME_FILE`), the convention of Docker and
+Kubernetes secrets. Errors name the variable and never echo its value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import environ
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from django.core.exceptions import ImproperlyConfigured
+
+env = environ.Env()
+
+_KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+def secret(name: str, *, dev_default: str, debug: bool) -> str:
+    """The secret `name`, from `name` or the file named by `name_FILE`; required unless `debug`."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        try:
+            value = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE names a file that cannot be read ({exc.strerror}).") from None
+    else:
+        value = os.environ.get(name, "").strip()
+    if value:
+        return value
+    if debug:
+        return dev_default
+    raise ImproperlyConfigured(
+        f"{name} is required when DJANGO_DEBUG is false: set {name} or {name}_FILE (see README, Configuration)."
+    )
+
+
+@dataclass(frozen=True)
+class EncryptionKey:
+    """A key-encryption key: its id is stored beside every ciphertext it wraps."""
+
+    key_id: str
+    key: bytes
+
+    def __repr__(self) -> str:  # never print the key material, not even in a debug page
+        return f"EncryptionKey(key_id={self.key_id!r})"
+
+
+def parse_encryption_keys(raw: str) -> list[EncryptionKey]:
+    """Parse `id:base64key,id:base64key` (first is primary); each key is 32 bytes (AES-256)."""
+    keys: list[EncryptionKey] = []
+    for position, item in enumerate(part.strip() for part in raw.split(",") if part.strip()):
+        key_id, sep, encoded = item.partition(":")
+        if not sep or not _KEY_ID.match(key_id):
+            raise ImproperlyConfigured(
+                f"TOLLGATE_ENCRYPTION_KEYS entry {position + 1} must look like '<id>:<base64 of 32 bytes>', "
+                "with an id of letters, digits, '-' or '_'."
+            )
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if len(key) != 32:
+            raise ImproperlyConfigured(
+                f"TOLLGATE_ENCRYPTION_KEYS entry '{key_id}' is not the base64 encoding of 32 bytes."
+            )
+        if any(existing.key_id == key_id for existing in keys):
+            raise ImproperlyConfigured(f"TOLLGATE_ENCRYPTION_KEYS names the id '{key_id}' twice.")
+        keys.append(EncryptionKey(key_id=key_id, key=key))
+    if not keys:
+        raise ImproperlyConfigured("TOLLGATE_ENCRYPTION_KEYS holds no key.")
+    return keys
+
+
+def parse_signing_key(raw: str) -> Ed25519PrivateKey:
+    """An Ed25519 private key given as PEM (PKCS#8) or as the base64 of its 32 raw bytes."""
+    try:
+        if "-----BEGIN" in raw:
+            key = load_pem_private_key(raw.replace("\\n", "\n").encode(), password=None)
+        else:
+            key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(raw, validate=True))
+    except (ValueError, TypeError, binascii.Error):
+        raise ImproperlyConfigured(
+            "TOLLGATE_AUDIT_SIGNING_KEY is neither an Ed25519 PEM private key nor the base64 of 32 raw bytes."
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ImproperlyConfigured("TOLLGATE_AUDIT_SIGNING_KEY must be an Ed25519 key.")
+    return key

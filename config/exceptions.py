@@ -1,0 +1,76 @@
+"""The one place where errors become HTTP answers: RFC 9457 problem details (DESIGN.md §6)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from audit.context import current_request_id
+from config.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+# DRF's own exceptions, mapped to the public codes.
+_DRF_CODES: dict[type[exceptions.APIException], tuple[str, str]] = {
+    exceptions.ParseError: ("invalid_request", "Malformed request"),
+    exceptions.ValidationError: ("invalid_request", "Invalid request"),
+    exceptions.UnsupportedMediaType: ("invalid_request", "Unsupported media type"),
+    exceptions.NotAuthenticated: ("authentication_failed", "Authentication failed"),
+    exceptions.AuthenticationFailed: ("authentication_failed", "Authentication failed"),
+    exceptions.PermissionDenied: ("permission_denied", "Permission denied"),
+    exceptions.NotFound: ("not_found", "Not found"),
+    exceptions.MethodNotAllowed: ("method_not_allowed", "Method not allowed"),
+    exceptions.NotAcceptable: ("not_acceptable", "Not acceptable"),
+    exceptions.Throttled: ("rate_limited", "Rate limited"),
+}
+
+
+def problem(
+    *, code: str, title: str, status_code: int, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    body = {
+        "type": f"/api/docs/errors#{code}",
+        "title": title,
+        "status": status_code,
+        "detail": detail,
+        "code": code,
+        "request_id": current_request_id(),
+        **extra,
+    }
+    return Response(body, status=status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DomainError):
+        return problem(code=exc.code, title=exc.title, status_code=exc.status, detail=exc.detail, **exc.extra)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    if isinstance(exc, exceptions.APIException):
+        code, title = next(
+            (value for klass, value in _DRF_CODES.items() if isinstance(exc, klass)),
+            ("invalid_request", "Invalid request"),
+        )
+        headers = {}
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            headers["Retry-After"] = str(max(1, int(exc.wait)))
+        extra: dict[str, Any] = {}
+        if isinstance(exc, exceptions.ValidationError):
+            extra["errors"] = exc.detail
+            detail = "The request has invalid fields; see `errors`."
+        else:
+            detail = str(exc.detail)
+        return problem(code=code, title=title, status_code=exc.status_code, detail=detail, headers=headers, **extra)
+    # Anything else is a bug: log it with its traceback, answer without one.
+    logger.exception("Unhandled error in API view")
+    return problem(
+        code="internal_error",
+        title="Internal error",
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        detail="Something went wrong on our side; the request id identifies it in our logs.",
+    )

@@ -1,0 +1,35 @@
+"""Settings for the test suite: production settings (DEBUG off) with throwaway secrets and fast hashing.
+
+DATABASE_URL and REDIS_URL are honoured, so the same suite runs on the embedded default and on
+PostgreSQL + Redis.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Test-only secrets, set before the production settings read them. Never valid anywhere else.
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-" + "x" * 40)
+os.environ.setdefault("TOLLGATE_ENCRYPTION_KEYS", "test:" + "dGVzdC1vbmx5LWtleS1lbmNyeXB0aW9uLTMyLWJ5dGU=")
+os.environ.setdefault("TOLLGATE_AUDIT_SIGNING_KEY", "dGVzdC1vbmx5LWF1ZGl0LXNpZ25pbmcta2V5LTMyYnk=")
+os.environ["DJANGO_DEBUG"] = "false"
+os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
+
+from config.settings.base import *  # noqa: E402,F403
+from config.settings.base import CACHES, LOGGING  # noqa: E402
+
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+SECURE_SSL_REDIRECT = False
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Keep test keys apart from a development server sharing the same Redis.
+CACHES["default"]["KEY_PREFIX"] = "tollgate-test"
+# Tasks run in-process unless a test starts a real worker (tests/conftest.py, `celery_worker`); the
+# worker then takes them from a queue of its own.
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_DEFAULT_QUEUE = "tollgate-test"
+LOGGING["root"]["level"] = "WARNING"

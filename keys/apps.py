@@ -1,0 +1,8 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class KeysConfig(AppConfig):
+    name = "keys"
+    verbose_name = "Keys and API clients"

@@ -1,0 +1,140 @@
+"""Shared fixtures: personas, the sandbox upstream, and a real Celery worker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+
+from audit.roles import Role
+from sandbox.server import SandboxServer
+from sandbox.state import Config
+from tests.factories import UserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # CI's PostgreSQL run must exercise everything: there, a skipped test is a failed run.
+    if os.environ.get("TOLLGATE_FORBID_SKIPS") == "1":
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+        if skipped:
+            if reporter:
+                reporter.write_line(f"TOLLGATE_FORBID_SKIPS: {skipped} test(s) skipped; failing the run.", red=True)
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# --- personas -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def author(db: None) -> User:
+    return UserFactory(username="alice-author", roles=[Role.PROMPT_AUTHORS])
+
+
+@pytest.fixture
+def approver(db: None) -> User:
+    return UserFactory(username="bob-approver", roles=[Role.PROMPT_APPROVERS])
+
+
+@pytest.fixture
+def custodian(db: None) -> User:
+    return UserFactory(username="carol-custodian", roles=[Role.KEY_CUSTODIANS])
+
+
+@pytest.fixture
+def auditor(db: None) -> User:
+    return UserFactory(username="dave-auditor", roles=[Role.AUDITORS])
+
+
+@pytest.fixture
+def outsider(db: None) -> User:
+    """Staff, but in no role."""
+    return UserFactory(username="eve-outsider")
+
+
+@pytest.fixture
+def superuser(db: None) -> User:
+    return UserFactory(username="root-admin", is_superuser=True)
+
+
+# --- the sandbox upstream -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxServer]:
+    server = SandboxServer(config=Config(batch_seconds=0.3)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
+    """The sandbox, with its faults, caches, batches and recorded requests cleared."""
+    sandbox_server.call(lambda state: state.reset())
+    return sandbox_server
+
+
+# --- a real Celery worker -------------------------------------------------------------------------------
+
+
+def _worker_database_url() -> str:
+    """The URL of the test database, so the worker process sees what the tests commit."""
+    db = settings.DATABASES["default"]
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST'] or 'localhost'}{port}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup: None, django_db_blocker: object) -> Iterator[subprocess.Popen[bytes]]:
+    """A `celery worker` process on the real broker and the test database."""
+    if not settings.TOLLGATE_BROKER_CONFIGURED:
+        pytest.skip("needs a broker: set REDIS_URL or CELERY_BROKER_URL")
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("a worker process cannot share an in-memory SQLite test database")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": _worker_database_url()}
+    log = open(ROOT / "var" / "test-celery-worker.log", "wb")  # noqa: SIM115  (closed below)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", settings.CELERY_TASK_DEFAULT_QUEUE,
+         "--pool", "threads", "--concurrency", "4", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    from config.celery_app import app
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"celery worker exited early; see {log.name}")
+        if app.control.ping(timeout=0.5):
+            break
+    else:
+        process.terminate()
+        raise RuntimeError(f"celery worker did not answer within 60 s; see {log.name}")
+    yield process
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture
+def celery_worker(celery_worker_process: subprocess.Popen[bytes], settings: object) -> Iterator[None]:
+    """Send tasks to the real worker for the duration of a test (instead of running them in-process)."""
+    from config.celery_app import app
+
+    app.conf.task_always_eager = False
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = True
