@@ -14,7 +14,7 @@ def main() -> None:
     from django.core.management import execute_from_command_line
 
     try:
-        settings.INSTALLED_APPS  # load settings first: Django would otherwise defer the error and obscure it
+        settings.INSTALLED_APPS  # noqa: B018  load settings first: Django would otherwise defer the error and obscure it
         execute_from_command_line(sys.argv)
     except ImproperlyConfigured as exc:
         # A missing or malformed setting is an operator's mistake, not a crash: say which one, no traceback.

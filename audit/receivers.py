@@ -1,13 +1,17 @@
-"""Sign-in events from django.contrib.auth, recorded in the audit trail."""
+"""Signal receivers: sign-in events go to the audit trail; roles are synced after migrations."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps as global_apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db import DEFAULT_DB_ALIAS
+from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 
+from audit.roles import roles_sync
 from audit.services import audit_event_record
 
 
@@ -33,3 +37,8 @@ def on_login_failed(sender: Any, credentials: dict[str, Any], request: Any = Non
         object_repr=username,
         changes={"username": username},
     )
+
+
+@receiver(post_migrate, dispatch_uid="audit_roles_sync")
+def on_post_migrate(sender: Any, apps: Any = None, using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
+    roles_sync(apps=apps or global_apps, using=using)

@@ -1,10 +1,17 @@
-"""The four roles of DESIGN.md §1, as Django groups. Each issue grants its permissions by data migration."""
+"""The four roles of DESIGN.md §1, as Django groups, and the permissions each role holds.
+
+The groups are created by a data migration (audit 0002). Their permissions are declared here, in
+code, and applied after every `migrate` (and after a test flush) by `roles_sync`: permissions only
+exist once all migrations ran, and a grant is a code change that goes through review like any other.
+Grants are additive: a permission an administrator added by hand is left alone.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db import models
+from django.apps import apps as global_apps
+from django.db import DEFAULT_DB_ALIAS, models
 
 
 class Role(models.TextChoices):
@@ -14,22 +21,27 @@ class Role(models.TextChoices):
     AUDITORS = "Auditors"
 
 
-def grant_permissions(apps: Any, grants: dict[str, list[str]]) -> None:
-    """For data migrations: give each role the named permissions ("app_label.codename").
+# "app_label.codename" per role. Reading the audit trail is part of every oversight role.
+ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
+    Role.PROMPT_AUTHORS: (),
+    Role.PROMPT_APPROVERS: ("audit.view_auditevent",),
+    Role.KEY_CUSTODIANS: ("audit.view_auditevent",),
+    Role.AUDITORS: ("audit.view_auditevent",),
+}
 
-    Permissions are normally created after all migrations ran; creating them here lets a migration
-    grant permissions for models that a fresh database has only just got.
-    """
-    from django.contrib.auth.management import create_permissions
 
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
+def roles_sync(*, apps: Any = global_apps, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Make sure every role exists and holds the permissions declared for it."""
     group_model = apps.get_model("auth", "Group")
     permission_model = apps.get_model("auth", "Permission")
-    for role, names in grants.items():
-        group, _ = group_model.objects.get_or_create(name=role)
+    for role, names in ROLE_PERMISSIONS.items():
+        group, _ = group_model.objects.using(using).get_or_create(name=role.value)
         for name in names:
             app_label, codename = name.split(".")
-            group.permissions.add(permission_model.objects.get(content_type__app_label=app_label, codename=codename))
+            permission = (
+                permission_model.objects.using(using)
+                .filter(content_type__app_label=app_label, codename=codename)
+                .first()
+            )
+            if permission is not None:  # not yet created: a later post_migrate (for its app) grants it
+                group.permissions.add(permission)

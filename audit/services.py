@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import models, transaction
 
 from audit.context import current
@@ -14,7 +14,9 @@ from audit.models import AuditChainHead, AuditEvent
 MASK = "[redacted]"
 
 # Field names whose values are never written to the audit trail, whatever a caller passes in.
-_SECRET_NAME = re.compile(r"(^|_)(password|passwd|secret|token|api_key|apikey|ciphertext|private_key|credential)s?($|_)")
+_SECRET_NAME = re.compile(
+    r"(^|_)(password|passwd|secret|token|api_key|apikey|ciphertext|private_key|credential)s?($|_)"
+)
 
 
 def mask_secrets(value: Any) -> Any:
@@ -28,7 +30,7 @@ def mask_secrets(value: Any) -> Any:
     return value
 
 
-def _resolve_actor(actor: AbstractBaseUser | AnonymousUser | None) -> AbstractBaseUser | None:
+def _resolve_actor(actor: User | AnonymousUser | None) -> User | None:
     if actor is None:
         context = current()
         request = context.request if context else None
@@ -41,7 +43,7 @@ def _resolve_actor(actor: AbstractBaseUser | AnonymousUser | None) -> AbstractBa
 def audit_event_record(
     *,
     action: str,
-    actor: AbstractBaseUser | AnonymousUser | None = None,
+    actor: User | AnonymousUser | None = None,
     actor_repr: str | None = None,
     target: models.Model | None = None,
     object_type: str = "",

@@ -57,8 +57,9 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
             ("invalid_request", "Invalid request"),
         )
         headers = {}
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(max(1, int(exc.wait)))
+        wait = getattr(exc, "wait", None)
+        if isinstance(exc, exceptions.Throttled) and wait is not None:
+            headers["Retry-After"] = str(max(1, int(wait)))
         extra: dict[str, Any] = {}
         if isinstance(exc, exceptions.ValidationError):
             extra["errors"] = exc.detail

@@ -62,7 +62,10 @@ def readyz(request: HttpRequest) -> JsonResponse:
             logger.warning("readiness check %s failed: %s", name, type(exc).__name__)
             results[name] = f"error: {type(exc).__name__}"
     ready = all(not value.startswith("error") for value in results.values())
-    last_seen = worker_last_seen()
+    try:
+        last_seen = worker_last_seen()
+    except Exception:  # the cache is down: already reported above
+        last_seen = None
     return JsonResponse(
         {
             "status": "ok" if ready else "unavailable",

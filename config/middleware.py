@@ -23,10 +23,11 @@ def client_ip(request: HttpRequest) -> str | None:
     """The caller's address: REMOTE_ADDR, or the address our trusted proxies saw (X-Forwarded-For)."""
     trusted_proxies: int = getattr(settings, "TOLLGATE_TRUSTED_PROXIES", 0)
     if trusted_proxies:
-        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        header = str(request.META.get("HTTP_X_FORWARDED_FOR", ""))
+        forwarded = [part.strip() for part in header.split(",") if part.strip()]
         if len(forwarded) >= trusted_proxies:
             return forwarded[-trusted_proxies]
-    return request.META.get("REMOTE_ADDR") or None
+    return str(request.META.get("REMOTE_ADDR", "")) or None
 
 
 class RequestContextMiddleware:

@@ -149,9 +149,9 @@ def _check_fields(body: Any, allowed: set[str], api_version: str) -> dict[str, A
     return body
 
 
-def validate_create(body: Any, api_version: str) -> dict[str, Any]:
+def validate_create(raw: Any, api_version: str) -> dict[str, Any]:
     """The body of POST /v1/messages, checked as the API checks it; raises ApiError."""
-    body = _check_fields(body, _CREATE_FIELDS, api_version)
+    body = _check_fields(raw, _CREATE_FIELDS, api_version)
     model = _model(body)
     max_tokens = body.get("max_tokens")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
@@ -175,8 +175,8 @@ def validate_create(body: Any, api_version: str) -> dict[str, Any]:
     return body
 
 
-def validate_count(body: Any, api_version: str) -> dict[str, Any]:
-    body = _check_fields(body, _COUNT_FIELDS, api_version)
+def validate_count(raw: Any, api_version: str) -> dict[str, Any]:
+    body = _check_fields(raw, _COUNT_FIELDS, api_version)
     _model(body)
     _segments(body)
     return body
@@ -295,7 +295,12 @@ def stream_events(message: dict[str, Any], chunk_chars: int) -> list[tuple[str, 
         )
     ]
     text = message["content"][0]["text"] if message["content"] else ""
-    events.append(("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}))
+    events.append(
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        )
+    )
     events.append(("ping", {"type": "ping"}))
     for at in range(0, len(text), max(chunk_chars, 1)):
         delta = {"type": "text_delta", "text": text[at : at + chunk_chars]}

@@ -44,7 +44,6 @@ from sandbox.state import FAULT_KINDS, Config, Fault, SandboxState, new_id
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass
 class ApiCall:
     """What the middleware learnt about a /v1/ request, for its handler."""
@@ -295,7 +294,7 @@ async def control_faults(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     if request.method == "POST":
         body = await _control_json(request)
-        kind = body.get("status")
+        kind: int | str = body.get("status", "")
         count = body.get("count", 1)
         if kind not in FAULT_KINDS or not isinstance(count, int) or count < 1:
             raise web.HTTPBadRequest(text=f"status must be one of {sorted(map(str, FAULT_KINDS))}; count >= 1")
@@ -409,9 +408,7 @@ class SandboxServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024, reuse_address=True)
         await site.start()
-        server = site._server
-        if self.port == 0 and server is not None:
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = self._runner.addresses[0][1]
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)

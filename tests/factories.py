@@ -14,6 +14,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = User
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda user: f"{user.username}@example.com")
@@ -21,6 +22,6 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.django.Password(PASSWORD)
 
     @factory.post_generation
-    def roles(self, create: bool, extracted: list[Role] | None, **kwargs: Any) -> None:
+    def roles(self: User, create: bool, extracted: list[Role] | None, **kwargs: Any) -> None:
         for role in extracted or []:
             self.groups.add(Group.objects.get(name=role.value))

@@ -15,8 +15,8 @@ os.environ.setdefault("TOLLGATE_AUDIT_SIGNING_KEY", "dGVzdC1vbmx5LWF1ZGl0LXNpZ25
 os.environ["DJANGO_DEBUG"] = "false"
 os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
 
-from config.settings.base import *  # noqa: E402,F403
-from config.settings.base import CACHES, LOGGING  # noqa: E402
+from config.settings.base import *  # noqa: F403
+from config.settings.base import CACHES, LOGGING
 
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -25,6 +25,9 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Serve static files from the apps (no collectstatic in tests).
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Keep test keys apart from a development server sharing the same Redis.
 CACHES["default"]["KEY_PREFIX"] = "tollgate-test"

@@ -56,7 +56,11 @@ def test_max_tokens_and_stop_sequences_cut_the_output(sandbox):
     )
 
     assert (cut.content[0].text, cut.stop_reason, cut.usage.output_tokens) == ("one two ", "max_tokens", 2)
-    assert (stopped.content[0].text, stopped.stop_reason, stopped.stop_sequence) == ("one two ", "stop_sequence", "three")
+    assert (stopped.content[0].text, stopped.stop_reason, stopped.stop_sequence) == (
+        "one two ",
+        "stop_sequence",
+        "three",
+    )
 
 
 def test_async_create(sandbox):
@@ -201,12 +205,12 @@ def test_rate_limit_errors_carry_the_documented_body_and_headers(sandbox):
 def test_stream_error_mid_stream_raises_with_the_error_type(sandbox):
     inject(sandbox, status="stream_error")
 
-    with pytest.raises(anthropic.APIStatusError) as caught:  # noqa: PT012  (the error arrives while iterating)
-        with client(sandbox, max_retries=0).messages.stream(
-            model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "x" * 100}]
-        ) as stream:
-            for _ in stream.text_stream:
-                pass
+    stream = client(sandbox, max_retries=0).messages.stream(
+        model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "x" * 100}]
+    )
+    with pytest.raises(anthropic.APIStatusError) as caught, stream as events:
+        for _ in events.text_stream:
+            pass
 
     assert caught.value.status_code == 200
     assert caught.value.type == "overloaded_error"
@@ -249,9 +253,18 @@ def test_batch_from_create_to_results(sandbox):
     api = client(sandbox)
     batch = api.messages.batches.create(
         requests=[
-            {"custom_id": "ok-1", "params": {"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "first"}]}},
-            {"custom_id": "ok-2", "params": {"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "second"}]}},
-            {"custom_id": "bad", "params": {"model": MODEL, "messages": [{"role": "user", "content": "no max_tokens"}]}},
+            {
+                "custom_id": "ok-1",
+                "params": {"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "first"}]},
+            },
+            {
+                "custom_id": "ok-2",
+                "params": {"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": "second"}]},
+            },
+            {
+                "custom_id": "bad",
+                "params": {"model": MODEL, "messages": [{"role": "user", "content": "no max_tokens"}]},
+            },
         ]
     )
     assert batch.processing_status == "in_progress"
@@ -274,7 +287,12 @@ def test_async_batch_results(sandbox):
     async def run() -> list[str]:
         async with async_client(sandbox) as api:
             batch = await api.messages.batches.create(
-                requests=[{"custom_id": "a", "params": {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "async"}]}}]
+                requests=[
+                    {
+                        "custom_id": "a",
+                        "params": {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "async"}]},
+                    }
+                ]
             )
             while (await api.messages.batches.retrieve(batch.id)).processing_status != "ended":
                 await asyncio.sleep(0.05)
@@ -309,7 +327,12 @@ def test_an_expired_batch_reports_every_request_expired(sandbox):
 
     api = client(sandbox)
     batch = api.messages.batches.create(
-        requests=[{"custom_id": "late", "params": {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}}]
+        requests=[
+            {
+                "custom_id": "late",
+                "params": {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+            }
+        ]
     )
     httpx2.post(f"{sandbox.url}/_sandbox/batches/{batch.id}/expire").raise_for_status()
 

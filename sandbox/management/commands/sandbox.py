@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
 from django.core.management.base import BaseCommand, CommandParser
 
-from sandbox.server import build_app
+from sandbox.__main__ import serve
 from sandbox.state import Config
 
 
@@ -24,14 +23,4 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         config = Config(latency_ms=options["latency_ms"], batch_seconds=options["batch_seconds"])
-        self.stdout.write(f"Anthropic sandbox on http://{options['host']}:{options['port']} (Ctrl-C stops it)")
-        web.run_app(
-            build_app(config),
-            host=options["host"],
-            port=options["port"],
-            print=None,
-            access_log=None,
-            backlog=1024,
-            handler_cancellation=True,
-            shutdown_timeout=1.0,
-        )
+        serve(options["host"], options["port"], config)

@@ -1,0 +1,44 @@
+# Tollgate: `make run` brings the product up on the embedded default; `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+UV_VERSION := 0.13.8
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint format bench sandbox clean
+
+install: $(VENV)/.installed
+
+# The virtualenv, exactly as locked in uv.lock (uv itself is pinned above and lives in the venv).
+$(VENV)/.installed: pyproject.toml uv.lock
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	@UV_PROJECT_ENVIRONMENT=$(VENV) $(VENV)/bin/uv sync --frozen --inexact --quiet
+	@touch $@
+
+run: install
+	@DJANGO_DEBUG=$${DJANGO_DEBUG:-true} scripts/run.sh
+
+# pytest exits 5 when it collects nothing: that is reported, not treated as a failure.
+test: install
+	@$(VENV)/bin/pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "No tests were collected."; exit 0; fi; exit $$rc
+
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy .
+	DJANGO_SETTINGS_MODULE=config.settings.test $(VENV)/bin/python manage.py makemigrations --check --dry-run
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install
+	$(VENV)/bin/python -m bench
+
+sandbox: install
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(VENV)/bin/python manage.py sandbox
+
+clean:
+	rm -rf $(VENV) var staticfiles

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from prompts.demo import DEMO_PASSWORD, demo_users_seed
+
+
+class Command(BaseCommand):
+    help = "Create the demo data (users for every role, ...). Idempotent; refuses to run in production."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--force", action="store_true", help="run even though DJANGO_DEBUG is false (never on a real deployment)"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG and not options["force"]:
+            raise CommandError("seed_demo creates accounts with a known password; it runs only with DJANGO_DEBUG=true.")
+        logins = demo_users_seed()
+        self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
+        for login in logins:
+            note = "created" if login.created else "exists"
+            self.stdout.write(f"  {login.username:<10} {login.role:<18} ({note})")

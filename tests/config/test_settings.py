@@ -1,0 +1,69 @@
+"""Production settings refuse to start without their secrets, and pass `check --deploy` with them."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+CANARY_SECRET_KEY = "canary-secret-key-4f1d9a7c-never-print-me-0123456789abcdefghijklmnop"
+CANARY_KEK = "ci:" + base64.b64encode(b"canary-kek-32-bytes-never-print!").decode()
+SIGNING_KEY = base64.b64encode(b"\x07" * 32).decode()
+PRODUCTION = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": CANARY_SECRET_KEY,
+    "TOLLGATE_ENCRYPTION_KEYS": CANARY_KEK,
+    "TOLLGATE_AUDIT_SIGNING_KEY": SIGNING_KEY,
+}
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "TOLLGATE_"))}
+    clean["DJANGO_SETTINGS_MODULE"] = "config.settings.base"
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "TOLLGATE_ENCRYPTION_KEYS", "TOLLGATE_AUDIT_SIGNING_KEY"])
+def test_production_refuses_to_start_without_each_secret(missing):
+    env = {name: value for name, value in PRODUCTION.items() if name != missing}
+
+    result = manage("check", **env)
+
+    assert result.returncode != 0
+    assert missing in result.stderr
+    assert "Traceback" not in result.stderr
+    for value in env.values():
+        if value != "false":
+            assert value not in result.stderr + result.stdout
+
+
+def test_secrets_can_be_read_from_files(tmp_path):
+    (tmp_path / "secret_key").write_text(CANARY_SECRET_KEY + "\n")
+    env = {**PRODUCTION, "DJANGO_SECRET_KEY_FILE": str(tmp_path / "secret_key")}
+    del env["DJANGO_SECRET_KEY"]
+
+    result = manage("check", **env)
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_malformed_encryption_key_is_named_but_not_echoed():
+    result = manage("check", **{**PRODUCTION, "TOLLGATE_ENCRYPTION_KEYS": "primary:bm90LTMyLWJ5dGVz-canary"})
+
+    assert result.returncode != 0
+    assert "TOLLGATE_ENCRYPTION_KEYS entry 'primary'" in result.stderr
+    assert "canary" not in result.stderr
+
+
+def test_check_deploy_is_clean_with_production_variables():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout

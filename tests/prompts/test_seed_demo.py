@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import authenticate
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+
+from audit.models import AuditEvent
+from audit.roles import Role
+from prompts.demo import DEMO_PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_demo_creates_a_login_for_every_role(settings, capsys):
+    settings.DEBUG = True
+
+    call_command("seed_demo")
+
+    output = capsys.readouterr().out
+    for role in Role:
+        user = User.objects.get(groups__name=role.value)
+        assert authenticate(username=user.username, password=DEMO_PASSWORD) == user
+        assert user.username in output
+    assert User.objects.get(username="admin").is_superuser
+    assert AuditEvent.objects.filter(action="user.create").count() == 5
+
+
+def test_seed_demo_is_idempotent(settings):
+    settings.DEBUG = True
+    call_command("seed_demo")
+    User.objects.filter(username="author").update(email="changed@example.com")
+
+    call_command("seed_demo")
+
+    assert User.objects.count() == 5
+    assert User.objects.get(username="author").email == "changed@example.com"
+
+
+def test_seed_demo_refuses_outside_debug(settings):
+    settings.DEBUG = False
+
+    with pytest.raises(CommandError, match="DJANGO_DEBUG"):
+        call_command("seed_demo")
+    assert not User.objects.exists()
