@@ -46,16 +46,16 @@ class AuditEvent(models.Model):
         editable=False,
     )
     # Who acted, as they were named at the time (a user, an API client, or "system").
-    actor_repr = models.CharField(max_length=200, editable=False)
+    actor_repr = models.CharField("actor", max_length=200, editable=False)
     action = models.CharField(max_length=100, editable=False, db_index=True)
     object_type = models.CharField(max_length=100, blank=True, editable=False)
     object_id = models.CharField(max_length=64, blank=True, editable=False)
-    object_repr = models.CharField(max_length=200, blank=True, editable=False)
+    object_repr = models.CharField("object", max_length=200, blank=True, editable=False)
     # Before/after values or other facts of the change; never secrets (masked by the service).
     changes = models.JSONField(default=dict, blank=True, editable=False)
     reason = models.TextField(blank=True, editable=False)
     request_id = models.CharField(max_length=128, blank=True, editable=False)
-    client_ip = models.GenericIPAddressField(null=True, blank=True, editable=False)
+    client_ip = models.GenericIPAddressField("client IP", null=True, blank=True, editable=False)
 
     objects = AuditEventQuerySet.as_manager()
 

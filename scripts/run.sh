@@ -60,7 +60,7 @@ cat <<BANNER
     Readiness    http://127.0.0.1:$WEB_PORT/readyz
     Sandbox      $TOLLGATE_SANDBOX_URL  (stands in for api.anthropic.com)
 
-  $demo_logins
+$(printf '%s\n' "$demo_logins" | sed 's/^/  /')
 
   Try it:
     curl -s http://127.0.0.1:$WEB_PORT/readyz
