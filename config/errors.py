@@ -19,19 +19,3 @@ class DomainError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra or {}
-
-
-class InvalidRequest(DomainError):
-    pass
-
-
-class PermissionDenied(DomainError):
-    code = "permission_denied"
-    title = "Permission denied"
-    status = 403
-
-
-class NotFound(DomainError):
-    code = "not_found"
-    title = "Not found"
-    status = 404
