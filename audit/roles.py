@@ -21,12 +21,28 @@ class Role(models.TextChoices):
     AUDITORS = "Auditors"
 
 
-# "app_label.codename" per role. Reading the audit trail is part of every oversight role.
+_READ_PROMPTS = ("prompts.view_prompt", "prompts.view_promptversion", "prompts.view_release")
+
+# "app_label.codename" per role. Reading the audit trail is part of every oversight role. Authors
+# write and submit; approvers review, release and retire but never edit content; auditors only read.
 ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
-    Role.PROMPT_AUTHORS: (),
-    Role.PROMPT_APPROVERS: ("audit.view_auditevent",),
+    Role.PROMPT_AUTHORS: (
+        *_READ_PROMPTS,
+        "prompts.add_prompt",
+        "prompts.change_prompt",
+        "prompts.add_promptversion",
+        "prompts.change_promptversion",
+        "prompts.submit_promptversion",
+    ),
+    Role.PROMPT_APPROVERS: (
+        *_READ_PROMPTS,
+        "prompts.review_promptversion",
+        "prompts.release_promptversion",
+        "prompts.retire_promptversion",
+        "audit.view_auditevent",
+    ),
     Role.KEY_CUSTODIANS: ("audit.view_auditevent",),
-    Role.AUDITORS: ("audit.view_auditevent",),
+    Role.AUDITORS: (*_READ_PROMPTS, "audit.view_auditevent"),
 }
 
 

@@ -25,3 +25,23 @@ class UserFactory(factory.django.DjangoModelFactory):
     def roles(self: User, create: bool, extracted: list[Role] | None, **kwargs: Any) -> None:
         for role in extracted or []:
             self.groups.add(Group.objects.get(name=role.value))
+
+
+def version_content(**overrides: Any) -> dict[str, Any]:
+    """A valid version's content: a support-ticket summary with a sensitive e-mail variable."""
+    content: dict[str, Any] = {
+        "system_prompt": "You summarise customer support tickets for the support team. Be brief and factual.",
+        "user_template": "Summarise this ticket:\n{{ ticket }}\nCustomer: {{ customer_email }}",
+        "variables": [
+            {"name": "ticket", "type": "string", "required": True, "max_length": 5000},
+            {"name": "customer_email", "type": "string", "required": True, "max_length": 200, "sensitive": True},
+        ],
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 400,
+        "stop_sequences": [],
+        "cache_ttl": "5m",
+        "routing": {"rules": [{"max_input_tokens": 500, "model": "claude-haiku-4-5"}]},
+        "output_checks": {"max_length": 2000},
+    }
+    content.update(overrides)
+    return content

@@ -253,3 +253,8 @@ LOGGING: dict[str, Any] = {
         "httpx": {"level": "WARNING"},
     },
 }
+
+# --- Change history -------------------------------------------------------------------------------------
+# Reverting from a history page would bypass the services (four-eyes, audit events): history is read-only.
+SIMPLE_HISTORY_REVERT_DISABLED = True
+SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True

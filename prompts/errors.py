@@ -1,0 +1,73 @@
+"""Errors of the prompt registry; each has a stable code (config.errors.DomainError)."""
+
+from __future__ import annotations
+
+from config.errors import DomainError
+
+
+class ImmutableVersion(DomainError):
+    code = "version_immutable"
+    title = "Version is immutable"
+    status = 409
+
+
+class IllegalTransition(DomainError):
+    code = "illegal_transition"
+    title = "Transition not allowed"
+    status = 409
+
+
+class FourEyesViolation(DomainError):
+    code = "four_eyes_violation"
+    title = "Author cannot review"
+    status = 403
+
+
+class RoleRequired(DomainError):
+    code = "permission_denied"
+    title = "Permission denied"
+    status = 403
+
+
+class ReasonRequired(DomainError):
+    code = "reason_required"
+    title = "Reason required"
+    status = 400
+
+
+class InvalidVersion(DomainError):
+    """The content of a version is not valid: `errors` maps each field to its problems."""
+
+    code = "invalid_version"
+    title = "Invalid prompt version"
+    status = 400
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("The version has invalid content; see `errors`.", extra={"errors": errors})
+        self.errors = errors
+
+
+class InvalidVariables(DomainError):
+    """Variables that do not fit the version's schema: one message per variable."""
+
+    code = "invalid_variables"
+    title = "Invalid variables"
+    status = 400
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("Some variables are missing, unknown or invalid; see `errors`.", extra={"errors": errors})
+        self.errors = errors
+
+
+class PromptNotFound(DomainError):
+    code = "prompt_not_found"
+    title = "Prompt not found"
+    status = 404
+
+
+class VersionTampered(DomainError):
+    """A version's content no longer matches its hash: it was changed outside the application."""
+
+    code = "version_tampered"
+    title = "Prompt version failed its integrity check"
+    status = 500
