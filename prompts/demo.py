@@ -1,15 +1,19 @@
-"""The demo data of `manage.py seed_demo`: one user per role, and (as later parts arrive) prompts,
-sandbox keys and API clients. Idempotent: what exists is left as it is."""
+"""The demo data of `manage.py seed_demo`: one user per role and three approved, released prompts
+(later parts add sandbox keys and API clients). Idempotent: what exists is left as it is."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 
 from audit.roles import Role
 from audit.services import audit_event_record
+from config.environments import Environment
+from prompts import services
+from prompts.models import Prompt
 
 DEMO_PASSWORD = "tollgate-demo"  # noqa: S105  (demo accounts only; seed_demo refuses without DEBUG)
 
@@ -52,3 +56,121 @@ def demo_users_seed() -> list[DemoLogin]:
             )
         logins.append(DemoLogin(username=username, role=role.value if role else "Superuser", created=created))
     return logins
+
+
+DEMO_PROMPTS: list[dict[str, Any]] = [
+    {
+        "slug": "support-summary",
+        "name": "Support ticket summary",
+        "purpose": "Summarises an incoming support ticket for the agent who picks it up.",
+        "team": "support",
+        "data_categories": ["personal"],
+        "content": {
+            "system_prompt": (
+                "You summarise customer support tickets for support agents. Write three short bullet points: "
+                "the problem, what the customer already tried, and what they ask for. Do not speculate. "
+                "Never repeat payment card numbers or passwords even if the ticket contains them."
+            ),
+            "user_template": "Ticket from {{ customer_email }}:\n{{ ticket }}",
+            "variables": [
+                {"name": "ticket", "type": "string", "required": True, "max_length": 20000},
+                {"name": "customer_email", "type": "string", "required": True, "max_length": 254, "sensitive": True},
+            ],
+            "model": "claude-sonnet-4-6",
+            "max_tokens": 400,
+            "stop_sequences": [],
+            "cache_ttl": "5m",
+            "routing": {"rules": [{"max_input_tokens": 800, "model": "claude-haiku-4-5"}]},
+            "output_checks": {"max_length": 2000},
+        },
+    },
+    {
+        "slug": "ticket-classifier",
+        "name": "Ticket classifier",
+        "purpose": "Sorts tickets into queues; also the classifier that routes other prompts.",
+        "team": "support",
+        "data_categories": ["none"],
+        "content": {
+            "system_prompt": (
+                "Classify the support ticket. Answer with JSON only: "
+                '{"category": "billing" | "technical" | "account" | "other", "urgent": true | false}.'
+            ),
+            "user_template": "{{ ticket }}",
+            "variables": [{"name": "ticket", "type": "string", "required": True, "max_length": 20000}],
+            "model": "claude-haiku-4-5",
+            "max_tokens": 50,
+            "stop_sequences": [],
+            "cache_ttl": "off",
+            "routing": {},
+            "output_checks": {
+                "json_schema": {
+                    "type": "object",
+                    "required": ["category", "urgent"],
+                    "properties": {
+                        "category": {"enum": ["billing", "technical", "account", "other"]},
+                        "urgent": {"type": "boolean"},
+                    },
+                }
+            },
+        },
+    },
+    {
+        "slug": "email-draft",
+        "name": "Customer e-mail draft",
+        "purpose": "Drafts a reply to a customer for an agent to review before sending.",
+        "team": "support",
+        "data_categories": ["personal", "confidential"],
+        "content": {
+            "system_prompt": (
+                "You draft replies to customers on behalf of a support agent. Be courteous and concrete, "
+                "promise nothing the agent has not confirmed, and sign as 'The Support Team'."
+            ),
+            "user_template": "Customer name: {{ customer_name }}\nTheir issue: {{ issue }}\nTone: {{ tone }}",
+            "variables": [
+                {"name": "customer_name", "type": "string", "required": True, "max_length": 200, "sensitive": True},
+                {"name": "issue", "type": "string", "required": True, "max_length": 10000},
+                {"name": "tone", "type": "enum", "required": True, "choices": ["formal", "friendly"]},
+            ],
+            "model": "claude-sonnet-4-6",
+            "max_tokens": 800,
+            "stop_sequences": [],
+            "cache_ttl": "5m",
+            "routing": {},
+            "output_checks": {"required_patterns": ["The Support Team"], "max_length": 6000},
+        },
+    },
+]
+
+
+@transaction.atomic
+def demo_prompts_seed() -> list[str]:
+    """The demo prompts, written by `author`, approved and released everywhere by `approver`.
+
+    Returns the slugs created now; existing prompts are left as they are.
+    """
+    author = User.objects.get(username="author")
+    approver = User.objects.get(username="approver")
+    created: list[str] = []
+    for spec in DEMO_PROMPTS:
+        if Prompt.objects.filter(slug=spec["slug"]).exists():
+            continue
+        prompt = services.prompt_create(
+            actor=author,
+            slug=spec["slug"],
+            name=spec["name"],
+            purpose=spec["purpose"],
+            owner=author,
+            team=spec["team"],
+            data_categories=spec["data_categories"],
+        )
+        version = services.prompt_version_create(
+            actor=author, prompt=prompt, content=spec["content"], change_summary="First version (demo data)"
+        )
+        services.prompt_version_submit(actor=author, version=version)
+        services.prompt_version_approve(actor=approver, version=version, note="Demo data: reviewed and approved")
+        for environment in (Environment.DEVELOPMENT, Environment.STAGING, Environment.PRODUCTION):
+            services.prompt_version_release(
+                actor=approver, version=version, environment=environment, reason="Demo data"
+            )
+        created.append(prompt.slug)
+    return created

@@ -175,12 +175,6 @@ class PromptVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.prompt.slug} v{self.number}"
 
-    def content(self) -> dict[str, Any]:
-        return {field: getattr(self, field) for field in CONTENT_FIELDS}
-
-    def compute_hash(self) -> str:
-        return content_hash(self.content())
-
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             self._guard_change()
@@ -209,6 +203,12 @@ class PromptVersion(models.Model):
 
     def _refuse_delete(self) -> NoReturn:
         raise ImmutableVersion(f"{self} was submitted; it is part of the change record and cannot be deleted.")
+
+    def content(self) -> dict[str, Any]:
+        return {field: getattr(self, field) for field in CONTENT_FIELDS}
+
+    def compute_hash(self) -> str:
+        return content_hash(self.content())
 
 
 class Release(models.Model):

@@ -56,7 +56,9 @@ def variables_schema_errors(variables: Any) -> list[str]:
         if kind not in types:
             errors.append(f"{where}: type must be one of {sorted(types)}")
         max_length = variable.get("max_length")
-        if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
+        if max_length is not None and (
+            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1
+        ):
             errors.append(f"{where}: max_length must be a positive integer")
         for flag in ("required", "sensitive"):
             if flag in variable and not isinstance(variable[flag], bool):

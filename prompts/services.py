@@ -77,7 +77,12 @@ def prompt_create(
 ) -> Prompt:
     _require(actor, "prompts.add_prompt", "create prompts")
     prompt = Prompt(
-        slug=slug, name=name, purpose=purpose, owner=owner, team=team, data_categories=_data_categories(data_categories or [])
+        slug=slug,
+        name=name,
+        purpose=purpose,
+        owner=owner,
+        team=team,
+        data_categories=_data_categories(data_categories or []),
     )
     prompt.full_clean()
     _save(prompt, actor=actor, reason="Prompt created")
@@ -158,7 +163,11 @@ def prompt_version_create(
         action="prompt_version.create",
         actor=actor,
         target=version,
-        changes={"number": number, "based_on": based_on.number if based_on else None, "content_hash": version.content_hash},
+        changes={
+            "number": number,
+            "based_on": based_on.number if based_on else None,
+            "content_hash": version.content_hash,
+        },
     )
     return version
 
@@ -234,9 +243,10 @@ def prompt_version_submit(*, actor: User, version: PromptVersion, reason: str = 
     version = _locked(version, VersionStatus.DRAFT)
     _check_content(version.content(), version.change_summary)
     classifier = version.routing.get("classifier")
-    if classifier and not PromptVersion.objects.filter(
-        prompt__slug=classifier["prompt"], status=VersionStatus.APPROVED
-    ).exists():
+    if (
+        classifier
+        and not PromptVersion.objects.filter(prompt__slug=classifier["prompt"], status=VersionStatus.APPROVED).exists()
+    ):
         raise InvalidVersion({"routing": [f"classifier prompt '{classifier['prompt']}' has no approved version"]})
     return _transition(
         version,
@@ -257,7 +267,9 @@ def _review(version: PromptVersion, *, actor: User, note: str, to: str) -> Promp
     with transaction.atomic():
         version = _locked(version, VersionStatus.IN_REVIEW)
         if version.author_id == actor.pk:
-            raise FourEyesViolation(f"{actor.get_username()} wrote {version} and cannot {doing} it: a second person must.")
+            raise FourEyesViolation(
+                f"{actor.get_username()} wrote {version} and cannot {doing} it: a second person must."
+            )
         return _transition(
             version,
             actor=actor,

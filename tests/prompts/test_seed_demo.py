@@ -7,7 +7,11 @@ from django.core.management import CommandError, call_command
 
 from audit.models import AuditEvent
 from audit.roles import Role
+from config.environments import Environment
+from prompts import services
+from prompts.choices import VersionStatus
 from prompts.demo import DEMO_PASSWORD
+from prompts.models import Prompt
 
 pytestmark = pytest.mark.django_db
 
@@ -26,6 +30,20 @@ def test_seed_demo_creates_a_login_for_every_role(settings, capsys):
     assert AuditEvent.objects.filter(action="user.create").count() == 5
 
 
+def test_seed_demo_releases_each_prompt_everywhere_approved_by_someone_else(settings):
+    settings.DEBUG = True
+
+    call_command("seed_demo")
+
+    assert Prompt.objects.count() == 3
+    for prompt in Prompt.objects.all():
+        version = prompt.versions.get()
+        assert version.status == VersionStatus.APPROVED
+        assert version.author != version.reviewed_by
+        assert sorted(prompt.releases.values_list("environment", flat=True)) == sorted(Environment.values)
+        assert services.released_version_for_run(slug=prompt.slug, environment="production") == version
+
+
 def test_seed_demo_is_idempotent(settings):
     settings.DEBUG = True
     call_command("seed_demo")
@@ -34,6 +52,7 @@ def test_seed_demo_is_idempotent(settings):
     call_command("seed_demo")
 
     assert User.objects.count() == 5
+    assert Prompt.objects.count() == 3
     assert User.objects.get(username="author").email == "changed@example.com"
 
 

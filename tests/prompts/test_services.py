@@ -140,13 +140,16 @@ def test_each_step_needs_its_role(request, in_review, approver, persona, action)
     if action == "release":
         services.prompt_version_approve(actor=approver, version=in_review, note="fine")
 
+    calls = {
+        "approve": lambda: services.prompt_version_approve(actor=actor, version=in_review, note="ok"),
+        "submit": lambda: services.prompt_version_submit(actor=actor, version=in_review),
+        "release": lambda: services.prompt_version_release(
+            actor=actor, version=in_review, environment="development", reason="x"
+        ),
+    }
+
     with pytest.raises(RoleRequired):
-        if action == "approve":
-            services.prompt_version_approve(actor=actor, version=in_review, note="ok")
-        elif action == "submit":
-            services.prompt_version_submit(actor=actor, version=in_review)
-        else:
-            services.prompt_version_release(actor=actor, version=in_review, environment="development", reason="x")
+        calls[action]()
 
 
 def test_approvers_cannot_write_or_edit_content(prompt, draft, approver):
@@ -262,7 +265,11 @@ def test_releasing_what_is_already_live_is_refused(approved, approver):
 def test_every_transition_leaves_history_and_an_audit_event(approved, approver, author):
     services.prompt_version_release(actor=approver, version=approved, environment="development", reason="try it")
 
-    history = list(approved.history.order_by("history_date").values_list("status", "history_user__username", "history_change_reason"))
+    history = list(
+        approved.history.order_by("history_date").values_list(
+            "status", "history_user__username", "history_change_reason"
+        )
+    )
     assert history == [
         ("draft", "alice-author", "Draft created"),
         ("in_review", "alice-author", "Submitted for review"),

@@ -1,0 +1,359 @@
+"""The prompt registry in the admin, for authors, approvers and auditors.
+
+Every change goes through `prompts.services`: the admin only collects input (and a reason) and shows
+the outcome. Approvers see a diff against the live and the previous version before they decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from simple_history.admin import SimpleHistoryAdmin
+
+from config.environments import Environment
+from config.errors import DomainError
+from prompts import selectors, services
+from prompts.choices import DataCategory, VersionStatus
+from prompts.models import CONTENT_FIELDS, Prompt, PromptVersion, Release
+from prompts.validation import version_content_errors
+
+# --- prompts ---------------------------------------------------------------------------------------------
+
+
+class PromptForm(forms.ModelForm):  # type: ignore[type-arg]
+    data_categories = forms.MultipleChoiceField(
+        choices=DataCategory.choices, widget=forms.CheckboxSelectMultiple, required=False
+    )
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), required=False, help_text="Why this change (required when editing)."
+    )
+
+    class Meta:
+        model = Prompt
+        fields = ["slug", "name", "purpose", "owner", "team", "data_categories"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.instance.pk and not (cleaned.get("reason") or "").strip():
+            self.add_error("reason", "Say why the prompt changes: the reason goes into its history.")
+        return cleaned
+
+
+@admin.register(Prompt)
+class PromptAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
+    form = PromptForm
+    list_display = ["slug", "name", "owner", "team", "categories", "live", "pending_reviews"]
+    search_fields = ["slug", "name", "team", "purpose"]
+    list_filter = ["team"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Prompt]:
+        queryset: QuerySet[Prompt] = super().get_queryset(request)
+        return (
+            queryset.select_related("owner")
+            .prefetch_related("releases__version")
+            .annotate(pending=Count("versions", filter=Q(versions__status=VersionStatus.IN_REVIEW)))
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Prompt | None = None) -> list[str]:
+        return ["slug"] if obj is not None else []
+
+    @admin.display(description="data categories")
+    def categories(self, obj: Prompt) -> str:
+        return ", ".join(obj.data_category_labels()) or "—"
+
+    @admin.display(description="live (dev / staging / production)")
+    def live(self, obj: Prompt) -> str:
+        by_environment = {release.environment: release.version.number for release in obj.releases.all()}
+        return " / ".join(f"v{by_environment[e]}" if e in by_environment else "—" for e in Environment.values)
+
+    @admin.display(description="pending reviews", ordering="pending")
+    def pending_reviews(self, obj: Prompt) -> int:
+        return obj.pending  # type: ignore[attr-defined, no-any-return]
+
+    def save_model(self, request: HttpRequest, obj: Prompt, form: forms.ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+        data = form.cleaned_data
+        user: User = request.user  # type: ignore[assignment]
+        if change:
+            fields = {name: data[name] for name in form.changed_data if name in services.PROMPT_FIELDS}
+            # `obj` already carries the form's values; the service compares against what is stored.
+            stored = Prompt.objects.get(pk=obj.pk)
+            services.prompt_update(actor=user, prompt=stored, reason=data["reason"], **fields)
+        else:
+            created = services.prompt_create(
+                actor=user,
+                slug=data["slug"],
+                name=data["name"],
+                purpose=data["purpose"],
+                owner=data["owner"],
+                team=data["team"],
+                data_categories=data["data_categories"],
+            )
+            obj.pk = created.pk
+            obj._state.adding = False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # prompts stay in the inventory; their versions are retired instead
+
+
+# --- versions -------------------------------------------------------------------------------------------
+
+
+class VersionForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = PromptVersion
+        fields = ["prompt", *CONTENT_FIELDS, "change_summary"]
+        widgets = {
+            "system_prompt": forms.Textarea(attrs={"rows": 10, "cols": 100}),
+            "user_template": forms.Textarea(attrs={"rows": 6, "cols": 100}),
+            "change_summary": forms.Textarea(attrs={"rows": 2, "cols": 100}),
+        }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        content = {field: cleaned.get(field) for field in CONTENT_FIELDS}
+        for field, problems in version_content_errors(content, cleaned.get("change_summary") or "").items():
+            for problem in problems:
+                self.add_error(field if field in self.fields else None, problem)
+        return cleaned
+
+
+class TransitionForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), required=False)
+    environment = forms.ChoiceField(choices=Environment.choices, required=False)
+
+
+# action → (button label, permission, allowed statuses, reason required, needs environment)
+ACTIONS: dict[str, tuple[str, str, set[str], bool, bool]] = {
+    "submit": ("Submit for review", "prompts.submit_promptversion", {VersionStatus.DRAFT}, False, False),
+    "approve": ("Approve", "prompts.review_promptversion", {VersionStatus.IN_REVIEW}, True, False),
+    "reject": ("Reject", "prompts.review_promptversion", {VersionStatus.IN_REVIEW}, True, False),
+    "release": ("Release", "prompts.release_promptversion", {VersionStatus.APPROVED}, True, True),
+    "retire": ("Retire", "prompts.retire_promptversion", {VersionStatus.APPROVED}, True, False),
+    "new_draft": ("New draft from this version", "prompts.add_promptversion", set(VersionStatus.values), False, False),
+}
+
+
+def _run(action: str, user: User, version: PromptVersion, data: dict[str, Any]) -> PromptVersion:
+    reason, environment = data.get("reason") or "", data.get("environment") or ""
+    calls: dict[str, Callable[[], Any]] = {
+        "submit": lambda: services.prompt_version_submit(actor=user, version=version, reason=reason),
+        "approve": lambda: services.prompt_version_approve(actor=user, version=version, note=reason),
+        "reject": lambda: services.prompt_version_reject(actor=user, version=version, note=reason),
+        "release": lambda: (
+            services.prompt_version_release(actor=user, version=version, environment=environment, reason=reason).version
+        ),
+        "retire": lambda: services.prompt_version_retire(actor=user, version=version, reason=reason),
+        "new_draft": lambda: services.prompt_version_new_draft(actor=user, source=version),
+    }
+    result: PromptVersion = calls[action]()
+    return result
+
+
+@admin.register(PromptVersion)
+class PromptVersionAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
+    form = VersionForm
+    change_form_template = "admin/prompts/promptversion/change_form.html"
+    list_display = ["__str__", "status", "model", "author", "submitted_at", "reviewed_by", "reviewed_at"]
+    list_filter = ["status", "prompt"]
+    search_fields = ["prompt__slug", "change_summary"]
+    list_select_related = ["prompt", "author", "reviewed_by"]
+    readonly_fields_always = [
+        "number",
+        "status",
+        "content_hash",
+        "based_on",
+        "author",
+        "created_at",
+        "submitted_by",
+        "submitted_at",
+        "reviewed_by",
+        "reviewed_at",
+        "review_note",
+        "retired_by",
+        "retired_at",
+        "retire_reason",
+    ]
+
+    def _editable(self, request: HttpRequest, obj: PromptVersion | None) -> bool:
+        """Content is editable only in a draft, and only by its author."""
+        if obj is None:
+            return True
+        return obj.status == VersionStatus.DRAFT and obj.author_id == request.user.pk
+
+    def get_readonly_fields(self, request: HttpRequest, obj: PromptVersion | None = None) -> list[str]:
+        if obj is None:
+            return []
+        if self._editable(request, obj):
+            return ["prompt", *self.readonly_fields_always]
+        return ["prompt", *CONTENT_FIELDS, "change_summary", *self.readonly_fields_always]
+
+    def get_fields(self, request: HttpRequest, obj: PromptVersion | None = None) -> list[str]:
+        base = ["prompt", *CONTENT_FIELDS, "change_summary"]
+        return base if obj is None else [*base, *self.readonly_fields_always]
+
+    def has_change_permission(self, request: HttpRequest, obj: PromptVersion | None = None) -> bool:
+        if obj is not None and not self._editable(request, obj):
+            return False
+        return bool(super().has_change_permission(request, obj))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # versions are the change record
+
+    def save_model(self, request: HttpRequest, obj: PromptVersion, form: forms.ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+        data = form.cleaned_data
+        content = {field: data[field] for field in CONTENT_FIELDS}
+        user: User = request.user  # type: ignore[assignment]
+        if change:
+            services.prompt_version_update(
+                actor=user, version=obj, content=content, change_summary=data["change_summary"]
+            )
+        else:
+            created = services.prompt_version_create(
+                actor=user, prompt=data["prompt"], content=content, change_summary=data["change_summary"]
+            )
+            obj.pk = created.pk
+            obj._state.adding = False
+
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        extra_context = extra_context or {}
+        if object_id:
+            version = get_object_or_404(PromptVersion.objects.select_related("prompt"), pk=object_id)
+            extra_context.update(self._review_context(request, version))
+        return super().changeform_view(request, object_id, form_url, extra_context)  # type: ignore[no-any-return]
+
+    def _review_context(self, request: HttpRequest, version: PromptVersion) -> dict[str, Any]:
+        live = selectors.live_reference(version)
+        previous = selectors.previous_version(version)
+        user = request.user
+        actions = [
+            (name, label)
+            for name, (label, permission, statuses, _, _) in ACTIONS.items()
+            if version.status in statuses
+            and user.has_perm(permission)
+            and not (name in ("approve", "reject") and version.author_id == user.pk)
+        ]
+        return {
+            "version": version,
+            "live_environment": live[0] if live else None,
+            "live_version": live[1] if live else None,
+            "diff_live": selectors.version_diff(live[1], version) if live and live[1].pk != version.pk else None,
+            "previous": previous,
+            "diff_previous": selectors.version_diff(previous, version),
+            "live_in": sorted(selectors.live_versions(version.prompt_id).items()),
+            "transition_actions": actions,
+        }
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [
+            path(
+                "<int:object_id>/do/<str:action>/",
+                self.admin_site.admin_view(self.transition_view),
+                name="prompts_promptversion_transition",
+            )
+        ]
+        return [*custom, *super().get_urls()]
+
+    def transition_view(self, request: HttpRequest, object_id: int, action: str) -> HttpResponse:
+        if action not in ACTIONS:
+            raise PermissionDenied
+        version = get_object_or_404(PromptVersion.objects.select_related("prompt"), pk=object_id)
+        if not self.has_view_permission(request, version):
+            raise PermissionDenied
+        label, _, _, reason_required, needs_environment = ACTIONS[action]
+        form = TransitionForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            user: User = request.user  # type: ignore[assignment]
+            try:
+                result = _run(action, user, version, form.cleaned_data)
+            except DomainError as exc:
+                form.add_error(None, exc.detail)
+            else:
+                messages.success(request, f"{label}: done for {version}.")
+                return HttpResponseRedirect(reverse("admin:prompts_promptversion_change", args=[result.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            **self._review_context(request, version),
+            "opts": self.model._meta,
+            "title": f"{label}: {version}",
+            "form": form,
+            "action": action,
+            "action_label": label,
+            "reason_required": reason_required,
+            "needs_environment": needs_environment,
+        }
+        return TemplateResponse(request, "admin/prompts/promptversion/transition.html", context)
+
+
+# --- releases -------------------------------------------------------------------------------------------
+
+
+@admin.register(Release)
+class ReleaseAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
+    list_display = ["prompt", "environment", "version_number", "released_by", "released_at", "is_rollback", "reason"]
+    list_filter = ["environment", "is_rollback"]
+    list_select_related = ["prompt", "version", "released_by"]
+    change_form_template = "admin/prompts/release/change_form.html"
+
+    @admin.display(description="version")
+    def version_number(self, obj: Release) -> str:
+        return f"v{obj.version.number}"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # releases are made from an approved version's page
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [
+            path(
+                "<int:object_id>/rollback/",
+                self.admin_site.admin_view(self.rollback_view),
+                name="prompts_release_rollback",
+            )
+        ]
+        return [*custom, *super().get_urls()]
+
+    def rollback_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        release = get_object_or_404(
+            Release.objects.select_related("prompt", "version", "previous_version"), pk=object_id
+        )
+        if not request.user.has_perm("prompts.release_promptversion"):
+            raise PermissionDenied
+        form = TransitionForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            user: User = request.user  # type: ignore[assignment]
+            try:
+                services.release_rollback(actor=user, release=release, reason=form.cleaned_data["reason"])
+            except DomainError as exc:
+                form.add_error(None, exc.detail)
+            else:
+                messages.success(request, f"{release.prompt} in {release.environment} rolled back.")
+                return HttpResponseRedirect(reverse("admin:prompts_release_changelist"))
+        diffs = selectors.version_diff(release.version, release.previous_version) if release.previous_version else []
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Roll back {release.prompt} in {release.environment}",
+            "release": release,
+            "form": form,
+            "diff": diffs,
+        }
+        return TemplateResponse(request, "admin/prompts/release/rollback.html", context)
