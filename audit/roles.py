@@ -22,9 +22,11 @@ class Role(models.TextChoices):
 
 
 _READ_PROMPTS = ("prompts.view_prompt", "prompts.view_promptversion", "prompts.view_release")
+_READ_KEYS = ("keys.view_providerkey", "keys.view_apiclient", "keys.view_apitoken")
 
 # "app_label.codename" per role. Reading the audit trail is part of every oversight role. Authors
-# write and submit; approvers review, release and retire but never edit content; auditors only read.
+# write and submit; approvers review, release and retire but never edit content; custodians manage
+# keys and API clients; auditors only read (key metadata included, never a secret).
 ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
     Role.PROMPT_AUTHORS: (
         *_READ_PROMPTS,
@@ -41,8 +43,19 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "prompts.retire_promptversion",
         "audit.view_auditevent",
     ),
-    Role.KEY_CUSTODIANS: ("audit.view_auditevent",),
-    Role.AUDITORS: (*_READ_PROMPTS, "audit.view_auditevent"),
+    Role.KEY_CUSTODIANS: (
+        "keys.view_providerkey",
+        "keys.add_providerkey",
+        "keys.change_providerkey",
+        "keys.view_apiclient",
+        "keys.add_apiclient",
+        "keys.change_apiclient",
+        "keys.view_apitoken",
+        "keys.add_apitoken",
+        "keys.change_apitoken",
+        "audit.view_auditevent",
+    ),
+    Role.AUDITORS: (*_READ_PROMPTS, *_READ_KEYS, "audit.view_auditevent"),
 }
 
 

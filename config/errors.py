@@ -19,3 +19,17 @@ class DomainError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra or {}
+
+
+class RoleRequired(DomainError):
+    """The actor lacks the role (permission) for what they tried."""
+
+    code = "permission_denied"
+    title = "Permission denied"
+    status = 403
+
+
+class ReasonRequired(DomainError):
+    code = "reason_required"
+    title = "Reason required"
+    status = 400

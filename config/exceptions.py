@@ -57,10 +57,16 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
             ("invalid_request", "Invalid request"),
         )
         headers = {}
+        auth_header = getattr(exc, "auth_header", None)  # set by DRF on 401s
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
         wait = getattr(exc, "wait", None)
         if isinstance(exc, exceptions.Throttled) and wait is not None:
             headers["Retry-After"] = str(max(1, int(wait)))
         extra: dict[str, Any] = {}
+        if isinstance(exc, exceptions.AuthenticationFailed) and isinstance(exc.get_codes(), str):
+            # Which check failed (malformed, unknown, revoked, expired, client_inactive, ...).
+            extra["reason"] = exc.get_codes()
         if isinstance(exc, exceptions.ValidationError):
             extra["errors"] = exc.detail
             detail = "The request has invalid fields; see `errors`."

@@ -1,1 +1,162 @@
-"""Models of this app arrive with their issues."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from config.environments import Environment
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+
+
+class KeyStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    RETIRING = "retiring", "Retiring (grace period)"
+    REVOKED = "revoked", "Revoked"
+
+
+class ProviderKey(models.Model):
+    """An Anthropic API key for one environment, encrypted at rest and never shown after it is saved.
+
+    Only its last four characters and a fingerprint identify it anywhere in the product. One key is
+    active per environment; during a rotation the previous one may stay `retiring` for a grace period.
+    """
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    environment = models.CharField(max_length=12, choices=Environment.choices)
+    label = models.CharField(max_length=100)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", help_text="Gets rotation reminders."
+    )
+    secret_ciphertext = models.TextField(editable=False)
+    secret_kek_id = models.CharField(max_length=32, editable=False)
+    last_four = models.CharField(max_length=4, editable=False)
+    fingerprint = models.CharField(max_length=16, editable=False, help_text="First 16 hex digits of SHA-256.")
+    base_url = models.URLField(default=DEFAULT_BASE_URL)
+    status = models.CharField(max_length=10, choices=KeyStatus.choices, default=KeyStatus.ACTIVE, editable=False)
+    retiring_until = models.DateTimeField(null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    rotation_period_days = models.PositiveIntegerField(default=90, validators=[MinValueValidator(1)])
+    last_rotated_at = models.DateTimeField(default=timezone.now, editable=False)
+    monthly_cap_usd = models.DecimalField(max_digits=12, decimal_places=2, validators=[MinValueValidator(Decimal(0))])
+    daily_cap_usd = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(Decimal(0))]
+    )
+    alert_threshold_percent = models.PositiveSmallIntegerField(
+        default=80, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", editable=False
+    )
+
+    history = HistoricalRecords(excluded_fields=["secret_ciphertext", "secret_kek_id"])
+
+    class Meta:
+        ordering = ["environment", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment"], condition=Q(status="active"), name="provider_key_one_active_per_environment"
+            ),
+            models.UniqueConstraint(
+                fields=["environment"], condition=Q(status="retiring"), name="provider_key_one_retiring_per_environment"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.environment}, …{self.last_four})"
+
+    @property
+    def next_due(self) -> datetime:
+        return self.last_rotated_at + timedelta(days=self.rotation_period_days)
+
+
+class KeyReminder(models.Model):
+    """One rotation reminder sent for one key on one day: the unique row is what prevents a second."""
+
+    key = models.ForeignKey(ProviderKey, on_delete=models.CASCADE, related_name="reminders")
+    day = models.DateField()
+    days_left = models.IntegerField()
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "day"], name="key_reminder_once_a_day")]
+
+    def __str__(self) -> str:
+        return f"reminder for {self.key} on {self.day}"
+
+
+class ApiClient(models.Model):
+    """A caller of the REST API (a team's service): its environment, what it may run and spend."""
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=100)
+    team = models.CharField(max_length=100, blank=True)
+    environment = models.CharField(max_length=12, choices=Environment.choices)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    all_prompts = models.BooleanField(default=False, help_text="May run every prompt released to its environment.")
+    allowed_prompts = models.JSONField(default=list, blank=True, help_text="Slugs of the prompts it may run.")
+    rate_limit_per_minute = models.PositiveIntegerField(default=60, validators=[MinValueValidator(1)])
+    monthly_cap_usd = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(Decimal(0))]
+    )
+    webhook_secret_ciphertext = models.TextField(editable=False)
+    webhook_secret_kek_id = models.CharField(max_length=32, editable=False)
+    is_active = models.BooleanField(default=True, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    history = HistoricalRecords(excluded_fields=["webhook_secret_ciphertext", "webhook_secret_kek_id"])
+
+    class Meta:
+        ordering = ["environment", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.environment})"
+
+    # DRF treats the authenticated principal as request.user.
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    def may_run(self, slug: str) -> bool:
+        return self.all_prompts or slug in self.allowed_prompts
+
+
+class ApiToken(models.Model):
+    """One bearer token of an API client. Only its digest is kept; several may be live to rotate."""
+
+    client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="tokens")
+    label = models.CharField(max_length=100)
+    lookup_id = models.CharField(max_length=12, unique=True, editable=False)
+    token_digest = models.CharField(max_length=64, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", editable=False
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    # last_used_at changes on use, not by anyone's decision: it stays out of the change history.
+    history = HistoricalRecords(excluded_fields=["token_digest", "last_used_at"])
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.client.name}, tg_…{self.lookup_id[:4]})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from config.errors import DomainError
+from config.errors import DomainError, ReasonRequired, RoleRequired
+
+__all__ = ["ReasonRequired", "RoleRequired"]  # shared with the other apps, re-exported for callers here
 
 
 class ImmutableVersion(DomainError):
@@ -21,18 +23,6 @@ class FourEyesViolation(DomainError):
     code = "four_eyes_violation"
     title = "Author cannot review"
     status = 403
-
-
-class RoleRequired(DomainError):
-    code = "permission_denied"
-    title = "Permission denied"
-    status = 403
-
-
-class ReasonRequired(DomainError):
-    code = "reason_required"
-    title = "Reason required"
-    status = 400
 
 
 class InvalidVersion(DomainError):

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import QuerySet
+
 from config.environments import Environment
 from prompts.models import PromptVersion, Release
 
@@ -77,3 +79,8 @@ def previous_version(version: PromptVersion) -> PromptVersion | None:
     return (
         PromptVersion.objects.filter(prompt_id=version.prompt_id, number__lt=version.number).order_by("-number").first()
     )
+
+
+def releases_in(environment: str) -> QuerySet[Release]:
+    """The live releases of one environment, with their versions and prompts."""
+    return Release.objects.filter(environment=environment).select_related("prompt", "version").order_by("prompt__slug")

@@ -17,13 +17,13 @@ from django.utils import timezone
 
 from audit.services import audit_event_record
 from config.environments import Environment
+from config.governance import require_permission, require_reason, save_with_history
 from prompts.choices import DataCategory, VersionStatus
 from prompts.errors import (
     FourEyesViolation,
     IllegalTransition,
     InvalidVersion,
     PromptNotFound,
-    ReasonRequired,
     RoleRequired,
     VersionTampered,
 )
@@ -33,25 +33,6 @@ from prompts.validation import version_content_errors
 logger = logging.getLogger(__name__)
 
 PROMPT_FIELDS = ("name", "purpose", "owner", "team", "data_categories")
-
-
-def _require(actor: User, permission: str, doing: str) -> None:
-    if not actor.has_perm(permission):
-        raise RoleRequired(f"{actor.get_username()} may not {doing}.")
-
-
-def _reason(reason: str, doing: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise ReasonRequired(f"A reason is required to {doing}.")
-    return reason
-
-
-def _save(instance: models.Model, *, actor: User, reason: str) -> None:
-    """Save with the acting user and reason on the history row."""
-    instance._history_user = actor  # type: ignore[attr-defined]
-    instance._change_reason = reason  # type: ignore[attr-defined]
-    instance.save()
 
 
 def _data_categories(values: list[str]) -> list[str]:
@@ -75,7 +56,7 @@ def prompt_create(
     team: str = "",
     data_categories: list[str] | None = None,
 ) -> Prompt:
-    _require(actor, "prompts.add_prompt", "create prompts")
+    require_permission(actor, "prompts.add_prompt", "create prompts")
     prompt = Prompt(
         slug=slug,
         name=name,
@@ -85,7 +66,7 @@ def prompt_create(
         data_categories=_data_categories(data_categories or []),
     )
     prompt.full_clean()
-    _save(prompt, actor=actor, reason="Prompt created")
+    save_with_history(prompt, actor=actor, reason="Prompt created")
     audit_event_record(
         action="prompt.create",
         actor=actor,
@@ -97,8 +78,8 @@ def prompt_create(
 
 @transaction.atomic
 def prompt_update(*, actor: User, prompt: Prompt, reason: str, **changes: Any) -> Prompt:
-    _require(actor, "prompts.change_prompt", "change prompts")
-    reason = _reason(reason, "change a prompt")
+    require_permission(actor, "prompts.change_prompt", "change prompts")
+    reason = require_reason(reason, "change a prompt")
     unknown = set(changes) - set(PROMPT_FIELDS)
     if unknown:
         raise InvalidVersion({field: ["cannot be changed here"] for field in sorted(unknown)})
@@ -108,7 +89,7 @@ def prompt_update(*, actor: User, prompt: Prompt, reason: str, **changes: Any) -
     for field, value in changes.items():
         setattr(prompt, field, value)
     prompt.full_clean()
-    _save(prompt, actor=actor, reason=reason)
+    save_with_history(prompt, actor=actor, reason=reason)
 
     def shown(value: Any) -> Any:
         return value.get_username() if isinstance(value, User) else value
@@ -142,7 +123,7 @@ def prompt_version_create(
     based_on: PromptVersion | None = None,
 ) -> PromptVersion:
     """A new draft. `content` holds every field of CONTENT_FIELDS."""
-    _require(actor, "prompts.add_promptversion", "write prompt versions")
+    require_permission(actor, "prompts.add_promptversion", "write prompt versions")
     missing = set(CONTENT_FIELDS) - set(content)
     if missing:
         raise InvalidVersion({field: ["is required"] for field in sorted(missing)})
@@ -158,7 +139,9 @@ def prompt_version_create(
         based_on=based_on,
         **{field: content[field] for field in CONTENT_FIELDS},
     )
-    _save(version, actor=actor, reason=f"New draft from v{based_on.number}" if based_on else "Draft created")
+    save_with_history(
+        version, actor=actor, reason=f"New draft from v{based_on.number}" if based_on else "Draft created"
+    )
     audit_event_record(
         action="prompt_version.create",
         actor=actor,
@@ -177,7 +160,7 @@ def prompt_version_update(
     *, actor: User, version: PromptVersion, content: dict[str, Any], change_summary: str
 ) -> PromptVersion:
     """Edit a draft. Only its author may: whoever shapes the content must not be able to review it."""
-    _require(actor, "prompts.change_promptversion", "edit prompt versions")
+    require_permission(actor, "prompts.change_promptversion", "edit prompt versions")
     version = PromptVersion.objects.select_for_update().get(pk=version.pk)
     if version.status != VersionStatus.DRAFT:
         raise IllegalTransition(f"{version} is {version.get_status_display().lower()}; start a new draft from it.")
@@ -189,7 +172,7 @@ def prompt_version_update(
     for field, value in merged.items():
         setattr(version, field, value)
     version.change_summary = change_summary
-    _save(version, actor=actor, reason="Draft edited")
+    save_with_history(version, actor=actor, reason="Draft edited")
     audit_event_record(
         action="prompt_version.update",
         actor=actor,
@@ -218,7 +201,7 @@ def _transition(
     version.status = to
     for field, value in fields.items():
         setattr(version, field, value)
-    _save(version, actor=actor, reason=reason)
+    save_with_history(version, actor=actor, reason=reason)
     audit_event_record(
         action=action,
         actor=actor,
@@ -239,7 +222,7 @@ def _locked(version: PromptVersion, *expected: str) -> PromptVersion:
 
 @transaction.atomic
 def prompt_version_submit(*, actor: User, version: PromptVersion, reason: str = "") -> PromptVersion:
-    _require(actor, "prompts.submit_promptversion", "submit prompt versions")
+    require_permission(actor, "prompts.submit_promptversion", "submit prompt versions")
     version = _locked(version, VersionStatus.DRAFT)
     _check_content(version.content(), version.change_summary)
     classifier = version.routing.get("classifier")
@@ -261,8 +244,8 @@ def prompt_version_submit(*, actor: User, version: PromptVersion, reason: str = 
 
 def _review(version: PromptVersion, *, actor: User, note: str, to: str) -> PromptVersion:
     doing = "approve" if to == VersionStatus.APPROVED else "reject"
-    _require(actor, "prompts.review_promptversion", f"{doing} prompt versions")
-    note = _reason(note, f"{doing} a version")
+    require_permission(actor, "prompts.review_promptversion", f"{doing} prompt versions")
+    note = require_reason(note, f"{doing} a version")
     prompt_version_verify(version=version)
     with transaction.atomic():
         version = _locked(version, VersionStatus.IN_REVIEW)
@@ -292,8 +275,8 @@ def prompt_version_reject(*, actor: User, version: PromptVersion, note: str) -> 
 
 @transaction.atomic
 def prompt_version_retire(*, actor: User, version: PromptVersion, reason: str) -> PromptVersion:
-    _require(actor, "prompts.retire_promptversion", "retire prompt versions")
-    reason = _reason(reason, "retire a version")
+    require_permission(actor, "prompts.retire_promptversion", "retire prompt versions")
+    reason = require_reason(reason, "retire a version")
     version = _locked(version, VersionStatus.APPROVED)
     live = sorted(version.releases.values_list("environment", flat=True))
     if live:
@@ -315,8 +298,8 @@ def prompt_version_retire(*, actor: User, version: PromptVersion, reason: str) -
 
 def prompt_version_release(*, actor: User, version: PromptVersion, environment: str, reason: str) -> Release:
     """Make `version` the live one in `environment`. Releasing an older version is a rollback."""
-    _require(actor, "prompts.release_promptversion", "release prompt versions")
-    reason = _reason(reason, "release a version")
+    require_permission(actor, "prompts.release_promptversion", "release prompt versions")
+    reason = require_reason(reason, "release a version")
     if environment not in Environment.values:
         raise InvalidVersion({"environment": [f"must be one of {', '.join(Environment.values)}"]})
     prompt_version_verify(version=version)
@@ -342,7 +325,7 @@ def prompt_version_release(*, actor: User, version: PromptVersion, environment: 
         release.released_at = timezone.now()
         release.reason = reason
         release.is_rollback = previous is not None and version.number < previous.number
-        _save(release, actor=actor, reason=reason)
+        save_with_history(release, actor=actor, reason=reason)
         audit_event_record(
             action="release.rollback" if release.is_rollback else "release.create",
             actor=actor,

@@ -1,0 +1,50 @@
+"""The one authentication choke point of the REST API: bearer tokens of API clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.request import Request
+
+from keys.errors import AuthenticationFailed
+from keys.models import ApiClient, ApiToken
+from keys.services import api_token_authenticate
+
+
+class ApiTokenAuthentication(BaseAuthentication):
+    """`Authorization: Bearer tg_<env>_…`; request.user becomes the ApiClient, request.auth the token.
+
+    Nothing is cached: a revoked token or a deactivated client is refused on its very next request.
+    """
+
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[ApiClient, ApiToken] | None:
+        header = get_authorization_header(request).split()
+        if not header or header[0].decode().lower() != self.keyword.lower():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed(
+                "The Authorization header must be 'Bearer <token>'.", code="malformed"
+            )
+        try:
+            token = api_token_authenticate(header[1].decode(errors="replace"))
+        except AuthenticationFailed as exc:
+            raise exceptions.AuthenticationFailed(exc.detail, code=exc.reason) from None
+        return token.client, token
+
+    def authenticate_header(self, request: Request) -> str:
+        return f'{self.keyword} realm="tollgate"'
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[misc]
+    """Describes the bearer token in the OpenAPI schema."""
+
+    target_class = "keys.authentication.ApiTokenAuthentication"
+    name = "ApiToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "tg_<env>_<random><checksum>"}

@@ -1,0 +1,35 @@
+"""Reads of keys and API clients."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from keys.models import KeyStatus, ProviderKey
+
+DUE_SOON_DAYS = 14
+
+
+def active_provider_key(*, environment: str) -> ProviderKey | None:
+    """The key an environment's calls use."""
+    return ProviderKey.objects.filter(environment=environment, status=KeyStatus.ACTIVE).first()
+
+
+def rotation_state(key: ProviderKey, *, today: date | None = None) -> str:
+    """ "ok", "due soon" (within 14 days) or "overdue"."""
+    days_left = (key.next_due.date() - (today or timezone.localdate())).days
+    if days_left <= 0:
+        return "overdue"
+    return "due soon" if days_left <= DUE_SOON_DAYS else "ok"
+
+
+def keys_needing_rotation(*, today: date | None = None) -> QuerySet[ProviderKey]:
+    """Active keys due within 14 days or overdue (for the admin banner)."""
+    today = today or timezone.localdate()
+    keys = ProviderKey.objects.filter(status=KeyStatus.ACTIVE).only(
+        "pk", "label", "environment", "last_four", "last_rotated_at", "rotation_period_days"
+    )
+    due = [key.pk for key in keys if rotation_state(key, today=today) != "ok"]
+    return ProviderKey.objects.filter(pk__in=due)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
+
+from prompts.models import Release
+
+# Declared inline: a serializer class cannot have a field named `required` (it shadows Field.required).
+VariableSerializer = inline_serializer(
+    name="Variable",
+    fields={
+        "name": serializers.CharField(),
+        "type": serializers.CharField(),
+        "required": serializers.BooleanField(),
+        "max_length": serializers.IntegerField(allow_null=True),
+        "sensitive": serializers.BooleanField(),
+        "choices": serializers.ListField(child=serializers.CharField(), allow_null=True),
+    },
+    many=True,
+)
+
+
+class PromptOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """A prompt as a client sees it: what is live in its environment and what the run needs."""
+
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    version = serializers.IntegerField(help_text="The version number live in this environment.")
+    model = serializers.CharField()
+    variables = VariableSerializer
+
+    def to_representation(self, instance: Release) -> dict[str, Any]:
+        version = instance.version
+        return {
+            "slug": instance.prompt.slug,
+            "name": instance.prompt.name,
+            "version": version.number,
+            "model": version.model,
+            "variables": [
+                {
+                    "name": variable["name"],
+                    "type": variable.get("type", "string"),
+                    "required": variable.get("required", True),
+                    "max_length": variable.get("max_length"),
+                    "sensitive": variable.get("sensitive", False),
+                    "choices": variable.get("choices"),
+                }
+                for variable in version.variables
+            ],
+        }

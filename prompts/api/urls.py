@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from prompts.api import views
+
+urlpatterns = [
+    path("prompts", views.PromptListApi.as_view(), name="prompt-list"),
+    path("prompts/<slug:slug>", views.PromptDetailApi.as_view(), name="prompt-detail"),
+]
