@@ -40,7 +40,7 @@ class ApiTokenAuthentication(BaseAuthentication):
         return f'{self.keyword} realm="tollgate"'
 
 
-class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[misc]
+class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     """Describes the bearer token in the OpenAPI schema."""
 
     target_class = "keys.authentication.ApiTokenAuthentication"
