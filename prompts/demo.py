@@ -1,17 +1,25 @@
-"""The demo data of `manage.py seed_demo`: one user per role and three approved, released prompts
-(later parts add sandbox keys and API clients). Idempotent: what exists is left as it is."""
+"""The demo data of `manage.py seed_demo`: one user per role, three approved prompts released everywhere,
+a sandbox provider key and a demo API client per environment. Idempotent: what exists is left as it
+is, except that each run issues every demo client a fresh token (only a token's hash is stored, so an
+earlier one cannot be shown again) and revokes the demo token it replaces."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import transaction
+from django.utils import timezone
 
 from audit.roles import Role
 from audit.services import audit_event_record
 from config.environments import Environment
+from keys import services as key_services
+from keys.models import ApiClient, ApiToken, KeyStatus, ProviderKey
 from prompts import services
 from prompts.models import Prompt
 
@@ -174,3 +182,44 @@ def demo_prompts_seed() -> list[str]:
             )
         created.append(prompt.slug)
     return created
+
+
+DEMO_TOKEN_LABEL = "seed_demo"  # noqa: S105  (a label, not a secret)
+
+
+@transaction.atomic
+def demo_keys_seed() -> dict[str, str]:
+    """A sandbox key and a demo client per environment; returns environment → a fresh client token."""
+    custodian = User.objects.get(username="custodian")
+    tokens: dict[str, str] = {}
+    for environment in Environment.values:
+        if not ProviderKey.objects.filter(environment=environment, status=KeyStatus.ACTIVE).exists():
+            key_services.provider_key_create(
+                actor=custodian,
+                environment=environment,
+                label=f"Sandbox key ({environment})",
+                secret=f"sk-ant-sandbox-demo-{environment}-key",
+                owner=custodian,
+                base_url=settings.TOLLGATE_SANDBOX_URL,
+                monthly_cap_usd=Decimal("100.00"),
+                daily_cap_usd=Decimal("20.00"),
+                reason="Demo data: sandbox key",
+            )
+        client = ApiClient.objects.filter(name=f"demo-{environment}", environment=environment).first()
+        if client is None:
+            client, _ = key_services.api_client_create(
+                actor=custodian,
+                name=f"demo-{environment}",
+                team="demo",
+                environment=environment,
+                owner=custodian,
+                all_prompts=True,
+                rate_limit_per_minute=600,
+                monthly_cap_usd=Decimal("50.00"),
+            )
+        for old in ApiToken.objects.filter(client=client, label=DEMO_TOKEN_LABEL, revoked_at__isnull=True):
+            key_services.api_token_revoke(actor=custodian, token=old, reason="Replaced by a fresh demo token")
+        _, tokens[environment] = key_services.api_token_issue(
+            actor=custodian, client=client, label=DEMO_TOKEN_LABEL, expires_at=timezone.now() + timedelta(days=30)
+        )
+    return tokens

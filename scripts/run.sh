@@ -18,7 +18,8 @@ for port in "$WEB_PORT" "$SANDBOX_PORT"; do
 done
 
 $PY manage.py migrate --noinput
-demo_logins="$($PY manage.py seed_demo)"
+demo_output="$($PY manage.py seed_demo)"
+dev_token="$(printf '%s\n' "$demo_output" | grep -o 'tg_dev_[0-9A-Za-z]*' | head -n 1)"
 
 pids=()
 stop_all() {
@@ -60,10 +61,10 @@ cat <<BANNER
     Readiness    http://127.0.0.1:$WEB_PORT/readyz
     Sandbox      $TOLLGATE_SANDBOX_URL  (stands in for api.anthropic.com)
 
-$(printf '%s\n' "$demo_logins" | sed 's/^/  /')
+$(printf '%s\n' "$demo_output" | sed 's/^/  /')
 
-  Try it:
-    curl -s http://127.0.0.1:$WEB_PORT/readyz
+  Try it (the prompts the development demo client may run):
+    curl -s -H "Authorization: Bearer $dev_token" http://127.0.0.1:$WEB_PORT/api/v1/prompts
 
   Ctrl-C stops everything.
 

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient as HttpClient
 
 from audit.models import AuditEvent
 from audit.roles import Role
 from config.environments import Environment
+from keys.models import ApiClient, ProviderKey
 from prompts import services
 from prompts.choices import VersionStatus
 from prompts.demo import DEMO_PASSWORD
@@ -44,6 +48,24 @@ def test_seed_demo_releases_each_prompt_everywhere_approved_by_someone_else(sett
         assert services.released_version_for_run(slug=prompt.slug, environment="production") == version
 
 
+def test_seed_demo_prints_a_working_token_per_environment_every_run(settings, capsys):
+    settings.DEBUG = True
+    call_command("seed_demo")
+    first = re.findall(r"tg_(?:dev|stg|prd)_[0-9A-Za-z]{38}", capsys.readouterr().out)
+
+    call_command("seed_demo")
+    second = re.findall(r"tg_(?:dev|stg|prd)_[0-9A-Za-z]{38}", capsys.readouterr().out)
+
+    assert [token[:7] for token in second] == ["tg_dev_", "tg_stg_", "tg_prd_"]
+    for token in second:
+        response = HttpClient().get("/api/v1/prompts", HTTP_AUTHORIZATION=f"Bearer {token}")
+        assert [prompt["slug"] for prompt in response.json()] == ["email-draft", "support-summary", "ticket-classifier"]
+    assert HttpClient().get("/api/v1/prompts", HTTP_AUTHORIZATION=f"Bearer {first[0]}").status_code == 401
+    for environment in Environment.values:
+        key = ProviderKey.objects.get(environment=environment, status="active")
+        assert key.base_url == settings.TOLLGATE_SANDBOX_URL
+
+
 def test_seed_demo_is_idempotent(settings):
     settings.DEBUG = True
     call_command("seed_demo")
@@ -53,6 +75,8 @@ def test_seed_demo_is_idempotent(settings):
 
     assert User.objects.count() == 5
     assert Prompt.objects.count() == 3
+    assert ProviderKey.objects.count() == 3
+    assert ApiClient.objects.count() == 3
     assert User.objects.get(username="author").email == "changed@example.com"
 
 

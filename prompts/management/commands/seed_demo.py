@@ -5,11 +5,14 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from prompts.demo import DEMO_PASSWORD, demo_prompts_seed, demo_users_seed
+from prompts.demo import DEMO_PASSWORD, demo_keys_seed, demo_prompts_seed, demo_users_seed
 
 
 class Command(BaseCommand):
-    help = "Create the demo data: a user for every role and released demo prompts. Idempotent; refuses in production."
+    help = (
+        "Create the demo data: a user per role, released demo prompts, sandbox keys and demo API clients "
+        "(printing a fresh token for each). Idempotent; refuses to run in production."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -21,9 +24,13 @@ class Command(BaseCommand):
             raise CommandError("seed_demo creates accounts with a known password; it runs only with DJANGO_DEBUG=true.")
         logins = demo_users_seed()
         prompts = demo_prompts_seed()
+        tokens = demo_keys_seed()
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for login in logins:
             note = "created" if login.created else "exists"
             self.stdout.write(f"  {login.username:<10} {login.role:<18} ({note})")
         if prompts:
             self.stdout.write(f"Demo prompts approved and released everywhere: {', '.join(prompts)}")
+        self.stdout.write("Demo API tokens (fresh on every run; valid 30 days; the previous ones are revoked):")
+        for environment, token in tokens.items():
+            self.stdout.write(f"  {environment:<12} {token}")

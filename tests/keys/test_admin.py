@@ -1,0 +1,132 @@
+"""Keys in the admin: custodians manage, auditors read, everyone else is kept out; secrets show once."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from keys.models import ApiClient, ApiToken, ProviderKey
+from keys.services import provider_key_secret
+from tests.keys.conftest import CANARY_SECRET
+
+pytestmark = pytest.mark.django_db
+
+KEY_FORM = {
+    "environment": "staging",
+    "label": "Staging key",
+    "secret": CANARY_SECRET,
+    "base_url": "https://api.anthropic.com",
+    "monthly_cap_usd": "100.00",
+    "daily_cap_usd": "",
+    "rotation_period_days": "90",
+    "alert_threshold_percent": "80",
+}
+
+
+def add_key(client, owner):
+    return client.post("/admin/keys/providerkey/add/", {**KEY_FORM, "owner": owner.pk})
+
+
+@pytest.mark.parametrize(
+    ("persona", "list_status", "can_add"),
+    [
+        ("custodian", 200, True),
+        ("auditor", 200, False),
+        ("author", 403, False),
+        ("approver", 403, False),
+        ("outsider", 403, False),
+    ],
+)
+def test_who_may_see_and_manage_keys(client, request, persona, list_status, can_add, custodian):
+    client.force_login(request.getfixturevalue(persona))
+
+    assert client.get("/admin/keys/providerkey/").status_code == list_status
+    assert client.get("/admin/keys/apiclient/").status_code == list_status
+    add_key(client, custodian)
+
+    assert ProviderKey.objects.exists() is can_add
+
+
+def test_a_custodian_adds_a_key_and_never_sees_it_again(client, custodian):
+    client.force_login(custodian)
+
+    response = add_key(client, custodian)
+
+    key = ProviderKey.objects.get()
+    assert response.status_code == 302
+    assert provider_key_secret(key=key) == CANARY_SECRET
+    for page in (
+        "/admin/keys/providerkey/",
+        f"/admin/keys/providerkey/{key.pk}/change/",
+        f"/admin/keys/providerkey/{key.pk}/history/",
+    ):
+        html = client.get(page).content.decode()
+        assert CANARY_SECRET not in html
+        assert f"…{CANARY_SECRET[-4:]}" in html or page.endswith("history/")
+
+
+def test_issuing_a_token_shows_it_once(client, custodian, api_client):
+    client.force_login(custodian)
+
+    response = client.post(f"/admin/keys/apiclient/{api_client.pk}/tokens/new/", {"label": "ci"})
+
+    token = re.search(r"tg_prd_[0-9A-Za-z]{38}", response.content.decode()).group(0)
+    assert "no-store" in response["Cache-Control"]
+    assert ApiToken.objects.get(client=api_client).label == "ci"
+    assert token not in client.get(f"/admin/keys/apiclient/{api_client.pk}/change/").content.decode()
+    assert token not in client.get("/admin/keys/apitoken/").content.decode()
+
+
+def test_creating_a_client_shows_its_webhook_secret_once(client, custodian):
+    client.force_login(custodian)
+
+    response = client.post(
+        "/admin/keys/apiclient/add/",
+        {
+            "name": "search-service",
+            "team": "search",
+            "environment": "development",
+            "owner": custodian.pk,
+            "all_prompts": "on",
+            "allowed_prompts": "",
+            "rate_limit_per_minute": "120",
+            "monthly_cap_usd": "",
+            "expires_at": "",
+        },
+    )
+
+    secret = re.search(r"whsec_[A-Za-z0-9_-]+", response.content.decode()).group(0)
+    created = ApiClient.objects.get(name="search-service")
+    assert secret not in client.get(f"/admin/keys/apiclient/{created.pk}/change/").content.decode()
+
+
+def test_a_custodian_rotates_a_key_with_a_grace_period(client, custodian, provider_key):
+    client.force_login(custodian)
+
+    client.post(
+        f"/admin/keys/providerkey/{provider_key.pk}/rotate/",
+        {"new_secret": "sk-ant-api03-rotated-in-the-admin-000000000000", "grace_hours": "1", "reason": "quarterly"},
+    )
+
+    statuses = dict(ProviderKey.objects.values_list("pk", "status"))
+    assert statuses[provider_key.pk] == "retiring"
+    assert sorted(statuses.values()) == ["active", "retiring"]
+
+
+def test_a_custodian_deactivates_a_client(client, custodian, api_client):
+    client.force_login(custodian)
+
+    client.post(f"/admin/keys/apiclient/{api_client.pk}/active/", {"reason": "team disbanded"})
+
+    assert ApiClient.objects.get(pk=api_client.pk).is_active is False
+
+
+def test_the_admin_warns_about_keys_due_for_rotation(client, custodian, provider_key):
+    ProviderKey.objects.filter(pk=provider_key.pk).update(rotation_period_days=5)
+    client.force_login(custodian)
+
+    html = client.get("/admin/").content.decode()
+
+    assert 'id="rotation-banner"' in html
+    assert "due soon for rotation" in html
