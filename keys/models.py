@@ -119,6 +119,7 @@ class ApiClient(models.Model):
 
     class Meta:
         ordering = ["environment", "name"]
+        verbose_name = "API client"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.environment})"
@@ -153,6 +154,7 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "API token"
 
     def __str__(self) -> str:
         return f"{self.label} ({self.client.name}, tg_…{self.lookup_id[:4]})"

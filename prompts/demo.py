@@ -198,7 +198,7 @@ def demo_keys_seed() -> dict[str, str]:
                 actor=custodian,
                 environment=environment,
                 label=f"Sandbox key ({environment})",
-                secret=f"sk-ant-sandbox-demo-{environment}-key",
+                secret=f"sk-ant-sandbox-demo-{environment}-{environment[:3]}1",
                 owner=custodian,
                 base_url=settings.TOLLGATE_SANDBOX_URL,
                 monthly_cap_usd=Decimal("100.00"),
