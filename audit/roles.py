@@ -23,13 +23,16 @@ class Role(models.TextChoices):
 
 _READ_PROMPTS = ("prompts.view_prompt", "prompts.view_promptversion", "prompts.view_release")
 _READ_KEYS = ("keys.view_providerkey", "keys.view_apiclient", "keys.view_apitoken")
+_READ_USAGE = ("usage.view_price", "usage.view_usagerecord", "usage.view_budgetalert")
 
 # "app_label.codename" per role. Reading the audit trail is part of every oversight role. Authors
 # write and submit; approvers review, release and retire but never edit content; custodians manage
-# keys and API clients; auditors only read (key metadata included, never a secret).
+# keys, API clients and the price book; approvers and custodians watch spend and acknowledge budget
+# alerts; auditors only read (key metadata included, never a secret).
 ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
     Role.PROMPT_AUTHORS: (
         *_READ_PROMPTS,
+        "usage.view_price",
         "prompts.add_prompt",
         "prompts.change_prompt",
         "prompts.add_promptversion",
@@ -41,6 +44,8 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "prompts.review_promptversion",
         "prompts.release_promptversion",
         "prompts.retire_promptversion",
+        *_READ_USAGE,
+        "usage.change_budgetalert",
         "audit.view_auditevent",
     ),
     Role.KEY_CUSTODIANS: (
@@ -53,9 +58,13 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "keys.view_apitoken",
         "keys.add_apitoken",
         "keys.change_apitoken",
+        *_READ_USAGE,
+        "usage.add_price",
+        "usage.change_price",
+        "usage.change_budgetalert",
         "audit.view_auditevent",
     ),
-    Role.AUDITORS: (*_READ_PROMPTS, *_READ_KEYS, "audit.view_auditevent"),
+    Role.AUDITORS: (*_READ_PROMPTS, *_READ_KEYS, *_READ_USAGE, "audit.view_auditevent"),
 }
 
 

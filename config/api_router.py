@@ -7,4 +7,5 @@ from django.urls import include, path
 app_name = "api"
 urlpatterns = [
     path("", include("prompts.api.urls")),
+    path("", include("usage.api.urls")),
 ]

@@ -7,6 +7,7 @@ redirect or a cache). Every change goes through `keys.services`.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -27,6 +28,8 @@ from config.errors import DomainError
 from keys import services
 from keys.models import DEFAULT_BASE_URL, ApiClient, ApiToken, KeyStatus, ProviderKey
 from keys.selectors import rotation_state
+from usage.choices import CapScope, Period
+from usage.selectors import spent
 
 BADGE_COLOURS = {"ok": "#2e7d32", "due soon": "#b26a00", "overdue": "#c62828"}
 
@@ -97,7 +100,7 @@ class RotateForm(ReasonForm):
 
 @admin.register(ProviderKey)
 class ProviderKeyAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
-    list_display = ["label", "environment", "masked", "fingerprint", "status", "age_days", "due", "monthly_cap_usd"]
+    list_display = ["label", "environment", "masked", "fingerprint", "status", "age_days", "due", "month_spend"]
     list_filter = ["environment", "status"]
     list_select_related = ["owner"]
     change_form_template = "admin/keys/providerkey/change_form.html"
@@ -145,6 +148,12 @@ class ProviderKeyAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
             obj.next_due.date().isoformat(),
             state,
         )
+
+    @admin.display(description="spend this month / cap (USD)")
+    def month_spend(self, obj: ProviderKey) -> str:
+        amount = spent(scope=CapScope.PROVIDER_KEY, scope_id=obj.pk, period=Period.MONTH)
+        share = amount * 100 / obj.monthly_cap_usd if obj.monthly_cap_usd else Decimal(0)
+        return f"{amount:.2f} / {obj.monthly_cap_usd:.2f} ({share:.0f} %)"
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # keys are revoked, never deleted: the inventory keeps them

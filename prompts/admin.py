@@ -255,6 +255,7 @@ class PromptVersionAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
             "diff_previous": selectors.version_diff(previous, version),
             "live_in": sorted(selectors.live_versions(version.prompt_id).items()),
             "transition_actions": actions,
+            "estimate": selectors.version_cost_estimate(version),
         }
 
     def get_urls(self) -> list[URLPattern]:

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import QuerySet
 
 from config.environments import Environment
+from prompts.choices import CacheTTL
 from prompts.models import PromptVersion, Release
+from prompts.rendering import PLACEHOLDER
+from usage.errors import ModelNotPriced
+from usage.pricing import TokenUsage, cost
+from usage.selectors import price_for
 
 TEXT_FIELDS = ("system_prompt", "user_template")
 JSON_FIELDS = ("variables", "stop_sequences", "routing", "output_checks")
@@ -84,3 +91,33 @@ def previous_version(version: PromptVersion) -> PromptVersion | None:
 def releases_in(environment: str) -> QuerySet[Release]:
     """The live releases of one environment, with their versions and prompts."""
     return Release.objects.filter(environment=environment).select_related("prompt", "version").order_by("prompt__slug")
+
+
+@dataclass(frozen=True)
+class VersionCostEstimate:
+    """What 1,000 requests of a version cost at most, from character counts (≈ 4 characters a token)."""
+
+    system_tokens: int
+    template_tokens: int
+    per_1000_usd: Decimal
+    per_1000_cached_usd: Decimal | None
+
+
+def version_cost_estimate(version: PromptVersion) -> VersionCostEstimate | None:
+    """Worst case per 1,000 requests on the default model: the system prompt and template (variables
+    not counted) in, `max_tokens` out; and with the system prompt read from the cache when caching is on."""
+    try:
+        price = price_for(version.model)
+    except ModelNotPriced:
+        return None
+    system_tokens = math.ceil(len(version.system_prompt) / 4)
+    template_tokens = math.ceil(len(PLACEHOLDER.sub("", version.user_template)) / 4)
+    plain = TokenUsage(input_tokens=system_tokens + template_tokens, output_tokens=version.max_tokens)
+    cacheable = version.cache_ttl != CacheTTL.OFF and system_tokens >= price.min_cache_tokens
+    cached = TokenUsage(input_tokens=template_tokens, cache_read_tokens=system_tokens, output_tokens=version.max_tokens)
+    return VersionCostEstimate(
+        system_tokens=system_tokens,
+        template_tokens=template_tokens,
+        per_1000_usd=cost(price, plain) * 1000,
+        per_1000_cached_usd=cost(price, cached) * 1000 if cacheable else None,
+    )

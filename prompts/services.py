@@ -29,6 +29,7 @@ from prompts.errors import (
 )
 from prompts.models import CONTENT_FIELDS, Prompt, PromptVersion, Release
 from prompts.validation import version_content_errors
+from usage.selectors import price_for
 
 logger = logging.getLogger(__name__)
 
@@ -265,7 +266,18 @@ def _review(version: PromptVersion, *, actor: User, note: str, to: str) -> Promp
         )
 
 
+def version_models(version: PromptVersion) -> list[str]:
+    """Every model a version may call: its default and those its routing rules and classifier pick."""
+    routing = version.routing or {}
+    models = {version.model, *(rule["model"] for rule in routing.get("rules", []))}
+    models.update((routing.get("classifier") or {}).get("routes", {}).values())
+    return sorted(models)
+
+
 def prompt_version_approve(*, actor: User, version: PromptVersion, note: str) -> PromptVersion:
+    """Approve after review. Every model the version may call must have a price in force."""
+    for model in version_models(version):
+        price_for(model)  # raises ModelNotPriced, which names the model
     return _review(version, actor=actor, note=note, to=VersionStatus.APPROVED)
 
 

@@ -6,3 +6,6 @@ from django.apps import AppConfig
 class UsageConfig(AppConfig):
     name = "usage"
     verbose_name = "Usage and spend"
+
+    def ready(self) -> None:
+        from usage import receivers  # noqa: F401  (keeps the price book seeded)

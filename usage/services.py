@@ -1,13 +1,247 @@
-"""Usage services."""
+"""Usage writes: spend reservations that hold under concurrency, the ledger, budget alerts.
+
+A reservation holds the worst case against every applicable cap in one transaction: each cap's counter
+is raised by a single conditional UPDATE (`… WHERE spent + reserved + amount <= limit`), which
+PostgreSQL re-checks on the locked row, so concurrent requests cannot all read the same balance and all
+pass; on SQLite, writers are serialised (BEGIN IMMEDIATE). If any cap refuses, the transaction rolls
+back every counter it raised.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import urllib.request
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.cache import cache
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import DecimalField, F, Value
 from django.utils import timezone
 
+from audit.roles import Role
+from audit.services import audit_event_record
+from config.governance import require_permission, require_reason, save_with_history
+from usage.choices import Period, ReservationStatus
+from usage.errors import ADVERB, SpendCapExceeded
+from usage.models import BudgetAlert, Price, SpendCounter, SpendReservation, UsageRecord
+
+logger = logging.getLogger(__name__)
+
 WORKER_HEARTBEAT_KEY = "usage:worker-heartbeat"
+RESERVATION_TTL = timedelta(minutes=15)
 
 
 def worker_heartbeat_record() -> None:
     """Note that a Celery worker is alive and consuming (read by /readyz)."""
     cache.set(WORKER_HEARTBEAT_KEY, timezone.now().isoformat(), timeout=24 * 60 * 60)
+
+
+# --- spend caps -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cap:
+    """One spend limit that applies to a call: whose it is, over which period, and when to warn."""
+
+    scope: str
+    scope_id: int
+    period: str
+    limit_usd: Decimal
+    label: str
+    threshold_percent: int = 80
+
+
+def period_start(period: str, at: datetime) -> date:
+    """Calendar periods in UTC."""
+    day = at.astimezone(UTC).date() if timezone.is_aware(at) else at.date()
+    return day.replace(day=1) if period == Period.MONTH else day
+
+
+def _counter(cap: Cap, at: datetime) -> SpendCounter:
+    counter, _ = SpendCounter.objects.get_or_create(
+        scope=cap.scope, scope_id=cap.scope_id, period=cap.period, period_start=period_start(cap.period, at)
+    )
+    return counter
+
+
+def spend_reserve(*, request_id: str, caps: list[Cap], amount: Decimal, at: datetime | None = None) -> SpendReservation:
+    """Hold `amount` against every cap, all or none. Raises SpendCapExceeded naming the first cap that
+    cannot take it."""
+    at = at or timezone.now()
+    with transaction.atomic():
+        counters = sorted(((_counter(cap, at), cap) for cap in caps), key=lambda pair: pair[0].pk)
+        for counter, cap in counters:
+            headroom = Value(cap.limit_usd - amount, output_field=DecimalField(max_digits=20, decimal_places=10))
+            admitted = SpendCounter.objects.filter(pk=counter.pk, spent_usd__lte=headroom - F("reserved_usd")).update(
+                reserved_usd=F("reserved_usd") + amount
+            )
+            if not admitted:
+                raise SpendCapExceeded(cap=cap.scope, label=cap.label, period=cap.period)
+        return SpendReservation.objects.create(
+            request_id=request_id,
+            amount_usd=amount,
+            holds=[
+                {**asdict(cap), "limit_usd": str(cap.limit_usd), "counter": counter.pk} for counter, cap in counters
+            ],
+        )
+
+
+def _close(reservation: SpendReservation, *, status: str, spent: Decimal) -> list[tuple[SpendCounter, dict[str, Any]]]:
+    """Give back the hold on every counter and add what was really spent. Idempotent."""
+    locked = SpendReservation.objects.select_for_update().get(pk=reservation.pk)
+    if locked.status != ReservationStatus.HELD:
+        return []
+    touched = []
+    for hold in locked.holds:
+        SpendCounter.objects.filter(pk=hold["counter"]).update(
+            reserved_usd=F("reserved_usd") - locked.amount_usd, spent_usd=F("spent_usd") + spent
+        )
+        touched.append((SpendCounter.objects.get(pk=hold["counter"]), hold))
+    locked.status, locked.settled_usd, locked.closed_at = status, spent, timezone.now()
+    locked.save(update_fields=["status", "settled_usd", "closed_at"])
+    return touched
+
+
+def spend_settle(*, reservation: SpendReservation, actual: Decimal) -> None:
+    """Replace the hold by the real cost, and raise the budget alerts this spend crosses."""
+    with transaction.atomic():
+        for counter, hold in _close(reservation, status=ReservationStatus.SETTLED, spent=actual):
+            _alerts_check(counter, hold)
+
+
+def spend_release(*, reservation: SpendReservation) -> None:
+    """The call failed before it cost anything: give the hold back."""
+    with transaction.atomic():
+        _close(reservation, status=ReservationStatus.RELEASED, spent=Decimal(0))
+
+
+def spend_reservations_reap(*, older_than: timedelta = RESERVATION_TTL) -> int:
+    """Release reservations whose holder died (a killed worker, a crashed process)."""
+    stale = SpendReservation.objects.filter(status=ReservationStatus.HELD, created_at__lt=timezone.now() - older_than)
+    count = 0
+    for reservation in stale:
+        spend_release(reservation=reservation)
+        count += 1
+    if count:
+        logger.warning("Released %d stale spend reservation(s)", count)
+    return count
+
+
+# --- budget alerts ----------------------------------------------------------------------------------------
+
+
+def _alerts_check(counter: SpendCounter, hold: dict[str, Any]) -> None:
+    limit = Decimal(hold["limit_usd"])
+    if limit <= 0:
+        return
+    for threshold in sorted({int(hold["threshold_percent"]), 100}):
+        if counter.spent_usd * 100 < limit * threshold:
+            continue
+        alert, created = BudgetAlert.objects.get_or_create(
+            scope=counter.scope,
+            scope_id=counter.scope_id,
+            period=counter.period,
+            period_start=counter.period_start,
+            threshold_percent=threshold,
+            defaults={"label": hold["label"], "spent_usd": counter.spent_usd, "limit_usd": limit},
+        )
+        if created:
+            audit_event_record(
+                action="budget_alert.raise",
+                actor_repr="system",
+                target=alert,
+                changes={"threshold_percent": threshold, "spent_usd": str(counter.spent_usd), "limit_usd": str(limit)},
+            )
+            transaction.on_commit(partial(_budget_alert_enqueue, alert.pk))
+
+
+def _budget_alert_enqueue(alert_id: int) -> None:
+    from usage.tasks import budget_alert_notify  # the task module imports this one
+
+    budget_alert_notify.delay(alert_id)
+
+
+def budget_alert_notify(*, alert: BudgetAlert) -> None:
+    """E-mail the key custodians and, when configured, post to a Slack-compatible webhook."""
+    text = (
+        f"Tollgate budget alert: {alert.label} has spent {alert.spent_usd:.2f} USD, "
+        f"{alert.threshold_percent}% or more of its {ADVERB[alert.period]} cap of {alert.limit_usd:.2f} USD "
+        f"(period starting {alert.period_start.isoformat()})."
+    )
+    recipients = sorted(
+        set(
+            User.objects.filter(groups__name=Role.KEY_CUSTODIANS.value, is_active=True)
+            .exclude(email="")
+            .values_list("email", flat=True)
+        )
+    )
+    if recipients:
+        send_mail(
+            subject=f"[Tollgate] {alert}",
+            message=text,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=recipients,
+        )
+    webhook = settings.TOLLGATE_ALERT_WEBHOOK_URL
+    if webhook:
+        request = urllib.request.Request(  # noqa: S310  (an operator-configured https URL)
+            webhook, data=json.dumps({"text": text}).encode(), headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+            pass
+
+
+@transaction.atomic
+def budget_alert_acknowledge(*, actor: User, alert: BudgetAlert, note: str) -> BudgetAlert:
+    alert = BudgetAlert.objects.select_for_update().get(pk=alert.pk)
+    require_permission(actor, "usage.change_budgetalert", "acknowledge budget alerts")
+    alert.acknowledged_by, alert.acknowledged_at, alert.triage_note = actor, timezone.now(), note.strip()
+    save_with_history(alert, actor=actor, reason="Acknowledged")
+    audit_event_record(
+        action="budget_alert.acknowledge", actor=actor, target=alert, changes={"note": alert.triage_note}
+    )
+    return alert
+
+
+# --- the ledger -------------------------------------------------------------------------------------------
+
+
+def usage_record_write(**fields: Any) -> UsageRecord:
+    """Append one row to the ledger (DESIGN.md §7). Callers pass ids and names, never bodies or secrets."""
+    return UsageRecord.objects.create(**fields)
+
+
+# --- the price book ---------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def price_save(*, actor: User, price: Price, reason: str) -> Price:
+    """Add or change a price-book entry: with history and an audit event. Stored costs never change:
+    each ledger row keeps the cost it was charged and the entry that priced it."""
+    require_permission(actor, "usage.change_price" if price.pk else "usage.add_price", "edit the price book")
+    reason = require_reason(reason, "change the price book")
+    created = price.pk is None
+    before: dict[str, Any] = {} if created else dict(Price.objects.values().get(pk=price.pk))
+    price.full_clean()
+    save_with_history(price, actor=actor, reason=reason)
+    after = Price.objects.values().get(pk=price.pk)
+    audit_event_record(
+        action="price.create" if created else "price.update",
+        actor=actor,
+        target=price,
+        changes={
+            field: [str(before.get(field)) if before else None, str(value)]
+            for field, value in after.items()
+            if field != "id" and (created or before.get(field) != value)
+        },
+        reason=reason,
+    )
+    return price

@@ -4,9 +4,26 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from usage.services import worker_heartbeat_record
+from usage import services
+from usage.models import BudgetAlert
 
 
 @shared_task(name="usage.tasks.worker_heartbeat", ignore_result=True)
 def worker_heartbeat() -> None:
-    worker_heartbeat_record()
+    services.worker_heartbeat_record()
+
+
+@shared_task(name="usage.tasks.reservations_reap", ignore_result=True)
+def reservations_reap() -> None:
+    services.spend_reservations_reap()
+
+
+@shared_task(
+    name="usage.tasks.budget_alert_notify",
+    ignore_result=True,
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def budget_alert_notify(alert_id: int) -> None:
+    services.budget_alert_notify(alert=BudgetAlert.objects.get(pk=alert_id))

@@ -36,6 +36,8 @@ TOLLGATE_AUDIT_SIGNING_KEY = parse_signing_key(
 )
 TOLLGATE_BODY_RETENTION_DAYS: int = env.int("TOLLGATE_BODY_RETENTION_DAYS", default=30)
 TOLLGATE_REQUIRE_STAGING_BEFORE_PRODUCTION: bool = env.bool("TOLLGATE_REQUIRE_STAGING_BEFORE_PRODUCTION", default=True)
+# A Slack-compatible incoming webhook ({"text": …}) for budget and monitoring alerts; e-mail goes regardless.
+TOLLGATE_ALERT_WEBHOOK_URL: str = env.str("TOLLGATE_ALERT_WEBHOOK_URL", default="")
 # Where the demo data's provider keys point (`make run` starts the sandbox there).
 TOLLGATE_SANDBOX_URL: str = env.str("TOLLGATE_SANDBOX_URL", default="http://127.0.0.1:8765")
 
@@ -108,6 +110,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
     }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Writers take the lock when their transaction begins, so concurrent writers queue (up to the
+    # timeout) instead of failing midway: spend reservations rely on that on the embedded default.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache ----------------------------------------------------------------------------------------------
@@ -146,6 +152,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "worker-heartbeat": {"task": "usage.tasks.worker_heartbeat", "schedule": 60.0},
     "key-rotation-reminders": {"task": "keys.tasks.rotation_reminders", "schedule": crontab(hour=7, minute=0)},
+    "spend-reservations-reap": {"task": "usage.tasks.reservations_reap", "schedule": 300.0},
 }
 
 # --- Auth -----------------------------------------------------------------------------------------------

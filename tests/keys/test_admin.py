@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 import pytest
 
@@ -130,3 +131,13 @@ def test_the_admin_warns_about_keys_due_for_rotation(client, custodian, provider
 
     assert 'id="rotation-banner"' in html
     assert "due soon for rotation" in html
+
+
+def test_the_key_list_shows_this_months_spend_against_the_cap(client, custodian, provider_key):
+    from usage.services import Cap, spend_reserve, spend_settle
+
+    cap = Cap(scope="provider_key", scope_id=provider_key.pk, period="month", limit_usd=Decimal(500), label="k")
+    spend_settle(reservation=spend_reserve(request_id="r", caps=[cap], amount=Decimal(1)), actual=Decimal("125.5"))
+    client.force_login(custodian)
+
+    assert "125.50 / 500.00 (25 %)" in client.get("/admin/keys/providerkey/").content.decode()

@@ -193,3 +193,13 @@ def test_nobody_deletes_prompts_or_versions(client, superuser, approved):
     assert client.post(f"/admin/prompts/promptversion/{approved.pk}/delete/", {"post": "yes"}).status_code == 403
     assert client.post(f"/admin/prompts/prompt/{approved.prompt_id}/delete/", {"post": "yes"}).status_code == 403
     assert Prompt.objects.exists()
+
+
+def test_the_version_page_estimates_tokens_and_cost(client, approver, in_review):
+    client.force_login(approver)
+
+    html = client.get(f"/admin/prompts/promptversion/{in_review.pk}/change/").content.decode()
+
+    # 84 characters of system prompt: 21 tokens; at most 400 output tokens on Sonnet 4.6
+    assert "System prompt ≈ 21 tokens" in html
+    assert "per 1,000 requests on claude-sonnet-4-6" in html

@@ -372,3 +372,19 @@ def test_an_intact_release_is_returned_for_running(approved, approver):
     assert services.released_version_for_run(slug="support-summary", environment="staging") == approved
     with pytest.raises(PromptNotFound):
         services.released_version_for_run(slug="no-such-prompt", environment="staging")
+
+
+def test_a_version_whose_models_have_no_price_cannot_be_approved(prompt, author, approver):
+    from usage.errors import ModelNotPriced
+
+    routed = services.prompt_version_create(
+        actor=author,
+        prompt=prompt,
+        content=version_content(routing={"rules": [{"max_input_tokens": 100, "model": "claude-unpriced-1"}]}),
+        change_summary="route short inputs to a model without a price",
+    )
+    services.prompt_version_submit(actor=author, version=routed)
+
+    with pytest.raises(ModelNotPriced, match="claude-unpriced-1"):
+        services.prompt_version_approve(actor=approver, version=routed, note="ok")
+    assert PromptVersion.objects.get(pk=routed.pk).status == VersionStatus.IN_REVIEW

@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from usage.api import views
+
+urlpatterns = [path("cost/estimate", views.CostEstimateApi.as_view(), name="cost-estimate")]

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class CapScope(models.TextChoices):
+    PROVIDER_KEY = "provider_key", "Provider key"
+    API_CLIENT = "api_client", "API client"
+
+
+class Period(models.TextChoices):
+    MONTH = "month", "Month"
+    DAY = "day", "Day"
+
+
+class ReservationStatus(models.TextChoices):
+    HELD = "held", "Held"
+    SETTLED = "settled", "Settled"
+    RELEASED = "released", "Released"
+
+
+class Endpoint(models.TextChoices):
+    RUN = "run", "Run"
+    STREAM = "stream", "Stream"
+    JOB = "job", "Job"
+    BATCH = "batch", "Batch"
+    CLASSIFIER = "classifier", "Routing classifier"
+
+
+class Outcome(models.TextChoices):
+    OK = "ok", "OK"
+    RATE_LIMITED = "rate_limited", "Rate limited"
+    OVERLOADED = "overloaded", "Overloaded"
+    SERVER_ERROR = "server_error", "Server error"
+    TIMEOUT = "timeout", "Timeout"
+    CLIENT_ERROR = "client_error", "Client error"
+    CAP_EXCEEDED = "cap_exceeded", "Cap exceeded"
