@@ -30,14 +30,18 @@ def mask_secrets(value: Any) -> Any:
     return value
 
 
-def _resolve_actor(actor: User | AnonymousUser | None) -> User | None:
-    if actor is None:
+def _resolve_actor(actor: User | AnonymousUser | None) -> tuple[User | None, str | None]:
+    """The acting user, or for a non-user principal of the request (an API client) its name."""
+    principal: Any = actor
+    if principal is None:
         context = current()
         request = context.request if context else None
-        actor = getattr(request, "user", None) if request is not None else None
-    if actor is None or not getattr(actor, "is_authenticated", False) or isinstance(actor, AnonymousUser):
-        return None
-    return actor
+        principal = getattr(request, "user", None) if request is not None else None
+    if isinstance(principal, User) and principal.is_authenticated:
+        return principal, None
+    if principal is not None and getattr(principal, "is_authenticated", False):
+        return None, f"{principal._meta.label_lower}:{principal}"
+    return None, None
 
 
 def audit_event_record(
@@ -59,7 +63,8 @@ def audit_event_record(
     and client address come from the bound request context. Runs in the caller's transaction (or its
     own), so the event exists exactly when the change it describes does.
     """
-    user = _resolve_actor(actor)
+    user, principal = _resolve_actor(actor)
+    actor_repr = actor_repr or principal
     if target is not None:
         object_type = object_type or target._meta.label_lower
         object_id = object_id or str(target.pk)

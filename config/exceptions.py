@@ -31,10 +31,8 @@ _DRF_CODES: dict[type[exceptions.APIException], tuple[str, str]] = {
 }
 
 
-def problem(
-    *, code: str, title: str, status_code: int, detail: str, headers: dict[str, str] | None = None, **extra: Any
-) -> Response:
-    body = {
+def problem_body(*, code: str, title: str, status_code: int, detail: str, **extra: Any) -> dict[str, Any]:
+    return {
         "type": f"/api/docs/errors#{code}",
         "title": title,
         "status": status_code,
@@ -43,12 +41,24 @@ def problem(
         "request_id": current_request_id(),
         **extra,
     }
+
+
+def domain_problem_body(exc: DomainError) -> dict[str, Any]:
+    return problem_body(code=exc.code, title=exc.title, status_code=exc.status, detail=exc.detail, **exc.extra)
+
+
+def problem(
+    *, code: str, title: str, status_code: int, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    body = problem_body(code=code, title=title, status_code=status_code, detail=detail, **extra)
     return Response(body, status=status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
 
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
-        return problem(code=exc.code, title=exc.title, status_code=exc.status, detail=exc.detail, **exc.extra)
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after else None
+        return Response(domain_problem_body(exc), status=exc.status, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     if isinstance(exc, exceptions.APIException):

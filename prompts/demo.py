@@ -90,6 +90,7 @@ DEMO_PROMPTS: list[dict[str, Any]] = [
             "cache_ttl": "5m",
             "routing": {"rules": [{"max_input_tokens": 800, "model": "claude-haiku-4-5"}]},
             "output_checks": {"max_length": 2000},
+            "redaction": {"terms": ["Project Falcon"]},
         },
     },
     {
@@ -110,6 +111,7 @@ DEMO_PROMPTS: list[dict[str, Any]] = [
             "stop_sequences": [],
             "cache_ttl": "off",
             "routing": {},
+            "redaction": {},
             "output_checks": {
                 "json_schema": {
                     "type": "object",
@@ -145,6 +147,7 @@ DEMO_PROMPTS: list[dict[str, Any]] = [
             "cache_ttl": "5m",
             "routing": {},
             "output_checks": {"required_patterns": ["The Support Team"], "max_length": 6000},
+            "redaction": {},
         },
     },
 ]

@@ -61,3 +61,9 @@ class VersionTampered(DomainError):
     code = "version_tampered"
     title = "Prompt version failed its integrity check"
     status = 500
+
+
+class RunNotFound(DomainError):
+    code = "not_found"
+    title = "Run not found"
+    status = 404

@@ -27,6 +27,7 @@ CONTENT_FIELDS = (
     "cache_ttl",
     "routing",
     "output_checks",
+    "redaction",
 )
 # Frozen as well, but not part of the hash: what the version is and who wrote it.
 LOCKED_FIELDS = (*CONTENT_FIELDS, "change_summary", "prompt_id", "number", "author_id")
@@ -123,6 +124,13 @@ class PromptVersion(models.Model):
         default=dict,
         blank=True,
         help_text='{"required_patterns": ["regex", ...], "json_schema": {...}, "max_length": N}',
+    )
+    redaction = models.JSONField(
+        "extra redaction",
+        default=dict,
+        blank=True,
+        help_text="This prompt's own terms and patterns to redact, beyond personal data: "
+        '{"terms": ["Project Falcon"], "patterns": ["ACME-\\d+"]}',
     )
     change_summary = models.TextField(help_text="What changed and why.")
     content_hash = models.CharField(
@@ -243,3 +251,31 @@ class Release(models.Model):
         if self.version.prompt_id != self.prompt_id:
             raise IllegalTransition(f"{self.version} does not belong to {self.prompt}.")
         super().save(*args, **kwargs)
+
+
+class Run(models.Model):
+    """One run of a released prompt by an API client: its result (GET /api/v1/runs/{id}) and, until
+    TOLLGATE_BODY_RETENTION_DAYS have passed, its redacted request and answer for incident
+    investigation. Personal data never reaches this table: bodies hold placeholders."""
+
+    public_id = models.CharField(max_length=40, unique=True, editable=False)
+    request_id = models.CharField(max_length=128, editable=False)
+    api_client = models.ForeignKey("keys.ApiClient", on_delete=models.PROTECT, related_name="+", editable=False)
+    environment = models.CharField(max_length=12, choices=Environment.choices, editable=False)
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="runs", editable=False)
+    version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="runs", editable=False)
+    endpoint = models.CharField(max_length=10, editable=False)
+    succeeded = models.BooleanField(editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    result = models.JSONField(default=dict, editable=False, help_text="The run result, without the output.")
+    request_redacted = models.TextField(blank=True, editable=False)
+    output_redacted = models.TextField(blank=True, editable=False)
+    bodies_expire_at = models.DateTimeField(editable=False, db_index=True)
+    bodies_purged_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["api_client", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.public_id

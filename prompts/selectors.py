@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 
 from config.environments import Environment
 from prompts.choices import CacheTTL
-from prompts.models import PromptVersion, Release
+from prompts.models import PromptVersion, Release, Run
 from prompts.rendering import PLACEHOLDER
 from usage.errors import ModelNotPriced
 from usage.pricing import TokenUsage, cost
@@ -121,3 +121,14 @@ def version_cost_estimate(version: PromptVersion) -> VersionCostEstimate | None:
         per_1000_usd=cost(price, plain) * 1000,
         per_1000_cached_usd=cost(price, cached) * 1000 if cacheable else None,
     )
+
+
+def run_detail(run: Run) -> dict[str, Any]:
+    """A past run as GET /api/v1/runs/{id} shows it: the result, with the output as stored (placeholders
+    instead of personal data), or null once bodies have expired."""
+    return {
+        **run.result,
+        "output": None if run.bodies_purged_at else run.output_redacted,
+        "output_redacted": True,
+        "bodies_expire_at": run.bodies_expire_at.isoformat(),
+    }

@@ -27,7 +27,7 @@ from prompts.errors import (
     RoleRequired,
     VersionTampered,
 )
-from prompts.models import CONTENT_FIELDS, Prompt, PromptVersion, Release
+from prompts.models import CONTENT_FIELDS, Prompt, PromptVersion, Release, Run
 from prompts.validation import version_content_errors
 from usage.selectors import price_for
 
@@ -389,3 +389,12 @@ def released_version_for_run(*, slug: str, environment: str) -> PromptVersion:
     if release is None:
         raise PromptNotFound(f"No prompt '{slug}' is released to {environment}.")
     return prompt_version_verify(version=release.version)
+
+
+def request_bodies_purge() -> int:
+    """Blank the redacted request and answer bodies of runs past TOLLGATE_BODY_RETENTION_DAYS; the run's
+    metadata (tokens, cost, outcome) stays. Returns how many runs were purged."""
+    now = timezone.now()
+    return Run.objects.filter(bodies_expire_at__lte=now, bodies_purged_at__isnull=True).update(
+        request_redacted="", output_redacted="", bodies_purged_at=now
+    )

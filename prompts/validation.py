@@ -74,6 +74,20 @@ def _output_check_errors(checks: Any) -> list[str]:
     return errors
 
 
+def _redaction_errors(rules: Any) -> list[str]:
+    if not isinstance(rules, dict) or set(rules) - {"terms", "patterns"}:
+        return ['must be {"terms": [...], "patterns": [...]}']
+    errors = []
+    if not all(isinstance(term, str) and term.strip() for term in rules.get("terms", [])):
+        errors.append("terms must be non-empty strings")
+    for pattern in rules.get("patterns", []):
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError) as exc:
+            errors.append(f"pattern {pattern!r} is not a valid regular expression: {exc}")
+    return errors
+
+
 def version_content_errors(content: dict[str, Any], change_summary: str) -> dict[str, list[str]]:
     """Every problem with a version's content, by field. Empty when the version may be saved."""
     errors: dict[str, list[str]] = {}
@@ -104,6 +118,7 @@ def version_content_errors(content: dict[str, Any], change_summary: str) -> dict
         add("cache_ttl", [f"must be one of {', '.join(CacheTTL.values)}"])
     add("routing", _routing_errors(content["routing"]))
     add("output_checks", _output_check_errors(content["output_checks"]))
+    add("redaction", _redaction_errors(content["redaction"]))
     for field, text in (
         ("system_prompt", content["system_prompt"]),
         ("user_template", content["user_template"]),

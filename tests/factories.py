@@ -42,6 +42,7 @@ def version_content(**overrides: Any) -> dict[str, Any]:
         "cache_ttl": "5m",
         "routing": {"rules": [{"max_input_tokens": 500, "model": "claude-haiku-4-5"}]},
         "output_checks": {"max_length": 2000},
+        "redaction": {},
     }
     content.update(overrides)
     return content

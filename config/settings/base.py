@@ -36,6 +36,12 @@ TOLLGATE_AUDIT_SIGNING_KEY = parse_signing_key(
 )
 TOLLGATE_BODY_RETENTION_DAYS: int = env.int("TOLLGATE_BODY_RETENTION_DAYS", default=30)
 TOLLGATE_REQUIRE_STAGING_BEFORE_PRODUCTION: bool = env.bool("TOLLGATE_REQUIRE_STAGING_BEFORE_PRODUCTION", default=True)
+# Calls to Anthropic: the SDK retries 408/409/429/5xx/timeouts with backoff, honouring retry-after.
+TOLLGATE_UPSTREAM_TIMEOUT: float = env.float("TOLLGATE_UPSTREAM_TIMEOUT", default=120.0)
+TOLLGATE_UPSTREAM_MAX_RETRIES: int = env.int("TOLLGATE_UPSTREAM_MAX_RETRIES", default=2)
+# Larger API request bodies are refused with 413 before they are parsed.
+TOLLGATE_MAX_REQUEST_BYTES: int = env.int("TOLLGATE_MAX_REQUEST_BYTES", default=1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = TOLLGATE_MAX_REQUEST_BYTES
 # A Slack-compatible incoming webhook ({"text": …}) for budget and monitoring alerts; e-mail goes regardless.
 TOLLGATE_ALERT_WEBHOOK_URL: str = env.str("TOLLGATE_ALERT_WEBHOOK_URL", default="")
 # Where the demo data's provider keys point (`make run` starts the sandbox there).
@@ -153,6 +159,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "worker-heartbeat": {"task": "usage.tasks.worker_heartbeat", "schedule": 60.0},
     "key-rotation-reminders": {"task": "keys.tasks.rotation_reminders", "schedule": crontab(hour=7, minute=0)},
     "spend-reservations-reap": {"task": "usage.tasks.reservations_reap", "schedule": 300.0},
+    "request-log-purge": {"task": "prompts.tasks.request_bodies_purge", "schedule": crontab(minute=15)},
 }
 
 # --- Auth -----------------------------------------------------------------------------------------------

@@ -50,3 +50,33 @@ class PromptOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
                 for variable in version.variables
             ],
         }
+
+
+class RunMetadataSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    feature = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    user_tier = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    end_user = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+
+class RunInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    variables = serializers.DictField(help_text="Values for the prompt's variables.")
+    stream = serializers.BooleanField(default=False)
+    metadata = RunMetadataSerializer(required=False, default=dict)
+
+
+class RunResultSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """The run result of DESIGN.md §6 (documentation only; the pipeline builds it)."""
+
+    id = serializers.CharField()
+    prompt = serializers.DictField()
+    environment = serializers.CharField()
+    model = serializers.CharField()
+    routed = serializers.DictField(allow_null=True)
+    output = serializers.CharField(allow_null=True)
+    stop_reason = serializers.CharField(allow_null=True)
+    usage = serializers.DictField()
+    cost_usd = serializers.CharField()
+    latency_ms = serializers.DictField()
+    redactions = serializers.DictField()
+    checks = serializers.DictField()
+    upstream_request_id = serializers.CharField()

@@ -1,15 +1,29 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from django.conf import settings
+from django.http import HttpResponseBase, StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import RoleRequired
+from audit.context import current_request_id, new_request_id
+from config.errors import DomainError, RoleRequired
+from config.exceptions import domain_problem_body
 from keys.models import ApiClient
-from prompts.api.serializers import PromptOutputSerializer
-from prompts.errors import PromptNotFound
-from prompts.selectors import releases_in
+from prompts.api.serializers import PromptOutputSerializer, RunInputSerializer, RunResultSerializer
+from prompts.errors import PromptNotFound, RunNotFound
+from prompts.models import Run
+from prompts.runtime.guards import (
+    body_digest,
+    idempotency_abort,
+    idempotency_begin,
+    idempotency_store,
+    rate_limit_check,
+)
+from prompts.runtime.pipeline import run_execute, run_prepare, run_stream
+from prompts.selectors import releases_in, run_detail
+from usage.choices import Endpoint
 
 
 class PromptListApi(APIView):
@@ -30,3 +44,67 @@ class PromptDetailApi(APIView):
         if not client.may_run(slug):
             raise RoleRequired(f"This API client may not run '{slug}'.")
         return Response(PromptOutputSerializer(release).data)
+
+
+class RequestTooLarge(DomainError):
+    code = "request_too_large"
+    title = "Request too large"
+    status = 413
+
+
+class PromptRunApi(APIView):
+    @extend_schema(
+        request=RunInputSerializer,
+        responses={200: RunResultSerializer},
+        summary="Run the version released to this client's environment (JSON, or SSE with stream: true)",
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+    )
+    def post(self, request: Request, slug: str) -> HttpResponseBase:
+        client: ApiClient = request.user  # type: ignore[assignment]
+        if int(request.META.get("CONTENT_LENGTH") or 0) > settings.TOLLGATE_MAX_REQUEST_BYTES:
+            raise RequestTooLarge(f"The body is larger than {settings.TOLLGATE_MAX_REQUEST_BYTES} bytes.")
+        rate_limit_check(client)
+        data = RunInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        request_id = current_request_id() or new_request_id()
+        idempotency_key = request.headers.get("Idempotency-Key", "")[:200]
+        digest = body_digest({"slug": slug, **request.data}) if idempotency_key else ""
+        if idempotency_key and not values["stream"]:
+            replay = idempotency_begin(client, idempotency_key, digest)
+            if replay is not None:
+                return Response(replay, headers={"Idempotent-Replayed": "true"})
+        try:
+            prepared = run_prepare(
+                client=client,
+                slug=slug,
+                variables=values["variables"],
+                metadata=dict(values["metadata"]),
+                endpoint=Endpoint.STREAM if values["stream"] else Endpoint.RUN,
+                request_id=request_id,
+            )
+            if values["stream"]:
+                response = StreamingHttpResponse(
+                    run_stream(prepared, domain_problem_body), content_type="text/event-stream"
+                )
+                response["Cache-Control"] = "no-cache"
+                response["X-Accel-Buffering"] = "no"
+                return response
+            result = run_execute(prepared)
+        except Exception:
+            if idempotency_key and not values["stream"]:
+                idempotency_abort(client, idempotency_key)
+            raise
+        if idempotency_key:
+            idempotency_store(client, idempotency_key, digest, result)
+        return Response(result)
+
+
+class RunDetailApi(APIView):
+    @extend_schema(responses=RunResultSerializer, summary="One of this client's runs (output as stored: redacted)")
+    def get(self, request: Request, run_id: str) -> Response:
+        client: ApiClient = request.user  # type: ignore[assignment]
+        run = Run.objects.filter(public_id=run_id, api_client=client).first()
+        if run is None:
+            raise RunNotFound(f"This client has no run '{run_id[:40]}'.")
+        return Response(run_detail(run))

@@ -1,0 +1,557 @@
+"""The run pipeline (DESIGN.md §3): released version → variables → render → redact → route → reserve →
+Anthropic → rehydrate → checks → settle → ledger → result.
+
+`run_prepare` does everything that may refuse a request before any upstream call; `run_execute` and
+`run_stream` then make the call. Every upstream call writes a ledger row, success or failure, and every
+reservation is settled or released, also when a stream's caller goes away. No database connection is
+held across the upstream call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import secrets
+import string
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import anthropic
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from config.errors import DomainError, RoleRequired
+from keys.models import ApiClient, ProviderKey
+from keys.selectors import active_provider_key
+from prompts.models import PromptVersion, Run
+from prompts.rendering import RenderedPrompt, render, variables_validate
+from prompts.runtime.checks import output_checks_run
+from prompts.runtime.redact import Redaction, StreamRehydrator, custom_patterns, redact_variables
+from prompts.runtime.upstream import UpstreamFailure, classify, client_for, retries_of
+from prompts.services import released_version_for_run
+from usage.choices import CapScope, Endpoint, Outcome, Period
+from usage.errors import SpendCapExceeded
+from usage.models import Price, SpendReservation
+from usage.pricing import TokenUsage, cost
+from usage.selectors import decimal_text, price_for
+from usage.services import Cap, spend_release, spend_reserve, spend_settle, usage_record_write
+
+logger = logging.getLogger(__name__)
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+class UpstreamError(DomainError):
+    """Anthropic failed after the SDK's retries; status and code per DESIGN.md §6."""
+
+    def __init__(self, failure: UpstreamFailure) -> None:
+        super().__init__(failure.detail)
+        self.status, self.code, self.title = failure.status, failure.code, failure.title
+        self.retry_after = failure.retry_after
+
+
+class NoProviderKey(DomainError):
+    code = "upstream_error"
+    title = "No provider key"
+    status = 502
+
+
+@dataclass
+class Prepared:
+    """Everything decided before the upstream call."""
+
+    client: ApiClient
+    version: PromptVersion
+    environment: str
+    endpoint: str
+    request_id: str
+    run_id: str
+    rendered: RenderedPrompt
+    redaction: Redaction
+    requested_model: str
+    model: str
+    rule: str | None
+    price: Price
+    default_price: Price
+    key: ProviderKey
+    reservation: SpendReservation
+    metadata: dict[str, str]
+    started: float
+    extra_ledger: dict[str, Any] = field(default_factory=dict)
+
+
+def new_run_id() -> str:
+    return "run_" + "".join(secrets.choice(_ALPHABET) for _ in range(22))
+
+
+def estimate_tokens(rendered: RenderedPrompt) -> int:
+    """Tokens before the call, ≈ 4 characters a token: for routing and the worst-case reservation."""
+    return math.ceil((len(rendered.system) + sum(len(m["content"]) for m in rendered.messages)) / 4)
+
+
+def _caps(key: ProviderKey, client: ApiClient) -> list[Cap]:
+    caps = [
+        Cap(CapScope.PROVIDER_KEY, key.pk, Period.MONTH, key.monthly_cap_usd, key.label, key.alert_threshold_percent)
+    ]
+    if key.daily_cap_usd is not None:
+        caps.append(
+            Cap(CapScope.PROVIDER_KEY, key.pk, Period.DAY, key.daily_cap_usd, key.label, key.alert_threshold_percent)
+        )
+    if client.monthly_cap_usd is not None:
+        caps.append(Cap(CapScope.API_CLIENT, client.pk, Period.MONTH, client.monthly_cap_usd, client.name))
+    return caps
+
+
+def _ledger(prepared_or_parts: dict[str, Any], **fields: Any) -> None:
+    usage_record_write(**prepared_or_parts, **fields)
+
+
+def _ledger_base(
+    *, client: ApiClient, version: PromptVersion, environment: str, endpoint: str, request_id: str, key: ProviderKey
+) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "environment": environment,
+        "api_client_id": client.pk,
+        "api_client_name": client.name,
+        "provider_key_id": key.pk,
+        "provider_key_last_four": key.last_four,
+        "prompt_id": version.prompt_id,
+        "prompt_slug": version.prompt.slug,
+        "prompt_version": version.number,
+        "endpoint": endpoint,
+    }
+
+
+def _route(
+    version: PromptVersion, rendered: RenderedPrompt, *, client: ApiClient, variables: dict[str, Any], request_id: str
+) -> tuple[str, str | None]:
+    """The model to call and the rule that chose it (None: the default model)."""
+    tokens = estimate_tokens(rendered)
+    routing = version.routing or {}
+    for rule in routing.get("rules", []):
+        if tokens <= rule["max_input_tokens"]:
+            return rule["model"], f"input<={rule['max_input_tokens']}"
+    classifier = routing.get("classifier")
+    if classifier:
+        answer = _classify(classifier["prompt"], client=client, variables=variables, request_id=request_id)
+        model = classifier["routes"].get(answer)
+        if model:
+            return model, f"classifier:{answer}"
+    return version.model, None
+
+
+def _classify(slug: str, *, client: ApiClient, variables: dict[str, Any], request_id: str) -> str:
+    """Run the classifier prompt (its own ledger row, its own reservation) and return its answer."""
+    classifier = released_version_for_run(slug=slug, environment=client.environment)
+    wanted = {variable["name"] for variable in classifier.variables}
+    prepared = run_prepare(
+        client=client,
+        slug=slug,
+        variables={name: value for name, value in variables.items() if name in wanted},
+        metadata={},
+        endpoint=Endpoint.CLASSIFIER,
+        request_id=request_id,
+        skip_permission=True,
+    )
+    return str(run_execute(prepared)["output"]).strip().lower()
+
+
+def run_prepare(
+    *,
+    client: ApiClient,
+    slug: str,
+    variables: Any,
+    metadata: dict[str, str],
+    endpoint: str,
+    request_id: str,
+    skip_permission: bool = False,
+) -> Prepared:
+    """Resolve, validate, render, redact, route and reserve. Raises the documented domain errors."""
+    started = time.perf_counter()
+    environment = client.environment
+    version = released_version_for_run(slug=slug, environment=environment)  # 404, tampering
+    if not skip_permission and not client.may_run(slug):
+        raise RoleRequired(f"This API client may not run '{slug}'.")
+    variables_validate(version.variables, variables)  # 400 invalid_variables, before anything else
+    redacted_values, redaction = redact_variables(
+        version.variables, variables, custom_patterns(version.redaction or {})
+    )
+    rendered = render(
+        system_prompt=version.system_prompt,
+        user_template=version.user_template,
+        schema=version.variables,
+        variables=redacted_values,
+    )
+    key = active_provider_key(environment=environment)
+    if key is None:
+        raise NoProviderKey(f"No active provider key is configured for {environment}.")
+    model, rule = version.model, None
+    if endpoint != Endpoint.CLASSIFIER:
+        model, rule = _route(version, rendered, client=client, variables=variables, request_id=request_id)
+    price, default_price = price_for(model), price_for(version.model)
+    worst_case = cost(price, TokenUsage(input_tokens=estimate_tokens(rendered), output_tokens=version.max_tokens))
+    base = _ledger_base(
+        client=client, version=version, environment=environment, endpoint=endpoint, request_id=request_id, key=key
+    )
+    try:
+        reservation = spend_reserve(request_id=request_id, caps=_caps(key, client), amount=worst_case)
+    except SpendCapExceeded:
+        _ledger(
+            base,
+            requested_model=version.model,
+            model=model,
+            routing_rule=rule or "",
+            outcome=Outcome.CAP_EXCEEDED,
+            redactions=redaction.as_counts(),
+            **_metadata_fields(metadata),
+        )
+        raise
+    return Prepared(
+        client=client,
+        version=version,
+        environment=environment,
+        endpoint=endpoint,
+        request_id=request_id,
+        run_id=new_run_id(),
+        rendered=rendered,
+        redaction=redaction,
+        requested_model=version.model,
+        model=model,
+        rule=rule,
+        price=price,
+        default_price=default_price,
+        key=key,
+        reservation=reservation,
+        metadata=metadata,
+        started=started,
+    )
+
+
+def _metadata_fields(metadata: dict[str, str]) -> dict[str, str]:
+    return {name: str(metadata.get(name, ""))[:200] for name in ("feature", "user_tier", "end_user")}
+
+
+def _call_kwargs(prepared: Prepared) -> dict[str, Any]:
+    version = prepared.version
+    system: Any = prepared.rendered.system
+    if version.cache_ttl != "off":
+        system = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral", "ttl": version.cache_ttl}}]
+    kwargs: dict[str, Any] = {
+        "model": prepared.model,
+        "max_tokens": version.max_tokens,
+        "system": system,
+        "messages": prepared.rendered.messages,
+    }
+    if version.stop_sequences:
+        kwargs["stop_sequences"] = version.stop_sequences
+    if prepared.metadata.get("end_user"):
+        kwargs["metadata"] = {"user_id": str(prepared.metadata["end_user"])[:200]}
+    return kwargs
+
+
+def _release_connection() -> None:
+    """Hand the database connection back to the pool before waiting on Anthropic (DESIGN.md §11)."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+def _result(
+    prepared: Prepared,
+    *,
+    output: str,
+    stop_reason: str | None,
+    usage: TokenUsage,
+    charged: Decimal,
+    upstream_ms: int,
+    ttft_ms: int | None,
+    checks: dict[str, Any],
+    upstream_request_id: str,
+) -> dict[str, Any]:
+    return {
+        "id": prepared.run_id,
+        "prompt": {"slug": prepared.version.prompt.slug, "version": prepared.version.number},
+        "environment": prepared.environment,
+        "model": prepared.model,
+        "routed": {"from": prepared.requested_model, "rule": prepared.rule} if prepared.rule else None,
+        "output": output,
+        "stop_reason": stop_reason,
+        "usage": {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_creation_input_tokens": usage.cache_write_5m_tokens + usage.cache_write_1h_tokens,
+            "cache_read_input_tokens": usage.cache_read_tokens,
+        },
+        "cost_usd": decimal_text(charged),
+        "latency_ms": {
+            "total": round((time.perf_counter() - prepared.started) * 1000),
+            "upstream": upstream_ms,
+            "time_to_first_token": ttft_ms,
+        },
+        "redactions": prepared.redaction.as_counts(),
+        "checks": checks,
+        "upstream_request_id": upstream_request_id,
+    }
+
+
+def _succeed(
+    prepared: Prepared,
+    *,
+    output_redacted: str,
+    stop_reason: str | None,
+    usage: TokenUsage,
+    upstream_ms: int,
+    ttft_ms: int | None,
+    retries: int,
+    upstream_request_id: str,
+) -> dict[str, Any]:
+    """Settle, write the ledger row and the run, and build the result (output rehydrated)."""
+    charged = cost(prepared.price, usage)
+    spend_settle(reservation=prepared.reservation, actual=charged)
+    output = prepared.redaction.rehydrate(output_redacted)
+    checks = output_checks_run(prepared.version.output_checks or {}, output)
+    result = _result(
+        prepared,
+        output=output,
+        stop_reason=stop_reason,
+        usage=usage,
+        charged=charged,
+        upstream_ms=upstream_ms,
+        ttft_ms=ttft_ms,
+        checks=checks,
+        upstream_request_id=upstream_request_id,
+    )
+    _write_records(
+        prepared,
+        outcome=Outcome.OK,
+        usage=usage,
+        charged=charged,
+        retries=retries,
+        upstream_request_id=upstream_request_id,
+        stop_reason=stop_reason or "",
+        latency=result["latency_ms"],
+        checks=checks,
+        output_redacted=output_redacted,
+        result=result,
+    )
+    return result
+
+
+def _write_records(
+    prepared: Prepared,
+    *,
+    outcome: str,
+    usage: TokenUsage,
+    charged: Decimal,
+    retries: int,
+    latency: dict[str, int | None],
+    result: dict[str, Any],
+    upstream_request_id: str = "",
+    stop_reason: str = "",
+    error_class: str = "",
+    checks: dict[str, Any] | None = None,
+    output_redacted: str = "",
+) -> None:
+    version = prepared.version
+    _ledger(
+        _ledger_base(
+            client=prepared.client,
+            version=version,
+            environment=prepared.environment,
+            endpoint=prepared.endpoint,
+            request_id=prepared.request_id,
+            key=prepared.key,
+        ),
+        requested_model=prepared.requested_model,
+        model=prepared.model,
+        routing_rule=prepared.rule or "",
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_write_5m_tokens=usage.cache_write_5m_tokens,
+        cache_write_1h_tokens=usage.cache_write_1h_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cost_usd=charged,
+        default_model_cost_usd=cost(prepared.default_price, usage),
+        price=prepared.price,
+        latency_total_ms=latency["total"],
+        latency_upstream_ms=latency["upstream"],
+        time_to_first_token_ms=latency["time_to_first_token"],
+        outcome=outcome,
+        error_class=error_class,
+        retries=retries,
+        upstream_request_id=upstream_request_id,
+        stop_reason=stop_reason,
+        redactions=prepared.redaction.as_counts(),
+        checks=checks or {},
+        **_metadata_fields(prepared.metadata),
+    )
+    if prepared.endpoint == Endpoint.CLASSIFIER:
+        return
+    Run.objects.create(
+        public_id=prepared.run_id,
+        request_id=prepared.request_id,
+        api_client=prepared.client,
+        environment=prepared.environment,
+        prompt_id=version.prompt_id,
+        version=version,
+        endpoint=prepared.endpoint,
+        succeeded=outcome == Outcome.OK,
+        result={k: v for k, v in result.items() if k != "output"},
+        request_redacted=json.dumps(prepared.rendered.messages, ensure_ascii=False),
+        output_redacted=output_redacted,
+        bodies_expire_at=timezone.now() + timedelta(days=settings.TOLLGATE_BODY_RETENTION_DAYS),
+    )
+
+
+def _fail(
+    prepared: Prepared, exc: Exception, *, usage: TokenUsage, upstream_ms: int, ttft_ms: int | None
+) -> UpstreamError:
+    """Record a failed call (ledger row with its class, the hold given back or settled) and say how to answer."""
+    failure = classify(exc)
+    charged = cost(prepared.price, usage)
+    if charged:
+        spend_settle(reservation=prepared.reservation, actual=charged)  # tokens already billed
+    else:
+        spend_release(reservation=prepared.reservation)
+    latency = {
+        "total": round((time.perf_counter() - prepared.started) * 1000),
+        "upstream": upstream_ms,
+        "time_to_first_token": ttft_ms,
+    }
+    _write_records(
+        prepared,
+        outcome=failure.outcome,
+        usage=usage,
+        charged=charged,
+        retries=retries_of(exc),
+        latency=latency,
+        result={"id": prepared.run_id, "error": {"code": failure.code, "status": failure.status}},
+        error_class=type(exc).__name__,
+        upstream_request_id=getattr(exc, "request_id", None) or "",
+    )
+    logger.warning("Upstream call failed for %s: %s (%s)", prepared.request_id, failure.code, type(exc).__name__)
+    return UpstreamError(failure)
+
+
+def run_execute(prepared: Prepared) -> dict[str, Any]:
+    """The synchronous call. Returns the run result or raises UpstreamError."""
+    sdk = client_for(prepared.key)
+    _release_connection()
+    began = time.perf_counter()
+    try:
+        raw = sdk.messages.with_raw_response.create(**_call_kwargs(prepared))
+        message = raw.parse()
+    except (anthropic.APIError, anthropic.APIConnectionError) as exc:
+        raise _fail(
+            prepared, exc, usage=TokenUsage(), upstream_ms=round((time.perf_counter() - began) * 1000), ttft_ms=None
+        ) from None
+    upstream_ms = round((time.perf_counter() - began) * 1000)
+    output = "".join(block.text for block in message.content if block.type == "text")
+    return _succeed(
+        prepared,
+        output_redacted=output,
+        stop_reason=message.stop_reason,
+        usage=TokenUsage.from_api(message.usage),
+        upstream_ms=upstream_ms,
+        ttft_ms=None,
+        retries=retries_of(raw),
+        upstream_request_id=raw.headers.get("request-id", ""),
+    )
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def run_stream(prepared: Prepared, problem: Any) -> Iterator[bytes]:
+    """Server-sent events: run.started, delta…, then run.completed or error. Placeholders are held back
+    until complete. If the caller goes away, the call is recorded and the reservation settled anyway."""
+    sdk = client_for(prepared.key)
+    _release_connection()
+    yield _sse(
+        "run.started",
+        {
+            "id": prepared.run_id,
+            "prompt": {"slug": prepared.version.prompt.slug, "version": prepared.version.number},
+            "model": prepared.model,
+        },
+    )
+    began = time.perf_counter()
+    ttft_ms: int | None = None
+    parts: list[str] = []
+    rehydrator = StreamRehydrator(prepared.redaction)
+    finished = False
+    stream_manager = sdk.messages.stream(**_call_kwargs(prepared))
+    stream = None
+    try:
+        with stream_manager as stream:
+            for text in stream.text_stream:
+                if ttft_ms is None:
+                    ttft_ms = round((time.perf_counter() - began) * 1000)
+                parts.append(text)
+                visible = rehydrator.feed(text)
+                if visible:
+                    yield _sse("delta", {"text": visible})
+            final = stream.get_final_message()
+        tail = rehydrator.flush()
+        if tail:
+            yield _sse("delta", {"text": tail})
+        result = _succeed(
+            prepared,
+            output_redacted="".join(parts),
+            stop_reason=final.stop_reason,
+            usage=TokenUsage.from_api(final.usage),
+            upstream_ms=round((time.perf_counter() - began) * 1000),
+            ttft_ms=ttft_ms,
+            retries=retries_of(stream.response),
+            upstream_request_id=stream.response.headers.get("request-id", ""),
+        )
+        finished = True
+        yield _sse("run.completed", result)
+    except (anthropic.APIError, anthropic.APIConnectionError) as exc:
+        error = _fail(
+            prepared,
+            exc,
+            usage=_partial_usage(stream),
+            upstream_ms=round((time.perf_counter() - began) * 1000),
+            ttft_ms=ttft_ms,
+        )
+        finished = True
+        yield _sse("error", problem(error))
+    finally:
+        if not finished:
+            # The caller disconnected (GeneratorExit) or something unexpected happened: record it.
+            _caller_gone(prepared, stream, began=began, ttft_ms=ttft_ms, output_redacted="".join(parts))
+
+
+def _partial_usage(stream: Any) -> TokenUsage:
+    snapshot = getattr(stream, "current_message_snapshot", None) if stream is not None else None
+    return TokenUsage.from_api(snapshot.usage) if snapshot is not None else TokenUsage()
+
+
+def _caller_gone(prepared: Prepared, stream: Any, *, began: float, ttft_ms: int | None, output_redacted: str) -> None:
+    usage = _partial_usage(stream)
+    charged = cost(prepared.price, usage)
+    spend_settle(reservation=prepared.reservation, actual=charged)
+    latency = {
+        "total": round((time.perf_counter() - prepared.started) * 1000),
+        "upstream": round((time.perf_counter() - began) * 1000),
+        "time_to_first_token": ttft_ms,
+    }
+    _write_records(
+        prepared,
+        outcome=Outcome.CLIENT_ERROR,
+        usage=usage,
+        charged=charged,
+        retries=0,
+        latency=latency,
+        result={"id": prepared.run_id, "error": {"code": "client_disconnected"}},
+        error_class="ClientDisconnected",
+        output_redacted=output_redacted,
+    )
