@@ -22,6 +22,7 @@ class Role(models.TextChoices):
 
 
 _READ_PROMPTS = ("prompts.view_prompt", "prompts.view_promptversion", "prompts.view_release")
+_READ_RUNS = ("prompts.view_run",)  # the request log: redacted bodies, for incident investigation
 _READ_KEYS = ("keys.view_providerkey", "keys.view_apiclient", "keys.view_apitoken")
 _READ_USAGE = ("usage.view_price", "usage.view_usagerecord", "usage.view_budgetalert")
 
@@ -44,6 +45,7 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "prompts.review_promptversion",
         "prompts.release_promptversion",
         "prompts.retire_promptversion",
+        *_READ_RUNS,
         *_READ_USAGE,
         "usage.change_budgetalert",
         "audit.view_auditevent",
@@ -64,7 +66,7 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "usage.change_budgetalert",
         "audit.view_auditevent",
     ),
-    Role.AUDITORS: (*_READ_PROMPTS, *_READ_KEYS, *_READ_USAGE, "audit.view_auditevent"),
+    Role.AUDITORS: (*_READ_PROMPTS, *_READ_RUNS, *_READ_KEYS, *_READ_USAGE, "audit.view_auditevent"),
 }
 
 

@@ -20,11 +20,12 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from simple_history.admin import SimpleHistoryAdmin
 
+from audit.admin import ReadOnlyAdmin
 from config.environments import Environment
 from config.errors import DomainError
 from prompts import selectors, services
 from prompts.choices import DataCategory, VersionStatus
-from prompts.models import CONTENT_FIELDS, Prompt, PromptVersion, Release
+from prompts.models import CONTENT_FIELDS, Prompt, PromptVersion, Release, Run
 from prompts.validation import version_content_errors
 
 # --- prompts ---------------------------------------------------------------------------------------------
@@ -358,3 +359,41 @@ class ReleaseAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
             "diff": diffs,
         }
         return TemplateResponse(request, "admin/prompts/release/rollback.html", context)
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnlyAdmin):
+    """The request log: redacted bodies (placeholders, never personal data) for incident investigation,
+    blanked after TOLLGATE_BODY_RETENTION_DAYS."""
+
+    list_display = [
+        "public_id",
+        "created_at",
+        "environment",
+        "api_client",
+        "prompt",
+        "version",
+        "endpoint",
+        "succeeded",
+    ]
+    list_filter = ["environment", "succeeded", "endpoint"]
+    search_fields = ["public_id", "request_id"]
+    list_select_related = ["api_client", "prompt", "version"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    readonly_fields = [
+        "public_id",
+        "request_id",
+        "created_at",
+        "environment",
+        "api_client",
+        "prompt",
+        "version",
+        "endpoint",
+        "succeeded",
+        "result",
+        "request_redacted",
+        "output_redacted",
+        "bodies_expire_at",
+        "bodies_purged_at",
+    ]

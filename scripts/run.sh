@@ -63,7 +63,11 @@ cat <<BANNER
 
 $(printf '%s\n' "$demo_output" | sed 's/^/  /')
 
-  Try it (the prompts the development demo client may run):
+  Try it: run the support-ticket summary (the e-mail and phone number never reach the upstream):
+    curl -s http://127.0.0.1:$WEB_PORT/api/v1/prompts/support-summary/run \\
+      -H "Authorization: Bearer $dev_token" -H "Content-Type: application/json" \\
+      -d '{"variables": {"ticket": "My printer is on fire. Call me on +1 415 555 2671.", "customer_email": "jane@example.com"}}'
+  The prompts this client may run:
     curl -s -H "Authorization: Bearer $dev_token" http://127.0.0.1:$WEB_PORT/api/v1/prompts
 
   Ctrl-C stops everything.

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from usage.choices import Outcome
 from usage.errors import ModelNotPriced
-from usage.models import Price, SpendCounter
+from usage.models import Price, SpendCounter, UsageRecord
 from usage.pricing import TokenUsage, cost
 from usage.services import WORKER_HEARTBEAT_KEY, period_start
 
@@ -57,4 +60,51 @@ def cost_estimate(*, model: str, usage: TokenUsage, batch: bool = False) -> dict
         "cost_usd": decimal_text(amount),
         "cost_per_1000_usd": decimal_text(amount * 1000),
         "price": price.as_dict(),
+    }
+
+
+GROUPINGS = {"day": TruncDate("created_at"), "prompt": F("prompt_slug"), "model": F("model"), "feature": F("feature")}
+
+
+def usage_summary(*, api_client_id: int, start: date, end: date, group_by: str) -> dict[str, Any]:
+    """One client's calls between two dates (inclusive, UTC): tokens, cost and counts per group."""
+    rows = (
+        UsageRecord.objects.filter(api_client_id=api_client_id, created_at__date__gte=start, created_at__date__lte=end)
+        .annotate(key=GROUPINGS[group_by])
+        .values("key")
+        .annotate(
+            calls=Count("id"),
+            failed=Count("id", filter=~Q(outcome=Outcome.OK)),
+            input_tokens=Sum("input_tokens"),
+            output_tokens=Sum("output_tokens"),
+            cache_write_5m=Sum("cache_write_5m_tokens"),
+            cache_write_1h=Sum("cache_write_1h_tokens"),
+            cache_read_input_tokens=Sum("cache_read_tokens"),
+            cost=Sum("cost_usd"),
+        )
+        .order_by("key")
+    )
+    groups = [
+        {
+            "key": str(row["key"]),
+            "calls": row["calls"],
+            "failed": row["failed"],
+            "input_tokens": row["input_tokens"] or 0,
+            "output_tokens": row["output_tokens"] or 0,
+            "cache_creation_input_tokens": (row["cache_write_5m"] or 0) + (row["cache_write_1h"] or 0),
+            "cache_read_input_tokens": row["cache_read_input_tokens"] or 0,
+            "cost_usd": decimal_text(row["cost"] or Decimal(0)),
+        }
+        for row in rows
+    ]
+    total_cost = sum((Decimal(group["cost_usd"]) for group in groups), Decimal(0))
+    return {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "group_by": group_by,
+        "groups": groups,
+        "total": {
+            "calls": sum(group["calls"] for group in groups),
+            "cost_usd": decimal_text(total_cost),
+        },
     }

@@ -339,3 +339,20 @@ def test_a_caller_leaving_mid_stream_still_settles_and_records(world):
     assert SpendReservation.objects.get().status == "settled"
     row = UsageRecord.objects.get()
     assert (row.endpoint, row.error_class) == ("stream", "ClientDisconnected")
+
+
+def test_a_client_sees_its_usage_grouped(world):
+    run(world)
+    run(world, metadata={"feature": "triage"})
+
+    by_feature = world["http"].get("/api/v1/usage", {"group_by": "feature"}).json()
+    by_model = world["http"].get("/api/v1/usage?group_by=model").json()
+    bad = world["http"].get("/api/v1/usage", {"from": "2026-02-01", "to": "2026-01-01"})
+
+    assert [group["key"] for group in by_feature["groups"]] == ["", "triage"]
+    assert by_model["groups"][0]["key"] == "claude-haiku-4-5"
+    assert by_model["total"]["calls"] == 2
+    assert Decimal(by_model["total"]["cost_usd"]) == sum(
+        (Decimal(r.cost_usd) for r in UsageRecord.objects.all()), Decimal(0)
+    )
+    assert (bad.status_code, bad.json()["code"]) == (400, "invalid_request")

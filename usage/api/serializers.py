@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django.utils import timezone
 from rest_framework import serializers
 
 
@@ -31,3 +34,21 @@ class CostEstimateOutputSerializer(serializers.Serializer):  # type: ignore[type
     cost_usd = serializers.CharField(help_text="Exact decimal string, USD.")
     cost_per_1000_usd = serializers.CharField()
     price = PriceSerializer()
+
+
+class UsageQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
+    from_ = serializers.DateField(
+        required=False, allow_null=True, help_text="First day (UTC), default: the first of this month."
+    )
+    to = serializers.DateField(required=False, allow_null=True, help_text="Last day (UTC), inclusive; default: today.")
+    group_by = serializers.ChoiceField(choices=["day", "prompt", "model", "feature"], default="day")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        today = timezone.now().date()
+        attrs["from_"] = attrs.get("from_") or today.replace(day=1)
+        attrs["to"] = attrs.get("to") or today
+        if attrs["from_"] > attrs["to"]:
+            raise serializers.ValidationError({"from": "must not be after `to`"})
+        if (attrs["to"] - attrs["from_"]).days > 366:
+            raise serializers.ValidationError({"from": "a period spans at most 366 days"})
+        return attrs

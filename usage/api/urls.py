@@ -4,4 +4,7 @@ from django.urls import path
 
 from usage.api import views
 
-urlpatterns = [path("cost/estimate", views.CostEstimateApi.as_view(), name="cost-estimate")]
+urlpatterns = [
+    path("cost/estimate", views.CostEstimateApi.as_view(), name="cost-estimate"),
+    path("usage", views.UsageApi.as_view(), name="usage"),
+]

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from usage.api.serializers import CostEstimateInputSerializer, CostEstimateOutputSerializer
+from usage.api.serializers import CostEstimateInputSerializer, CostEstimateOutputSerializer, UsageQuerySerializer
 from usage.pricing import TokenUsage
-from usage.selectors import cost_estimate
+from usage.selectors import cost_estimate, usage_summary
 
 
 class CostEstimateApi(APIView):
@@ -27,3 +28,29 @@ class CostEstimateApi(APIView):
             cache_read_tokens=values["cache_read_input_tokens"],
         )
         return Response(cost_estimate(model=values["model"], usage=usage, batch=values["batch"]))
+
+
+class UsageApi(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATE, description="First day (UTC); default: first of this month"),
+            OpenApiParameter("to", OpenApiTypes.DATE, description="Last day (UTC), inclusive; default: today"),
+            OpenApiParameter("group_by", str, enum=["day", "prompt", "model", "feature"]),
+        ],
+        summary="This client's calls, tokens and cost",
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        query = UsageQuerySerializer(
+            data={"from_": params.get("from"), "to": params.get("to"), "group_by": params.get("group_by", "day")}
+        )
+        query.is_valid(raise_exception=True)
+        values = query.validated_data
+        return Response(
+            usage_summary(
+                api_client_id=int(getattr(request.user, "pk", 0)),
+                start=values["from_"],
+                end=values["to"],
+                group_by=values["group_by"],
+            )
+        )
