@@ -52,3 +52,22 @@ class UsageQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
         if (attrs["to"] - attrs["from_"]).days > 366:
             raise serializers.ValidationError({"from": "a period spans at most 366 days"})
         return attrs
+
+
+class UsageGroupSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    key = serializers.CharField(help_text="The day, prompt slug, model or feature.")
+    calls = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    cache_creation_input_tokens = serializers.IntegerField()
+    cache_read_input_tokens = serializers.IntegerField()
+    cost_usd = serializers.CharField()
+
+
+class UsageOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    from_ = serializers.DateField(source="from")
+    to = serializers.DateField()
+    group_by = serializers.CharField()
+    groups = UsageGroupSerializer(many=True)
+    total = serializers.DictField()

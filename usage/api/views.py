@@ -6,7 +6,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from usage.api.serializers import CostEstimateInputSerializer, CostEstimateOutputSerializer, UsageQuerySerializer
+from usage.api.serializers import (
+    CostEstimateInputSerializer,
+    CostEstimateOutputSerializer,
+    UsageOutputSerializer,
+    UsageQuerySerializer,
+)
 from usage.pricing import TokenUsage
 from usage.selectors import cost_estimate, usage_summary
 
@@ -37,6 +42,7 @@ class UsageApi(APIView):
             OpenApiParameter("to", OpenApiTypes.DATE, description="Last day (UTC), inclusive; default: today"),
             OpenApiParameter("group_by", str, enum=["day", "prompt", "model", "feature"]),
         ],
+        responses=UsageOutputSerializer,
         summary="This client's calls, tokens and cost",
     )
     def get(self, request: Request) -> Response:
