@@ -10,40 +10,8 @@ import time
 
 import django
 
-WORDS = [
-    "the",
-    "customer",
-    "reported",
-    "that",
-    "the",
-    "invoice",
-    "for",
-    "march",
-    "was",
-    "wrong",
-    "and",
-    "asked",
-    "for",
-    "a",
-    "refund",
-    "before",
-    "friday",
-    "please",
-    "check",
-    "the",
-    "order",
-    "history",
-    "and",
-    "reply",
-    "with",
-    "the",
-    "tracking",
-    "number",
-    "our",
-    "agent",
-    "promised",
-    "yesterday",
-]
+PROSE = "the customer reported that the invoice was wrong and asked for a refund before friday please check"
+WORDS = PROSE.split()
 
 
 def sample_text(rng: random.Random, size: int = 15_000) -> str:
