@@ -365,10 +365,11 @@ def release_rollback(*, actor: User, release: Release, reason: str) -> Release:
 # --- integrity ----------------------------------------------------------------------------------------
 
 
-def prompt_version_verify(*, version: PromptVersion) -> PromptVersion:
+def prompt_version_verify(*, version: PromptVersion, fresh: bool = False) -> PromptVersion:
     """Check the stored content against its hash. A mismatch means someone edited the database directly:
-    it is recorded (in a transaction of its own, so it survives the refusal) and refused."""
-    stored = PromptVersion.objects.select_related("prompt").get(pk=version.pk)
+    it is recorded (in a transaction of its own, so it survives the refusal) and refused. `fresh`: the
+    instance was just read from the database, so it need not be read again."""
+    stored = version if fresh else PromptVersion.objects.select_related("prompt").get(pk=version.pk)
     actual = stored.compute_hash()
     if actual == stored.content_hash:
         return stored
@@ -385,10 +386,14 @@ def prompt_version_verify(*, version: PromptVersion) -> PromptVersion:
 
 def released_version_for_run(*, slug: str, environment: str) -> PromptVersion:
     """The version live in `environment`, verified: what the run pipeline executes."""
-    release = Release.objects.select_related("version").filter(prompt__slug=slug, environment=environment).first()
+    release = (
+        Release.objects.select_related("version", "version__prompt")
+        .filter(prompt__slug=slug, environment=environment)
+        .first()
+    )
     if release is None:
         raise PromptNotFound(f"No prompt '{slug}' is released to {environment}.")
-    return prompt_version_verify(version=release.version)
+    return prompt_version_verify(version=release.version, fresh=True)
 
 
 def request_bodies_purge() -> int:

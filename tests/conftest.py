@@ -154,3 +154,11 @@ def celery_worker(celery_worker_process: subprocess.Popen[bytes], settings: obje
         yield
     finally:
         app.conf.task_always_eager = True
+
+
+@pytest.fixture(autouse=True)
+def _fresh_price_cache() -> None:
+    """Prices are cached per process; a test flush re-seeds them with new ids."""
+    from usage.selectors import price_cache_clear
+
+    price_cache_clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -24,11 +25,29 @@ def worker_last_seen() -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+PRICE_CACHE_SECONDS = 60.0
+_price_rows: dict[str, tuple[float, list[Price]]] = {}
+
+
+def _prices(model: str) -> list[Price]:
+    """A model's price rows, newest first, kept in this process for a minute: every run needs them, and
+    a new price is added ahead of its effective date."""
+    cached = _price_rows.get(model)
+    if cached is not None and time.monotonic() - cached[0] < PRICE_CACHE_SECONDS:
+        return cached[1]
+    rows = list(Price.objects.filter(model=model).order_by("-effective_from"))
+    _price_rows[model] = (time.monotonic(), rows)
+    return rows
+
+
+def price_cache_clear() -> None:
+    _price_rows.clear()
+
+
 def price_for(model: str, *, at: datetime | None = None) -> Price:
     """The price in force for `model` at `at` (now by default). Raises ModelNotPriced."""
-    price = (
-        Price.objects.filter(model=model, effective_from__lte=at or timezone.now()).order_by("-effective_from").first()
-    )
+    moment = at or timezone.now()
+    price = next((row for row in _prices(model) if row.effective_from <= moment), None)
     if price is None:
         raise ModelNotPriced(f"The price book has no price for '{model}'; add one before using the model.")
     return price

@@ -65,48 +65,52 @@ def period_start(period: str, at: datetime) -> date:
     return day.replace(day=1) if period == Period.MONTH else day
 
 
-def _counter(cap: Cap, at: datetime) -> SpendCounter:
-    counter, _ = SpendCounter.objects.get_or_create(
-        scope=cap.scope, scope_id=cap.scope_id, period=cap.period, period_start=period_start(cap.period, at)
+def _hold(cap: Cap, start: date, amount: Decimal) -> int | None:
+    """Raise the cap's counter by `amount` if the cap can take it: one conditional UPDATE. Returns the
+    counter's id, or None when the cap refuses. The counter is created on its period's first use."""
+    headroom = Value(cap.limit_usd - amount, output_field=DecimalField(max_digits=20, decimal_places=10))
+    counters = SpendCounter.objects.filter(
+        scope=cap.scope, scope_id=cap.scope_id, period=cap.period, period_start=start
     )
-    return counter
+    for _ in range(2):
+        if counters.filter(spent_usd__lte=headroom - F("reserved_usd")).update(reserved_usd=F("reserved_usd") + amount):
+            return counters.values_list("pk", flat=True).get()
+        if counters.exists():
+            return None
+        SpendCounter.objects.get_or_create(
+            scope=cap.scope, scope_id=cap.scope_id, period=cap.period, period_start=start
+        )
+    return None
 
 
 def spend_reserve(*, request_id: str, caps: list[Cap], amount: Decimal, at: datetime | None = None) -> SpendReservation:
     """Hold `amount` against every cap, all or none. Raises SpendCapExceeded naming the first cap that
     cannot take it."""
     at = at or timezone.now()
+    holds: list[dict[str, Any]] = []
     with transaction.atomic():
-        counters = sorted(((_counter(cap, at), cap) for cap in caps), key=lambda pair: pair[0].pk)
-        for counter, cap in counters:
-            headroom = Value(cap.limit_usd - amount, output_field=DecimalField(max_digits=20, decimal_places=10))
-            admitted = SpendCounter.objects.filter(pk=counter.pk, spent_usd__lte=headroom - F("reserved_usd")).update(
-                reserved_usd=F("reserved_usd") + amount
-            )
-            if not admitted:
+        # A fixed order (by scope, id, period) so that concurrent reservations never deadlock.
+        for cap in sorted(caps, key=lambda cap: (cap.scope, cap.scope_id, cap.period)):
+            counter_id = _hold(cap, period_start(cap.period, at), amount)
+            if counter_id is None:
                 raise SpendCapExceeded(cap=cap.scope, label=cap.label, period=cap.period)
-        return SpendReservation.objects.create(
-            request_id=request_id,
-            amount_usd=amount,
-            holds=[
-                {**asdict(cap), "limit_usd": str(cap.limit_usd), "counter": counter.pk} for counter, cap in counters
-            ],
-        )
+            holds.append({**asdict(cap), "limit_usd": str(cap.limit_usd), "counter": counter_id})
+        return SpendReservation.objects.create(request_id=request_id, amount_usd=amount, holds=holds)
 
 
 def _close(reservation: SpendReservation, *, status: str, spent: Decimal) -> list[tuple[SpendCounter, dict[str, Any]]]:
-    """Give back the hold on every counter and add what was really spent. Idempotent."""
-    locked = SpendReservation.objects.select_for_update().get(pk=reservation.pk)
-    if locked.status != ReservationStatus.HELD:
+    """Give back the hold on every counter and add what was really spent. Idempotent: the reservation
+    closes by compare-and-swap, so a second close (the reaper racing a late settle) changes nothing."""
+    closed = SpendReservation.objects.filter(pk=reservation.pk, status=ReservationStatus.HELD).update(
+        status=status, settled_usd=spent, closed_at=timezone.now()
+    )
+    if not closed:
         return []
     touched = []
-    for hold in locked.holds:
-        SpendCounter.objects.filter(pk=hold["counter"]).update(
-            reserved_usd=F("reserved_usd") - locked.amount_usd, spent_usd=F("spent_usd") + spent
-        )
-        touched.append((SpendCounter.objects.get(pk=hold["counter"]), hold))
-    locked.status, locked.settled_usd, locked.closed_at = status, spent, timezone.now()
-    locked.save(update_fields=["status", "settled_usd", "closed_at"])
+    for hold in reservation.holds:
+        counters = SpendCounter.objects.filter(pk=hold["counter"])
+        counters.update(reserved_usd=F("reserved_usd") - reservation.amount_usd, spent_usd=F("spent_usd") + spent)
+        touched.append((counters.get(), hold))
     return touched
 
 
@@ -214,6 +218,12 @@ def budget_alert_acknowledge(*, actor: User, alert: BudgetAlert, note: str) -> B
 # --- the ledger -------------------------------------------------------------------------------------------
 
 
+def _price_cache_clear() -> None:
+    from usage.selectors import price_cache_clear  # selectors import this module
+
+    price_cache_clear()
+
+
 def usage_record_write(**fields: Any) -> UsageRecord:
     """Append one row to the ledger (DESIGN.md §7). Callers pass ids and names, never bodies or secrets."""
     return UsageRecord.objects.create(**fields)
@@ -232,6 +242,7 @@ def price_save(*, actor: User, price: Price, reason: str) -> Price:
     before: dict[str, Any] = {} if created else dict(Price.objects.values().get(pk=price.pk))
     price.full_clean()
     save_with_history(price, actor=actor, reason=reason)
+    transaction.on_commit(_price_cache_clear)
     after = Price.objects.values().get(pk=price.pk)
     audit_event_record(
         action="price.create" if created else "price.update",
