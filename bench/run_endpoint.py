@@ -222,7 +222,7 @@ def main() -> None:
         token = prepare(env)
         wait_for(sandbox_port)
         web = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{web_port}",
+            [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{web_port}",
              "--workers", "2", "--threads", "32", "--worker-class", "gthread", "--log-level", "warning"],
             cwd=ROOT, env=env,
         )  # fmt: skip
