@@ -167,16 +167,7 @@ class ProviderKeyAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
             )
             return
         created = services.provider_key_create(
-            actor=_user(request),
-            environment=data["environment"],
-            label=data["label"],
-            secret=data["secret"],
-            owner=data["owner"],
-            base_url=data["base_url"],
-            monthly_cap_usd=data["monthly_cap_usd"],
-            daily_cap_usd=data["daily_cap_usd"],
-            rotation_period_days=data["rotation_period_days"],
-            alert_threshold_percent=data["alert_threshold_percent"],
+            actor=_user(request), **{name: data[name] for name in ProviderKeyCreateForm.Meta.fields}
         )
         obj.pk = created.pk
         obj._state.adding = False

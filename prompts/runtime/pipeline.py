@@ -108,10 +108,6 @@ def _caps(key: ProviderKey, client: ApiClient) -> list[Cap]:
     return caps
 
 
-def _ledger(prepared_or_parts: dict[str, Any], **fields: Any) -> None:
-    usage_record_write(**prepared_or_parts, **fields)
-
-
 def _ledger_base(
     *, client: ApiClient, version: PromptVersion, environment: str, endpoint: str, request_id: str, key: ProviderKey
 ) -> dict[str, Any]:
@@ -203,8 +199,8 @@ def run_prepare(
     try:
         reservation = spend_reserve(request_id=request_id, caps=_caps(key, client), amount=worst_case)
     except SpendCapExceeded:
-        _ledger(
-            base,
+        usage_record_write(
+            **base,
             requested_model=version.model,
             model=model,
             routing_rule=rule or "",
@@ -359,8 +355,8 @@ def _write_records(
     output_redacted: str = "",
 ) -> None:
     version = prepared.version
-    _ledger(
-        _ledger_base(
+    usage_record_write(
+        **_ledger_base(
             client=prepared.client,
             version=version,
             environment=prepared.environment,
