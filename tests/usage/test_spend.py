@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -166,3 +166,22 @@ def test_concurrent_reservations_never_exceed_a_cap():
     assert final.reserved_usd == Decimal(0)
     assert final.spent_usd == Decimal("22.5")
     assert counter(client_cap).spent_usd == Decimal("22.5")
+
+
+def test_the_same_threshold_alerts_again_in_a_new_period(django_capture_on_commit_callbacks):
+    def spend(amount: str, at: datetime) -> None:
+        with time_machine.travel(at, tick=False):
+            spend_settle(
+                reservation=spend_reserve(request_id="r", caps=[KEY_CAP], amount=Decimal(amount)),
+                actual=Decimal(amount),
+            )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        spend("8.50", datetime(2026, 1, 10, tzinfo=UTC))
+        spend("0.50", datetime(2026, 1, 11, tzinfo=UTC))
+        spend("8.50", datetime(2026, 2, 10, tzinfo=UTC))
+
+    assert list(BudgetAlert.objects.order_by("period_start").values_list("period_start", "threshold_percent")) == [
+        (date(2026, 1, 1), 80),
+        (date(2026, 2, 1), 80),
+    ]
