@@ -23,12 +23,13 @@ from stdnum import iban, luhn
 EMAIL_LOCAL = re.compile(r"[A-Za-z0-9._%+-]{1,64}$")
 EMAIL_DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # One pass finds every run of digits and separators; each run is then classified cheaply.
-# Runs stop at a dot between digits (an IP address, a decimal), not at the full stop of a sentence.
-DIGIT_RUN = re.compile(r"(?<![\w+])(?<!\d\.)\+?\(?\d[\d ()-]{5,22}\d(?!\w|\.\d)")
-IPV4_RUN = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
+# The scanning patterns start with a plain character class, which lets the regex engine skip ahead
+# quickly (a leading look-behind makes it try every position); word boundaries are checked in Python
+# on the few matches. A run stops at a dot between digits (an IP address, a decimal), not at a full stop.
+DIGIT_RUN = re.compile(r"\d[\d ()-]{5,22}\d")
+IPV4_RUN = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
+IBAN = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")
 SSN = re.compile(r"(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}")
-IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
-IBAN_HINT = re.compile(r"[A-Z]{2}\d{2}")
 IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 IPV6_HINT = re.compile(r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:")
 PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*_\d+)>")
@@ -92,6 +93,29 @@ def _classify_run(run: str) -> tuple[tuple[int, int, str], ...]:
     return ()
 
 
+def _word_bounded(text: str, start: int, end: int, *, dots: bool = False) -> bool:
+    """No letter or digit glued to either side; with `dots`, no "1." before or ".1" after either."""
+    before = text[start - 1] if start else " "
+    after = text[end] if end < len(text) else " "
+    if before.isalnum() or before == "_" or after.isalnum() or after == "_":
+        return False
+    if dots:
+        return not (before == "." and start > 1 and text[start - 2].isdigit()) and not (
+            after == "." and end + 1 < len(text) and text[end + 1].isdigit()
+        )
+    return True
+
+
+def _digit_runs(text: str) -> Iterator[tuple[int, str]]:
+    """Runs of digits and separators, with a leading "+" or "(" taken in, standing alone as words."""
+    for match in DIGIT_RUN.finditer(text):
+        start, end = match.span()
+        while start and text[start - 1] in "+(":
+            start -= 1
+        if _word_bounded(text, start, end, dots=True) and (not start or text[start - 1] != "+"):
+            yield start, text[start:end]
+
+
 def _candidates(text: str, extra: list[tuple[str, re.Pattern[str]]]) -> Iterator[tuple[int, int, str]]:
     """(start, end, kind) of everything to replace, most specific first; cheap hints skip whole scans."""
     for kind, pattern in extra:
@@ -104,17 +128,15 @@ def _candidates(text: str, extra: list[tuple[str, re.Pattern[str]]]) -> Iterator
         if local and domain:
             yield local.start(), domain.end(), "EMAIL"
         at = text.find("@", at + 1)
-    if IBAN_HINT.search(text):
-        for match in IBAN.finditer(text):
-            if _valid_iban(match.group(0)):
-                yield (*match.span(), "IBAN")
-    for match in DIGIT_RUN.finditer(text):
-        for offset, length, kind in _classify_run(match.group(0)):
-            yield match.start() + offset, match.start() + offset + length, kind
-    if "." in text:
-        for match in IPV4_RUN.finditer(text):
-            if _valid_ip(match.group(0)):
-                yield (*match.span(), "IP")
+    for match in IBAN.finditer(text):
+        if _word_bounded(text, *match.span()) and _valid_iban(match.group(0)):
+            yield (*match.span(), "IBAN")
+    for start, run in _digit_runs(text):
+        for offset, length, kind in _classify_run(run):
+            yield start + offset, start + offset + length, kind
+    for match in IPV4_RUN.finditer(text):
+        if _word_bounded(text, *match.span(), dots=True) and _valid_ip(match.group(0)):
+            yield (*match.span(), "IP")
     if ":" in text and IPV6_HINT.search(text):
         for match in IPV6.finditer(text):
             if _valid_ip(match.group(0)):
