@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
 
@@ -65,9 +66,14 @@ class UsageGroupSerializer(serializers.Serializer):  # type: ignore[type-arg]
     cost_usd = serializers.CharField()
 
 
-class UsageOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    from_ = serializers.DateField(source="from")
-    to = serializers.DateField()
-    group_by = serializers.CharField()
-    groups = UsageGroupSerializer(many=True)
-    total = serializers.DictField()
+# Declared inline: the response has a field named `from`, which a class attribute cannot be.
+UsageOutputSerializer = inline_serializer(
+    name="Usage",
+    fields={
+        "from": serializers.DateField(),
+        "to": serializers.DateField(),
+        "group_by": serializers.CharField(),
+        "groups": UsageGroupSerializer(many=True),
+        "total": serializers.DictField(),
+    },
+)
