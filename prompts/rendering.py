@@ -148,7 +148,14 @@ def _delimited(name: str, value: Any) -> str:
 
 def render(*, system_prompt: str, user_template: str, schema: list[dict[str, Any]], variables: Any) -> RenderedPrompt:
     """Validate `variables` and build the system prompt and the single user message."""
-    values = variables_validate(schema, variables)
+    return render_values(
+        system_prompt=system_prompt, user_template=user_template, values=variables_validate(schema, variables)
+    )
+
+
+def render_values(*, system_prompt: str, user_template: str, values: dict[str, Any]) -> RenderedPrompt:
+    """Build the prompt from values already validated (the run pipeline renders redacted values, which
+    need not fit the schema: a sensitive integer becomes a placeholder)."""
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)

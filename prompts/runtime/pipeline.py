@@ -30,7 +30,7 @@ from config.errors import DomainError, RoleRequired
 from keys.models import ApiClient, ProviderKey
 from keys.selectors import active_provider_key
 from prompts.models import PromptVersion, Run
-from prompts.rendering import RenderedPrompt, render, variables_validate
+from prompts.rendering import RenderedPrompt, render_values, variables_validate
 from prompts.runtime.checks import output_checks_run
 from prompts.runtime.redact import Redaction, StreamRehydrator, custom_patterns, redact_variables
 from prompts.runtime.upstream import UpstreamFailure, classify, client_for, retries_of
@@ -179,11 +179,8 @@ def run_prepare(
     redacted_values, redaction = redact_variables(
         version.variables, variables, custom_patterns(version.redaction or {})
     )
-    rendered = render(
-        system_prompt=version.system_prompt,
-        user_template=version.user_template,
-        schema=version.variables,
-        variables=redacted_values,
+    rendered = render_values(
+        system_prompt=version.system_prompt, user_template=version.user_template, values=redacted_values
     )
     key = active_provider_key(environment=environment)
     if key is None:

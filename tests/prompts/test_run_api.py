@@ -358,3 +358,30 @@ def test_a_client_sees_its_usage_grouped(world):
         (Decimal(r.cost_usd) for r in UsageRecord.objects.all()), Decimal(0)
     )
     assert (bad.status_code, bad.json()["code"]) == (400, "invalid_request")
+
+
+def test_sensitive_values_of_any_type_are_redacted_whole(world, author, approver):
+    version = services.prompt_version_create(
+        actor=author,
+        prompt=world["prompt"],
+        content=version_content(
+            user_template="Account {{ account }} ({{ tier }}): {{ ticket }}",
+            variables=[
+                {"name": "account", "type": "integer", "sensitive": True},
+                {"name": "tier", "type": "enum", "choices": ["gold", "basic"], "sensitive": True, "max_length": 5},
+                {"name": "ticket", "type": "string"},
+            ],
+        ),
+        change_summary="typed sensitive variables",
+    )
+    services.prompt_version_submit(actor=author, version=version)
+    services.prompt_version_approve(actor=approver, version=version, note="ok")
+    for environment in ("staging", "production"):
+        services.prompt_version_release(actor=approver, version=version, environment=environment, reason="v2")
+
+    body = run(world, {"account": 987654, "tier": "gold", "ticket": "hello"}).json()
+
+    assert body["output"] == "Account <account>\n987654\n</account> (<tier>\ngold\n</tier>): <ticket>\nhello\n</ticket>"
+    sent = json.dumps(sandbox_requests(world))
+    assert "987654" not in sent
+    assert "<ACCOUNT_1>" in sent
