@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import secrets
 import string
 import time
@@ -137,10 +138,18 @@ def _route(
     classifier = routing.get("classifier")
     if classifier:
         answer = _classify(classifier["prompt"], client=client, variables=variables, request_id=request_id)
-        model = classifier["routes"].get(answer)
-        if model:
-            return model, f"classifier:{answer}"
+        route = _route_named(answer, classifier["routes"])
+        if route:
+            return classifier["routes"][route], f"classifier:{route}"
     return version.model, None
+
+
+def _route_named(answer: str, routes: dict[str, str]) -> str | None:
+    """The route the classifier's answer names: the whole answer, or the one route word in it."""
+    if answer in routes:
+        return answer
+    named = [route for route in routes if re.search(rf"\b{re.escape(route.lower())}\b", answer)]
+    return named[0] if len(named) == 1 else None
 
 
 def _classify(slug: str, *, client: ApiClient, variables: dict[str, Any], request_id: str) -> str:

@@ -385,3 +385,34 @@ def test_sensitive_values_of_any_type_are_redacted_whole(world, author, approver
     sent = json.dumps(sandbox_requests(world))
     assert "987654" not in sent
     assert "<ACCOUNT_1>" in sent
+
+
+def test_a_classifier_prompt_picks_the_model(world, author, approver):
+    def release(prompt, content):
+        version = services.prompt_version_create(actor=author, prompt=prompt, content=content, change_summary="x")
+        services.prompt_version_submit(actor=author, version=version)
+        services.prompt_version_approve(actor=approver, version=version, note="ok")
+        for environment in ("staging", "production"):
+            services.prompt_version_release(actor=approver, version=version, environment=environment, reason="x")
+
+    classifier = services.prompt_create(actor=author, slug="tier", name="Tier", purpose="routing", owner=author)
+    release(
+        classifier,
+        version_content(
+            user_template="{{ ticket }}",
+            variables=[{"name": "ticket", "type": "string"}],
+            model="claude-haiku-4-5",
+            routing={},
+        ),
+    )
+    release(
+        world["prompt"],
+        version_content(routing={"classifier": {"prompt": "tier", "routes": {"simple": "claude-haiku-4-5"}}}),
+    )
+
+    body = run(world, {"ticket": "Simple", "customer_email": EMAIL}).json()
+
+    assert body["model"] == "claude-haiku-4-5"
+    assert body["routed"] == {"from": "claude-sonnet-4-6", "rule": "classifier:simple"}
+    assert sorted(UsageRecord.objects.values_list("endpoint", flat=True)) == ["classifier", "run"]
+    assert EMAIL not in json.dumps(sandbox_requests(world))
