@@ -17,7 +17,7 @@ import secrets
 import string
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -84,7 +84,6 @@ class Prepared:
     reservation: SpendReservation
     metadata: dict[str, str]
     started: float
-    extra_ledger: dict[str, Any] = field(default_factory=dict)
 
 
 def new_run_id() -> str:
