@@ -8,8 +8,8 @@ from django.http import HttpRequest
 from audit.models import AuditEvent
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """An admin that shows and never changes: no add, change or delete, for anyone."""
+class ReadOnlyMixin:
+    """For admins that show and never change: no add, change or delete, for anyone."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -19,6 +19,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+    """A read-only ModelAdmin."""
 
 
 @admin.register(AuditEvent)

@@ -24,6 +24,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
+from audit.admin import ReadOnlyMixin
 from config.errors import DomainError
 from keys import services
 from keys.models import DEFAULT_BASE_URL, ApiClient, ApiToken, KeyStatus, ProviderKey
@@ -264,17 +265,7 @@ class ApiClientForm(forms.ModelForm):  # type: ignore[type-arg]
 
     class Meta:
         model = ApiClient
-        fields = [
-            "name",
-            "team",
-            "environment",
-            "owner",
-            "all_prompts",
-            "allowed_prompts",
-            "rate_limit_per_minute",
-            "monthly_cap_usd",
-            "expires_at",
-        ]
+        fields = ["environment", *services.CLIENT_SETTINGS]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -458,7 +449,7 @@ class ApiClientAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
+class ApiTokenAdmin(ReadOnlyMixin, SimpleHistoryAdmin):  # type: ignore[misc]
     """Every token, read-only: issue and revoke them from their client's page."""
 
     list_display = ["label", "client", "created_by", "created_at", "expires_at", "last_used_at", "revoked_at"]
@@ -475,12 +466,3 @@ class ApiTokenAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
         "revoked_by",
     ]
     fields = readonly_fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

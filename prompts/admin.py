@@ -20,7 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from simple_history.admin import SimpleHistoryAdmin
 
-from audit.admin import ReadOnlyAdmin
+from audit.admin import ReadOnlyAdmin, ReadOnlyMixin
 from config.environments import Environment
 from config.errors import DomainError
 from prompts import selectors, services
@@ -304,7 +304,9 @@ class PromptVersionAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
 
 
 @admin.register(Release)
-class ReleaseAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
+class ReleaseAdmin(ReadOnlyMixin, SimpleHistoryAdmin):  # type: ignore[misc]
+    """Releases are made and rolled back from version pages and the rollback page, never edited here."""
+
     list_display = ["prompt", "environment", "version_number", "released_by", "released_at", "is_rollback", "reason"]
     list_filter = ["environment", "is_rollback"]
     list_select_related = ["prompt", "version", "released_by"]
@@ -313,15 +315,6 @@ class ReleaseAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
     @admin.display(description="version")
     def version_number(self, obj: Release) -> str:
         return f"v{obj.version.number}"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # releases are made from an approved version's page
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_urls(self) -> list[URLPattern]:
         custom = [

@@ -263,6 +263,14 @@ def _release_connection() -> None:
         connection.close()
 
 
+def _latency(prepared: Prepared, *, upstream_ms: int, ttft_ms: int | None) -> dict[str, int | None]:
+    return {
+        "total": round((time.perf_counter() - prepared.started) * 1000),
+        "upstream": upstream_ms,
+        "time_to_first_token": ttft_ms,
+    }
+
+
 def _result(
     prepared: Prepared,
     *,
@@ -290,11 +298,7 @@ def _result(
             "cache_read_input_tokens": usage.cache_read_tokens,
         },
         "cost_usd": decimal_text(charged),
-        "latency_ms": {
-            "total": round((time.perf_counter() - prepared.started) * 1000),
-            "upstream": upstream_ms,
-            "time_to_first_token": ttft_ms,
-        },
+        "latency_ms": _latency(prepared, upstream_ms=upstream_ms, ttft_ms=ttft_ms),
         "redactions": prepared.redaction.as_counts(),
         "checks": checks,
         "upstream_request_id": upstream_request_id,
@@ -420,11 +424,7 @@ def _fail(
         spend_settle(reservation=prepared.reservation, actual=charged)  # tokens already billed
     else:
         spend_release(reservation=prepared.reservation)
-    latency = {
-        "total": round((time.perf_counter() - prepared.started) * 1000),
-        "upstream": upstream_ms,
-        "time_to_first_token": ttft_ms,
-    }
+    latency = _latency(prepared, upstream_ms=upstream_ms, ttft_ms=ttft_ms)
     _write_records(
         prepared,
         outcome=failure.outcome,
@@ -540,11 +540,7 @@ def _caller_gone(prepared: Prepared, stream: Any, *, began: float, ttft_ms: int 
     usage = _partial_usage(stream)
     charged = cost(prepared.price, usage)
     spend_settle(reservation=prepared.reservation, actual=charged)
-    latency = {
-        "total": round((time.perf_counter() - prepared.started) * 1000),
-        "upstream": round((time.perf_counter() - began) * 1000),
-        "time_to_first_token": ttft_ms,
-    }
+    latency = _latency(prepared, upstream_ms=round((time.perf_counter() - began) * 1000), ttft_ms=ttft_ms)
     _write_records(
         prepared,
         outcome=Outcome.CLIENT_ERROR,
