@@ -12,7 +12,7 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from config.environments import Environment
-from prompts.choices import CacheTTL, DataCategory, VersionStatus
+from prompts.choices import BatchStatus, CacheTTL, DataCategory, ItemStatus, JobStatus, VersionStatus
 from prompts.errors import IllegalTransition, ImmutableVersion
 
 # The fields that decide what a version sends to Anthropic and how its answer is checked: hashed, and
@@ -279,3 +279,110 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return self.public_id
+
+
+class Job(models.Model):
+    """A queued run (POST /api/v1/prompts/{slug}/jobs): validated and redacted when accepted, run by a
+    worker. The placeholder mapping is kept sealed until the job ends, then deleted; the result (which
+    holds the caller's rehydrated answer) is kept sealed until TOLLGATE_BODY_RETENTION_DAYS have passed."""
+
+    public_id = models.CharField(max_length=40, unique=True, editable=False)
+    api_client = models.ForeignKey("keys.ApiClient", on_delete=models.PROTECT, related_name="+", editable=False)
+    environment = models.CharField(max_length=12, choices=Environment.choices, editable=False)
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="jobs", editable=False)
+    version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="jobs", editable=False)
+    status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED, editable=False)
+    variables_redacted = models.JSONField(default=dict, editable=False)
+    metadata = models.JSONField(default=dict, editable=False)
+    mapping_ciphertext = models.TextField(blank=True, editable=False)
+    mapping_kek_id = models.CharField(max_length=32, blank=True, editable=False)
+    mapping_expires_at = models.DateTimeField(editable=False)
+    callback_url = models.URLField(max_length=2000, blank=True, editable=False)
+    attempts = models.PositiveIntegerField(default=0, editable=False)
+    attempt_request_id = models.CharField(max_length=128, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    run_public_id = models.CharField(max_length=40, blank=True, editable=False)
+    result_ciphertext = models.TextField(blank=True, editable=False)
+    result_kek_id = models.CharField(max_length=32, blank=True, editable=False)
+    error = models.JSONField(default=dict, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True, editable=False)
+    result_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class Batch(models.Model):
+    """Many variable sets sent through Anthropic's Message Batches API at the batch price."""
+
+    public_id = models.CharField(max_length=40, unique=True, editable=False)
+    api_client = models.ForeignKey("keys.ApiClient", on_delete=models.PROTECT, related_name="+", editable=False)
+    environment = models.CharField(max_length=12, choices=Environment.choices, editable=False)
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="batches", editable=False)
+    version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="batches", editable=False)
+    provider_key = models.ForeignKey("keys.ProviderKey", on_delete=models.PROTECT, related_name="+", editable=False)
+    status = models.CharField(
+        max_length=12, choices=BatchStatus.choices, default=BatchStatus.IN_PROGRESS, editable=False
+    )
+    provider_batch_ids = models.JSONField(default=list, editable=False)
+    request_id = models.CharField(max_length=128, editable=False, help_text="The spend reservation's request id.")
+    metadata = models.JSONField(default=dict, editable=False)
+    mapping_ciphertext = models.TextField(blank=True, editable=False)
+    mapping_kek_id = models.CharField(max_length=32, blank=True, editable=False)
+    callback_url = models.URLField(max_length=2000, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True, editable=False)
+    result_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "batches"
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class BatchItem(models.Model):
+    """One request of a batch: its redacted request until submitted, then its sealed result."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="items", editable=False)
+    custom_id = models.CharField(max_length=64, editable=False)
+    status = models.CharField(max_length=10, choices=ItemStatus.choices, default=ItemStatus.PENDING, editable=False)
+    request_redacted = models.JSONField(default=list, editable=False, help_text="The messages sent (placeholders).")
+    result_ciphertext = models.TextField(blank=True, editable=False)
+    result_kek_id = models.CharField(max_length=32, blank=True, editable=False)
+    error = models.JSONField(default=dict, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["batch", "id"]
+        constraints = [models.UniqueConstraint(fields=["batch", "custom_id"], name="batch_item_custom_id_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.batch} {self.custom_id}"
+
+
+class WebhookDelivery(models.Model):
+    """One attempt to POST a job's or batch's final JSON to its callback URL."""
+
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
+    url = models.URLField(max_length=2000, editable=False)
+    attempt = models.PositiveIntegerField(editable=False)
+    status_code = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    error = models.CharField(max_length=300, blank=True, editable=False)
+    duration_ms = models.PositiveIntegerField(default=0, editable=False)
+    delivered = models.BooleanField(default=False, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.url} #{self.attempt}"

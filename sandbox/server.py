@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -117,8 +118,9 @@ def _fault_response(fault: Fault, request_id: str) -> web.Response:
     status, error_type, message = _FAULT_ERRORS[fault.kind]
     headers = {"request-id": request_id}
     if fault.kind == 429:
-        headers["retry-after"] = "1"
-        headers["retry-after-ms"] = str(fault.retry_after_ms if fault.retry_after_ms is not None else 50)
+        retry_after_ms = fault.retry_after_ms if fault.retry_after_ms is not None else 50
+        headers["retry-after"] = str(max(1, math.ceil(retry_after_ms / 1000)))
+        headers["retry-after-ms"] = str(retry_after_ms)
     elif fault.retry_after_ms is not None:
         headers["retry-after-ms"] = str(fault.retry_after_ms)
     return web.json_response(_error_body(error_type, message, request_id), status=status, headers=headers)
@@ -168,6 +170,9 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         }
         if state.config.latency_ms:
             await asyncio.sleep(state.config.latency_ms / 1000)
+        wait = state.rate_limit_wait(call.scope) if request.path.startswith("/v1/messages") else None
+        if wait is not None:
+            return _fault_response(Fault(kind=429, remaining=0, retry_after_ms=math.ceil(wait * 1000)), request_id)
         fault = state.take_fault()
         if fault is not None:
             streaming = isinstance(body, dict) and body.get("stream") is True
@@ -319,6 +324,19 @@ async def control_latency(request: web.Request) -> web.StreamResponse:
     return web.json_response({"latency_ms": ms})
 
 
+async def control_ratelimit(request: web.Request) -> web.StreamResponse:
+    """`{"rpm": N}` turns on rate-limit mode (0 turns it off); GET shows it and how many were refused."""
+    state = request.app[STATE]
+    if request.method == "POST":
+        rpm = (await _control_json(request)).get("rpm")
+        if not isinstance(rpm, int) or rpm < 0:
+            raise web.HTTPBadRequest(text="rpm must be a non-negative integer")
+        state.config.enforced_rpm = rpm
+        state.admitted.clear()
+        state.rate_limited = 0
+    return web.json_response({"rpm": state.config.enforced_rpm, "rate_limited": state.rate_limited})
+
+
 async def control_config(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     if request.method == "POST":
@@ -372,6 +390,7 @@ def build_app(config: Config | None = None) -> web.Application:
     app.router.add_get("/v1/messages/batches/{batch_id}/results", batches_results)
     app.router.add_route("*", "/_sandbox/faults", control_faults)
     app.router.add_post("/_sandbox/latency", control_latency)
+    app.router.add_route("*", "/_sandbox/ratelimit", control_ratelimit)
     app.router.add_route("*", "/_sandbox/config", control_config)
     app.router.add_post("/_sandbox/clock", control_clock)
     app.router.add_get("/_sandbox/requests", control_requests)

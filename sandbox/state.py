@@ -43,6 +43,7 @@ class Config:
     cache_min_tokens: dict[str, int] = field(default_factory=dict)
     requests_per_minute: int = 4_000
     tokens_per_minute: int = 2_000_000
+    enforced_rpm: int = 0  # POST /_sandbox/ratelimit: beyond this many requests a minute, answer 429
 
     def min_cache_tokens(self, model: str) -> int:
         return self.cache_min_tokens.get(model, MODELS[model].min_cache_tokens)
@@ -80,6 +81,9 @@ class SandboxState:
         self.clock_offset = 0.0
         # api key scope -> (minute, requests, tokens)
         self.rate_windows: dict[str, tuple[int, int, int]] = {}
+        # api key scope -> times of the requests admitted in the last 60 s (rate-limit mode)
+        self.admitted: dict[str, deque[float]] = {}
+        self.rate_limited = 0
 
     def now(self) -> float:
         """Wall-clock time, shifted by POST /_sandbox/clock so tests can age caches and batches."""
@@ -96,6 +100,21 @@ class SandboxState:
                 self.faults.popleft()
             return fault
         return None
+
+    def rate_limit_wait(self, scope: str) -> float | None:
+        """In rate-limit mode, None when this request is admitted, else the seconds until one would be
+        (a sliding 60-second window per API key)."""
+        if not self.config.enforced_rpm:
+            return None
+        now = self.now()
+        admitted = self.admitted.setdefault(scope, deque())
+        while admitted and admitted[0] <= now - 60:
+            admitted.popleft()
+        if len(admitted) < self.config.enforced_rpm:
+            admitted.append(now)
+            return None
+        self.rate_limited += 1
+        return admitted[0] + 60 - now
 
     def count_request(self, scope: str, tokens: int) -> tuple[int, int, float]:
         """Count one request against this minute's window: (requests left, tokens left, window end)."""

@@ -40,6 +40,20 @@ TOLLGATE_REQUIRE_STAGING_BEFORE_PRODUCTION: bool = env.bool("TOLLGATE_REQUIRE_ST
 TOLLGATE_UPSTREAM_TIMEOUT: float = env.float("TOLLGATE_UPSTREAM_TIMEOUT", default=120.0)
 TOLLGATE_UPSTREAM_MAX_RETRIES: int = env.int("TOLLGATE_UPSTREAM_MAX_RETRIES", default=2)
 # Larger API request bodies are refused with 413 before they are parsed.
+# The queue (jobs and batches): each environment's upstream budget shared by all workers (in Redis when
+# configured), how long a job's claim lasts before another worker may take it over, and webhooks.
+TOLLGATE_QUEUE_RPM: int = env.int("TOLLGATE_QUEUE_RPM", default=1000)
+TOLLGATE_QUEUE_CONCURRENCY: int = env.int("TOLLGATE_QUEUE_CONCURRENCY", default=16)
+TOLLGATE_JOB_MAX_ATTEMPTS: int = env.int("TOLLGATE_JOB_MAX_ATTEMPTS", default=3)
+TOLLGATE_JOB_LEASE_SECONDS: int = env.int(
+    "TOLLGATE_JOB_LEASE_SECONDS", default=int(TOLLGATE_UPSTREAM_TIMEOUT * (TOLLGATE_UPSTREAM_MAX_RETRIES + 1)) + 60
+)
+TOLLGATE_JOB_MAPPING_TTL_HOURS: int = env.int("TOLLGATE_JOB_MAPPING_TTL_HOURS", default=24)
+TOLLGATE_WEBHOOK_MAX_ATTEMPTS: int = env.int("TOLLGATE_WEBHOOK_MAX_ATTEMPTS", default=8)
+TOLLGATE_WEBHOOK_BACKOFF_SECONDS: float = env.float("TOLLGATE_WEBHOOK_BACKOFF_SECONDS", default=15.0)
+TOLLGATE_WEBHOOK_ALLOW_LOOPBACK: bool = env.bool("TOLLGATE_WEBHOOK_ALLOW_LOOPBACK", default=DEBUG)
+TOLLGATE_BATCH_POLL_SECONDS: float = env.float("TOLLGATE_BATCH_POLL_SECONDS", default=30.0)
+
 TOLLGATE_MAX_REQUEST_BYTES: int = env.int("TOLLGATE_MAX_REQUEST_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = TOLLGATE_MAX_REQUEST_BYTES
 # A Slack-compatible incoming webhook ({"text": …}) for budget and monitoring alerts; e-mail goes regardless.
@@ -160,6 +174,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "key-rotation-reminders": {"task": "keys.tasks.rotation_reminders", "schedule": crontab(hour=7, minute=0)},
     "spend-reservations-reap": {"task": "usage.tasks.reservations_reap", "schedule": 300.0},
     "request-log-purge": {"task": "prompts.tasks.request_bodies_purge", "schedule": crontab(minute=15)},
+    "batches-poll": {"task": "prompts.tasks.batches_poll", "schedule": TOLLGATE_BATCH_POLL_SECONDS},
 }
 
 # --- Auth -----------------------------------------------------------------------------------------------

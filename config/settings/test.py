@@ -36,3 +36,6 @@ CACHES["default"]["KEY_PREFIX"] = "tollgate-test"
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_DEFAULT_QUEUE = "tollgate-test"
 LOGGING["root"]["level"] = "WARNING"
+# Test receivers of webhooks listen on 127.0.0.1; retries come quickly.
+TOLLGATE_WEBHOOK_ALLOW_LOOPBACK = True
+TOLLGATE_WEBHOOK_BACKOFF_SECONDS = 0.2

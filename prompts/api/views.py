@@ -1,19 +1,38 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.http import HttpResponseBase, StreamingHttpResponse
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from audit.context import current_request_id, new_request_id
 from config.errors import DomainError, RoleRequired
 from config.exceptions import domain_problem_body
 from keys.models import ApiClient
-from prompts.api.serializers import PromptOutputSerializer, RunInputSerializer, RunResultSerializer
+from prompts.api.serializers import (
+    BatchInputSerializer,
+    BatchSerializer,
+    JobInputSerializer,
+    JobSerializer,
+    PromptOutputSerializer,
+    RunInputSerializer,
+    RunResultSerializer,
+)
 from prompts.errors import PromptNotFound, RunNotFound
 from prompts.models import Run
+from prompts.runtime.batches import (
+    batch_cancel,
+    batch_create,
+    batch_detail,
+    batch_for_client,
+    batch_results_lines,
+)
 from prompts.runtime.guards import (
     body_digest,
     idempotency_abort,
@@ -21,6 +40,7 @@ from prompts.runtime.guards import (
     idempotency_store,
     rate_limit_check,
 )
+from prompts.runtime.jobs import job_detail, job_for_client, job_submit
 from prompts.runtime.pipeline import run_execute, run_prepare, run_stream
 from prompts.selectors import releases_in, run_detail
 from usage.choices import Endpoint
@@ -98,6 +118,86 @@ class PromptRunApi(APIView):
         if idempotency_key:
             idempotency_store(client, idempotency_key, digest, result)
         return Response(result)
+
+
+def _submit_body(request: Request, serializer: type[Serializer]) -> dict[str, Any]:  # type: ignore[type-arg]
+    if int(request.META.get("CONTENT_LENGTH") or 0) > settings.TOLLGATE_MAX_REQUEST_BYTES:
+        raise RequestTooLarge(f"The body is larger than {settings.TOLLGATE_MAX_REQUEST_BYTES} bytes.")
+    rate_limit_check(request.user)  # type: ignore[arg-type]
+    data = serializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    return data.validated_data  # type: ignore[no-any-return]
+
+
+class PromptJobApi(APIView):
+    @extend_schema(
+        request=JobInputSerializer,
+        responses={202: JobSerializer},
+        summary="Queue a run of the released version; the answer comes by polling the job or by callback",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        values = _submit_body(request, JobInputSerializer)
+        job = job_submit(
+            client=request.user,  # type: ignore[arg-type]
+            slug=slug,
+            variables=values["variables"],
+            metadata=dict(values["metadata"]),
+            callback_url=values["callback_url"],
+        )
+        job.refresh_from_db()
+        url = reverse("api:job-detail", args=[job.public_id])
+        return Response(job_detail(job), status=202, headers={"Location": url})
+
+
+class JobDetailApi(APIView):
+    @extend_schema(responses=JobSerializer, summary="A job's status and, once done, its result")
+    def get(self, request: Request, job_id: str) -> Response:
+        return Response(job_detail(job_for_client(client=request.user, job_id=job_id)))  # type: ignore[arg-type]
+
+
+class PromptBatchApi(APIView):
+    @extend_schema(
+        request=BatchInputSerializer,
+        responses={202: BatchSerializer},
+        summary="Run many variable sets through the Message Batches API at the batch price",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        values = _submit_body(request, BatchInputSerializer)
+        batch = batch_create(
+            client=request.user,  # type: ignore[arg-type]
+            slug=slug,
+            items=values["items"],
+            metadata=dict(values["metadata"]),
+            callback_url=values["callback_url"],
+        )
+        batch.refresh_from_db()
+        url = reverse("api:batch-detail", args=[batch.public_id])
+        return Response(batch_detail(batch), status=202, headers={"Location": url})
+
+
+class BatchDetailApi(APIView):
+    @extend_schema(responses=BatchSerializer, summary="A batch's status and counts per item status")
+    def get(self, request: Request, batch_id: str) -> Response:
+        return Response(batch_detail(batch_for_client(client=request.user, batch_id=batch_id)))  # type: ignore[arg-type]
+
+
+class BatchCancelApi(APIView):
+    @extend_schema(request=None, responses=BatchSerializer, summary="Cancel a batch still in progress")
+    def post(self, request: Request, batch_id: str) -> Response:
+        batch = batch_for_client(client=request.user, batch_id=batch_id)  # type: ignore[arg-type]
+        return Response(batch_detail(batch_cancel(batch=batch)))
+
+
+class BatchResultsApi(APIView):
+    @extend_schema(
+        responses={(200, "application/x-ndjson"): str},
+        summary="One JSON line per item: custom_id, status, output or error",
+    )
+    def get(self, request: Request, batch_id: str) -> StreamingHttpResponse:
+        batch = batch_for_client(client=request.user, batch_id=batch_id)  # type: ignore[arg-type]
+        response = StreamingHttpResponse(batch_results_lines(batch), content_type="application/x-ndjson")
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 class RunDetailApi(APIView):

@@ -35,7 +35,7 @@ from prompts.rendering import RenderedPrompt, render_values, variables_validate
 from prompts.runtime.checks import output_checks_run
 from prompts.runtime.redact import Redaction, StreamRehydrator, custom_patterns, redact_variables
 from prompts.runtime.upstream import UpstreamFailure, classify, client_for, retries_of
-from prompts.services import released_version_for_run
+from prompts.services import prompt_version_verify, released_version_for_run
 from usage.choices import CapScope, Endpoint, Outcome, Period
 from usage.errors import SpendCapExceeded
 from usage.models import Price, SpendReservation
@@ -95,7 +95,7 @@ def estimate_tokens(rendered: RenderedPrompt) -> int:
     return math.ceil((len(rendered.system) + sum(len(m["content"]) for m in rendered.messages)) / 4)
 
 
-def _caps(key: ProviderKey, client: ApiClient) -> list[Cap]:
+def caps_for(key: ProviderKey, client: ApiClient) -> list[Cap]:
     caps = [
         Cap(CapScope.PROVIDER_KEY, key.pk, Period.MONTH, key.monthly_cap_usd, key.label, key.alert_threshold_percent)
     ]
@@ -167,6 +167,26 @@ def _classify(slug: str, *, client: ApiClient, variables: dict[str, Any], reques
     return str(run_execute(prepared)["output"]).strip().lower()
 
 
+@dataclass
+class Intake:
+    """A request accepted for a version: its variables validated and redacted."""
+
+    version: PromptVersion
+    values: dict[str, Any]
+    redaction: Redaction
+
+
+def run_intake(*, client: ApiClient, slug: str, variables: Any, skip_permission: bool = False) -> Intake:
+    """The released version (404, tampering), the client's permission (403), the variables (400) and
+    their redaction: everything that may refuse a request before it is run or queued."""
+    version = released_version_for_run(slug=slug, environment=client.environment)
+    if not skip_permission and not client.may_run(slug):
+        raise RoleRequired(f"This API client may not run '{slug}'.")
+    variables_validate(version.variables, variables)
+    values, redaction = redact_variables(version.variables, variables, custom_patterns(version.redaction or {}))
+    return Intake(version=version, values=values, redaction=redaction)
+
+
 def run_prepare(
     *,
     client: ApiClient,
@@ -176,17 +196,19 @@ def run_prepare(
     endpoint: str,
     request_id: str,
     skip_permission: bool = False,
+    intake: Intake | None = None,
 ) -> Prepared:
-    """Resolve, validate, render, redact, route and reserve. Raises the documented domain errors."""
+    """Resolve, validate, render, redact, route and reserve. Raises the documented domain errors.
+
+    Queued work passes the `intake` it made when it was accepted: the version then pinned, and the
+    variables already validated and redacted."""
     started = time.perf_counter()
     environment = client.environment
-    version = released_version_for_run(slug=slug, environment=environment)  # 404, tampering
-    if not skip_permission and not client.may_run(slug):
-        raise RoleRequired(f"This API client may not run '{slug}'.")
-    variables_validate(version.variables, variables)  # 400 invalid_variables, before anything else
-    redacted_values, redaction = redact_variables(
-        version.variables, variables, custom_patterns(version.redaction or {})
-    )
+    if intake is None:
+        intake = run_intake(client=client, slug=slug, variables=variables, skip_permission=skip_permission)
+    else:
+        intake.version = prompt_version_verify(version=intake.version)  # tampering since it was accepted
+    version, redacted_values, redaction = intake.version, intake.values, intake.redaction
     rendered = render_values(
         system_prompt=version.system_prompt, user_template=version.user_template, values=redacted_values
     )
@@ -195,14 +217,16 @@ def run_prepare(
         raise NoProviderKey(f"No active provider key is configured for {environment}.")
     model, rule = version.model, None
     if endpoint != Endpoint.CLASSIFIER:
-        model, rule = _route(version, rendered, client=client, variables=variables, request_id=request_id)
+        # Queued work keeps no raw values: its classifier sees the redacted ones.
+        seen = variables if variables is not None else redacted_values
+        model, rule = _route(version, rendered, client=client, variables=seen, request_id=request_id)
     price, default_price = price_for(model), price_for(version.model)
     worst_case = cost(price, TokenUsage(input_tokens=estimate_tokens(rendered), output_tokens=version.max_tokens))
     base = _ledger_base(
         client=client, version=version, environment=environment, endpoint=endpoint, request_id=request_id, key=key
     )
     try:
-        reservation = spend_reserve(request_id=request_id, caps=_caps(key, client), amount=worst_case)
+        reservation = spend_reserve(request_id=request_id, caps=caps_for(key, client), amount=worst_case)
     except SpendCapExceeded:
         usage_record_write(
             **base,
@@ -211,7 +235,7 @@ def run_prepare(
             routing_rule=rule or "",
             outcome=Outcome.CAP_EXCEEDED,
             redactions=redaction.as_counts(),
-            **_metadata_fields(metadata),
+            **metadata_fields(metadata),
         )
         raise
     return Prepared(
@@ -235,7 +259,7 @@ def run_prepare(
     )
 
 
-def _metadata_fields(metadata: dict[str, str]) -> dict[str, str]:
+def metadata_fields(metadata: dict[str, str]) -> dict[str, str]:
     return {name: str(metadata.get(name, ""))[:200] for name in ("feature", "user_tier", "end_user")}
 
 
@@ -394,7 +418,7 @@ def _write_records(
         stop_reason=stop_reason,
         redactions=prepared.redaction.as_counts(),
         checks=checks or {},
-        **_metadata_fields(prepared.metadata),
+        **metadata_fields(prepared.metadata),
     )
     if prepared.endpoint == Endpoint.CLASSIFIER:
         return

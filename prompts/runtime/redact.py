@@ -9,6 +9,7 @@ milliseconds. Each distinct value gets one placeholder (`<EMAIL_1>`) for the who
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -185,6 +186,15 @@ class Redaction:
 
     def as_counts(self) -> dict[str, int]:
         return dict(sorted(self.counts.items()))
+
+    def to_json(self) -> str:
+        """What queued work needs later (to be stored sealed only): placeholders and counts."""
+        return json.dumps({"placeholders": self.by_placeholder, "counts": self.counts})
+
+    @classmethod
+    def from_json(cls, text: str) -> Redaction:
+        data = json.loads(text)
+        return cls(by_placeholder=dict(data["placeholders"]), counts=Counter(data["counts"]))
 
 
 def custom_patterns(rules: dict[str, Any]) -> list[tuple[str, re.Pattern[str]]]:

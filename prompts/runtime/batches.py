@@ -1,0 +1,421 @@
+"""Batches (DESIGN.md §6): many variable sets through Anthropic's Message Batches API at the batch price.
+
+Accepting a batch validates every item first (one 400 naming each bad item; nothing is stored or sent),
+redacts each item with a mapping of its own, and reserves the worst case at the batch price. A worker then
+submits the requests through the SDK, split into several provider batches when they exceed the API's
+limits. A beat task polls; when every provider batch has ended it writes one ledger row per item at the
+batch price, settles the reservation with the real cost, stores each item's rehydrated result sealed,
+drops the mappings and fires the callback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+import anthropic
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from audit.context import new_request_id
+from config.errors import DomainError, RoleRequired
+from keys.models import ApiClient
+from keys.selectors import active_provider_key
+from prompts.choices import BatchStatus, ItemStatus
+from prompts.errors import InvalidVariables
+from prompts.models import Batch, BatchItem
+from prompts.rendering import render_values, variables_validate
+from prompts.runtime.checks import output_checks_run
+from prompts.runtime.jobs import callback_url_validate, public_id, sealed_for, unsealed
+from prompts.runtime.pipeline import NoProviderKey, caps_for, estimate_tokens, metadata_fields
+from prompts.runtime.redact import Redaction, custom_patterns, redact_variables
+from prompts.runtime.upstream import classify, client_for
+from prompts.runtime.webhooks import webhook_enqueue
+from prompts.services import released_version_for_run
+from usage.choices import Endpoint, Outcome, ReservationStatus
+from usage.errors import SpendCapExceeded
+from usage.models import SpendReservation
+from usage.pricing import TokenUsage, cost
+from usage.selectors import decimal_text, price_for
+from usage.services import spend_release, spend_reserve, spend_settle, usage_record_write
+
+logger = logging.getLogger(__name__)
+
+MAX_ITEMS = 100_000
+# The Message Batches API takes at most 100,000 requests or 256 MB per batch; larger sets are split.
+PROVIDER_MAX_REQUESTS = 100_000
+PROVIDER_MAX_BYTES = 256 * 1000 * 1000 - 1_000_000  # a margin for the JSON around the requests
+CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+class BatchNotFound(DomainError):
+    code = "not_found"
+    title = "Batch not found"
+    status = 404
+
+
+class BatchNotCancelable(DomainError):
+    code = "illegal_transition"
+    title = "Batch cannot be canceled"
+    status = 409
+
+
+# --- accepting a batch ------------------------------------------------------------------------------------
+
+
+def _item_errors(index: int, item: Any, seen: set[str], schema: list[dict[str, Any]]) -> dict[str, Any] | str | None:
+    if not isinstance(item, dict) or set(item) - {"custom_id", "variables"}:
+        return "each item is an object with `custom_id` and `variables`"
+    custom_id = item.get("custom_id")
+    if not isinstance(custom_id, str) or not CUSTOM_ID.match(custom_id):
+        return "custom_id: 1 to 64 letters, digits, '-' or '_'"
+    if custom_id in seen:
+        return f"custom_id '{custom_id}' appears more than once"
+    seen.add(custom_id)
+    try:
+        variables_validate(schema, item.get("variables"))
+    except InvalidVariables as exc:
+        return exc.errors
+    return None
+
+
+def batch_create(
+    *, client: ApiClient, slug: str, items: Any, metadata: dict[str, str], callback_url: str = ""
+) -> Batch:
+    """Validate all items (or refuse the whole batch), redact, reserve at the batch price, store, enqueue
+    the submission."""
+    version = released_version_for_run(slug=slug, environment=client.environment)
+    if not client.may_run(slug):
+        raise RoleRequired(f"This API client may not run '{slug}'.")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
+        raise DomainError(f"items must be a list of 1 to {MAX_ITEMS} objects.")
+    callback_url = callback_url_validate(callback_url)
+    seen: set[str] = set()
+    errors = {
+        f"items[{index}]": problem
+        for index, item in enumerate(items)
+        if (problem := _item_errors(index, item, seen, version.variables)) is not None
+    }
+    if errors:
+        raise DomainError(
+            f"{len(errors)} of {len(items)} items are invalid; nothing was submitted. See `errors`.",
+            extra={"errors": errors},
+        ) from None
+    key = active_provider_key(environment=client.environment)
+    if key is None:
+        raise NoProviderKey(f"No active provider key is configured for {client.environment}.")
+    extra = custom_patterns(version.redaction or {})
+    price = price_for(version.model)
+    batch = Batch(
+        public_id=public_id("batch_"),
+        api_client=client,
+        environment=client.environment,
+        prompt_id=version.prompt_id,
+        version=version,
+        provider_key=key,
+        request_id=new_request_id(),
+        metadata=metadata,
+        callback_url=callback_url,
+    )
+    rows, mappings, worst_case = [], {}, Decimal(0)
+    for item in items:
+        values, redaction = redact_variables(version.variables, item["variables"], extra)
+        rendered = render_values(
+            system_prompt=version.system_prompt, user_template=version.user_template, values=values
+        )
+        worst_case += cost(
+            price, TokenUsage(input_tokens=estimate_tokens(rendered), output_tokens=version.max_tokens), batch=True
+        )
+        mappings[item["custom_id"]] = redaction.to_json()
+        rows.append(BatchItem(custom_id=item["custom_id"], request_redacted=rendered.messages))
+    sealed = sealed_for("batch_mapping", batch.public_id, batch.environment, json.dumps(mappings))
+    batch.mapping_ciphertext, batch.mapping_kek_id = sealed.ciphertext, sealed.key_id
+    try:
+        spend_reserve(request_id=batch.request_id, caps=caps_for(key, client), amount=worst_case)
+    except SpendCapExceeded:
+        usage_record_write(
+            **_ledger_base(batch, key_last_four=key.last_four),
+            model=version.model,
+            outcome=Outcome.CAP_EXCEEDED,
+        )
+        raise
+    with transaction.atomic():
+        batch.save()
+        for row in rows:
+            row.batch = batch
+        BatchItem.objects.bulk_create(rows, batch_size=1000)
+        transaction.on_commit(partial(_enqueue_submit, batch.pk))
+    return batch
+
+
+def _enqueue_submit(batch_id: int) -> None:
+    from prompts.tasks import batch_submit  # the task module imports this one
+
+    batch_submit.delay(batch_id)
+
+
+def _ledger_base(batch: Batch, *, key_last_four: str) -> dict[str, Any]:
+    return {
+        "request_id": batch.request_id,
+        "environment": batch.environment,
+        "api_client_id": batch.api_client_id,
+        "api_client_name": batch.api_client.name,
+        "provider_key_id": batch.provider_key_id,
+        "provider_key_last_four": key_last_four,
+        "prompt_id": batch.prompt_id,
+        "prompt_slug": batch.version.prompt.slug,
+        "prompt_version": batch.version.number,
+        "endpoint": Endpoint.BATCH,
+        "requested_model": batch.version.model,
+        **metadata_fields(batch.metadata),
+    }
+
+
+def _params(batch: Batch, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    version = batch.version
+    system: Any = version.system_prompt
+    if version.cache_ttl != "off":
+        system = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral", "ttl": version.cache_ttl}}]
+    params: dict[str, Any] = {
+        "model": version.model,
+        "max_tokens": version.max_tokens,
+        "system": system,
+        "messages": messages,
+    }
+    if version.stop_sequences:
+        params["stop_sequences"] = version.stop_sequences
+    return params
+
+
+def chunks(requests: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Requests grouped under the API's per-batch limits (count and bytes)."""
+    chunk: list[dict[str, Any]] = []
+    size = 0
+    for request in requests:
+        length = len(json.dumps(request, ensure_ascii=False).encode())
+        if chunk and (len(chunk) >= PROVIDER_MAX_REQUESTS or size + length > PROVIDER_MAX_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(request)
+        size += length
+    if chunk:
+        yield chunk
+
+
+def batch_submit_chunks(batch_id: int) -> None:
+    """Send the batch's requests to Anthropic (once: a redelivered task finds them sent)."""
+    batch = Batch.objects.select_related("api_client", "version__prompt", "provider_key").get(pk=batch_id)
+    if batch.provider_batch_ids or batch.status != BatchStatus.IN_PROGRESS:
+        return
+    sdk = client_for(batch.provider_key)
+    items = batch.items.only("custom_id", "request_redacted").iterator()
+    requests = ({"custom_id": item.custom_id, "params": _params(batch, item.request_redacted)} for item in items)
+    ids: list[str] = []
+    try:
+        for chunk in chunks(requests):
+            ids.append(sdk.messages.batches.create(requests=chunk).id)  # type: ignore[arg-type]
+            Batch.objects.filter(pk=batch.pk).update(provider_batch_ids=ids)
+    except (anthropic.APIError, anthropic.APIConnectionError) as exc:
+        failure = classify(exc)
+        usage_record_write(
+            **_ledger_base(batch, key_last_four=batch.provider_key.last_four),
+            model=batch.version.model,
+            outcome=failure.outcome,
+            error_class=type(exc).__name__,
+        )
+        if ids:
+            logger.error("Batch %s: %d provider batches sent before %s; polling them", batch, len(ids), failure.code)
+            return
+        _reservation_release(batch)
+        with transaction.atomic():
+            Batch.objects.filter(pk=batch.pk).update(status=BatchStatus.FAILED, ended_at=timezone.now())
+            BatchItem.objects.filter(batch=batch).update(
+                status=ItemStatus.ERRORED, error={"code": failure.code, "detail": failure.detail}
+            )
+            if batch.callback_url:
+                webhook_enqueue("batch", batch.pk)
+
+
+def _reservation_release(batch: Batch) -> None:
+    reservation = SpendReservation.objects.filter(request_id=batch.request_id, status=ReservationStatus.HELD).first()
+    if reservation is not None:
+        spend_release(reservation=reservation)
+
+
+# --- polling and results ----------------------------------------------------------------------------------
+
+
+def batches_poll() -> int:
+    """Check every open batch; collect the results of those whose provider batches have all ended."""
+    done = 0
+    open_batches = Batch.objects.filter(status__in=[BatchStatus.IN_PROGRESS, BatchStatus.CANCELING]).exclude(
+        provider_batch_ids=[]
+    )
+    for batch in open_batches.select_related("api_client", "version__prompt", "provider_key"):
+        sdk = client_for(batch.provider_key)
+        try:
+            ended = all(
+                sdk.messages.batches.retrieve(batch_id).processing_status == "ended"
+                for batch_id in batch.provider_batch_ids
+            )
+        except (anthropic.APIError, anthropic.APIConnectionError) as exc:
+            logger.warning("Batch %s: polling failed (%s); will retry", batch, type(exc).__name__)
+            continue
+        if ended:
+            batch_results_collect(batch)
+            done += 1
+    return done
+
+
+def batch_results_collect(batch: Batch) -> None:
+    """One ledger row per item at the batch price, the reservation settled, results sealed."""
+    sdk = client_for(batch.provider_key)
+    mappings = json.loads(
+        unsealed("batch_mapping", batch.public_id, batch.environment, batch.mapping_ciphertext, batch.mapping_kek_id)
+    )
+    price, version = price_for(batch.version.model), batch.version
+    base = _ledger_base(batch, key_last_four=batch.provider_key.last_four)
+    total = Decimal(0)
+    items = {item.custom_id: item for item in batch.items.all()}
+    for provider_batch_id in batch.provider_batch_ids:
+        for entry in sdk.messages.batches.results(provider_batch_id):
+            item = items.get(entry.custom_id)
+            if item is None or item.status != ItemStatus.PENDING:
+                continue
+            redaction = Redaction.from_json(mappings[entry.custom_id])
+            item.status = entry.result.type
+            if entry.result.type == "succeeded":
+                message = entry.result.message
+                usage = TokenUsage.from_api(message.usage)
+                charged = cost(price, usage, batch=True)
+                total += charged
+                output = redaction.rehydrate("".join(b.text for b in message.content if b.type == "text"))
+                checks = output_checks_run(version.output_checks or {}, output)
+                result = {
+                    "custom_id": item.custom_id,
+                    "status": "succeeded",
+                    "output": output,
+                    "stop_reason": message.stop_reason,
+                    "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+                    "cost_usd": decimal_text(charged),
+                    "redactions": redaction.as_counts(),
+                    "checks": checks,
+                }
+                sealed = sealed_for(
+                    "batch_item", f"{batch.public_id}/{item.custom_id}", batch.environment, json.dumps(result)
+                )
+                item.result_ciphertext, item.result_kek_id = sealed.ciphertext, sealed.key_id
+                usage_record_write(
+                    **base,
+                    model=message.model,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cache_write_5m_tokens=usage.cache_write_5m_tokens,
+                    cache_write_1h_tokens=usage.cache_write_1h_tokens,
+                    cache_read_tokens=usage.cache_read_tokens,
+                    cost_usd=charged,
+                    default_model_cost_usd=charged,
+                    price=price,
+                    outcome=Outcome.OK,
+                    upstream_request_id=message.id,
+                    stop_reason=message.stop_reason or "",
+                    redactions=redaction.as_counts(),
+                    checks=checks,
+                )
+            elif entry.result.type == "errored":
+                error = entry.result.error.error
+                item.error = {"type": error.type, "message": error.message[:300]}
+                usage_record_write(
+                    **base,
+                    model=version.model,
+                    outcome=Outcome.CLIENT_ERROR if error.type == "invalid_request_error" else Outcome.SERVER_ERROR,
+                    error_class=error.type,
+                    redactions=redaction.as_counts(),
+                )
+            else:  # canceled or expired: never processed, never billed
+                item.error = {"type": entry.result.type}
+    now = timezone.now()
+    with transaction.atomic():
+        BatchItem.objects.bulk_update(
+            items.values(), ["status", "result_ciphertext", "result_kek_id", "error"], batch_size=1000
+        )
+        reservation = SpendReservation.objects.filter(request_id=batch.request_id).first()
+        if reservation is not None:
+            spend_settle(reservation=reservation, actual=total)
+        Batch.objects.filter(pk=batch.pk).update(
+            status=BatchStatus.ENDED,
+            ended_at=now,
+            mapping_ciphertext="",
+            mapping_kek_id="",
+            result_expires_at=now + timedelta(days=settings.TOLLGATE_BODY_RETENTION_DAYS),
+        )
+        if batch.callback_url:
+            webhook_enqueue("batch", batch.pk)
+
+
+def batch_cancel(*, batch: Batch) -> Batch:
+    """Ask Anthropic to cancel; items not yet processed end as `canceled` and cost nothing."""
+    if batch.status != BatchStatus.IN_PROGRESS:
+        raise BatchNotCancelable(f"Batch {batch.public_id} is {batch.status}.")
+    sdk = client_for(batch.provider_key)
+    for provider_batch_id in batch.provider_batch_ids:
+        sdk.messages.batches.cancel(provider_batch_id)
+    Batch.objects.filter(pk=batch.pk, status=BatchStatus.IN_PROGRESS).update(status=BatchStatus.CANCELING)
+    batch.refresh_from_db()
+    return batch
+
+
+# --- reading ----------------------------------------------------------------------------------------------
+
+
+def batch_for_client(*, client: ApiClient, batch_id: str) -> Batch:
+    batch = (
+        Batch.objects.select_related("api_client", "version__prompt", "provider_key")
+        .filter(public_id=batch_id, api_client=client)
+        .first()
+    )
+    if batch is None:
+        raise BatchNotFound(f"This client has no batch '{batch_id[:40]}'.")
+    return batch
+
+
+def batch_detail(batch: Batch) -> dict[str, Any]:
+    counts = Counter(batch.items.values_list("status", flat=True))
+    return {
+        "id": batch.public_id,
+        "status": batch.status,
+        "prompt": {"slug": batch.version.prompt.slug, "version": batch.version.number},
+        "environment": batch.environment,
+        "model": batch.version.model,
+        "counts": {"total": sum(counts.values()), **{status: counts.get(status, 0) for status in ItemStatus.values}},
+        "created_at": batch.created_at.isoformat(),
+        "ended_at": batch.ended_at.isoformat() if batch.ended_at else None,
+        "results_url": f"/api/v1/batches/{batch.public_id}/results",
+        "callback_url": batch.callback_url or None,
+    }
+
+
+def batch_results_lines(batch: Batch) -> Iterator[str]:
+    """JSON Lines, one per item: custom_id, status, output or error (constant memory)."""
+    for item in batch.items.only("custom_id", "status", "result_ciphertext", "result_kek_id", "error").iterator():
+        if item.result_ciphertext:
+            row = json.loads(
+                unsealed(
+                    "batch_item",
+                    f"{batch.public_id}/{item.custom_id}",
+                    batch.environment,
+                    item.result_ciphertext,
+                    item.result_kek_id,
+                )
+            )
+        else:
+            row = {"custom_id": item.custom_id, "status": item.status, "output": None, "error": item.error or None}
+        yield json.dumps(row, ensure_ascii=False) + "\n"

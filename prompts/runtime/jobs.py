@@ -1,0 +1,308 @@
+"""Queued runs (DESIGN.md §3, the queue path): accepted at once, run by a worker through the same pipeline.
+
+A job is validated and redacted when it is accepted, so bad input is refused before anything is queued.
+A worker then claims it with a lease, draws a turn from the environment's upstream budget (`throttle`),
+and runs it. Claims are compare-and-swap under a row lock, and the result is written only by the attempt
+that holds the claim, so a redelivered message (acks_late: a worker killed mid-job) leads to exactly one
+recorded result. The killed attempt's upstream call, if it was made, gets its ledger row when the next
+attempt takes over (see `_attempt_lost`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import secrets
+import string
+from datetime import timedelta
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from audit.context import RequestContext, bound, new_request_id
+from config.errors import DomainError
+from config.exceptions import domain_problem_body, problem_body
+from keys.crypto import Sealed, associated_data, seal, unseal
+from keys.models import ApiClient, ProviderKey
+from prompts.choices import JobStatus
+from prompts.errors import VersionTampered
+from prompts.models import Job
+from prompts.runtime import throttle
+from prompts.runtime.pipeline import Intake, UpstreamError, run_execute, run_intake, run_prepare
+from prompts.runtime.redact import Redaction
+from usage.choices import CapScope, Endpoint, Outcome
+from usage.errors import SpendCapExceeded
+from usage.models import SpendReservation, UsageRecord
+from usage.services import spend_release, usage_record_write
+
+logger = logging.getLogger(__name__)
+
+_ALPHABET = string.ascii_letters + string.digits
+FINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED)
+# Upstream failures worth another attempt later (the SDK has already retried them quickly).
+TRANSIENT = {"upstream_rate_limited", "upstream_overloaded", "upstream_error", "upstream_timeout"}
+
+
+class JobNotFound(DomainError):
+    code = "not_found"
+    title = "Job not found"
+    status = 404
+
+
+class JobExpired(DomainError):
+    code = "job_expired"
+    title = "Job expired"
+    status = 410
+
+
+def public_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(22))
+
+
+def sealed_for(kind: str, row: str, environment: str, plaintext: str) -> Sealed:
+    return seal(plaintext, aad=associated_data(kind=kind, row=row, environment=environment))
+
+
+def unsealed(kind: str, row: str, environment: str, ciphertext: str, kek_id: str) -> str:
+    return unseal(Sealed(ciphertext, kek_id), aad=associated_data(kind=kind, row=row, environment=environment))
+
+
+def callback_url_validate(url: str) -> str:
+    """`https` only; plain `http` to a loopback address when TOLLGATE_WEBHOOK_ALLOW_LOOPBACK (DEBUG)."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname and settings.TOLLGATE_WEBHOOK_ALLOW_LOOPBACK:
+        try:
+            if parts.hostname == "localhost" or ipaddress.ip_address(parts.hostname).is_loopback:
+                return url
+        except ValueError:
+            pass
+    raise DomainError("callback_url must be an https URL.", extra={"errors": {"callback_url": "must be https"}})
+
+
+# --- accepting a job --------------------------------------------------------------------------------------
+
+
+def job_submit(
+    *, client: ApiClient, slug: str, variables: Any, metadata: dict[str, str], callback_url: str = ""
+) -> Job:
+    """Validate and redact now (the documented 400/403/404 before anything is queued), store, enqueue."""
+    intake = run_intake(client=client, slug=slug, variables=variables)
+    callback_url = callback_url_validate(callback_url)
+    job = Job(
+        public_id=public_id("job_"),
+        api_client=client,
+        environment=client.environment,
+        prompt_id=intake.version.prompt_id,
+        version=intake.version,
+        variables_redacted=intake.values,
+        metadata=metadata,
+        callback_url=callback_url,
+        mapping_expires_at=timezone.now() + timedelta(hours=settings.TOLLGATE_JOB_MAPPING_TTL_HOURS),
+    )
+    mapping = sealed_for("job_mapping", job.public_id, job.environment, intake.redaction.to_json())
+    job.mapping_ciphertext, job.mapping_kek_id = mapping.ciphertext, mapping.key_id
+    with transaction.atomic():
+        job.save()
+        transaction.on_commit(partial(_enqueue, job.pk))
+    return job
+
+
+def _enqueue(job_id: int) -> None:
+    from prompts.tasks import job_run  # the task module imports this one
+
+    job_run.delay(job_id)
+
+
+# --- running a job ----------------------------------------------------------------------------------------
+
+
+def job_execute(job_id: int) -> float | None:
+    """Run the job if it is this worker's to run. Returns None when nothing more is to be done for it, or
+    the seconds after which to try again (budget exhausted, another worker's claim still running, or a
+    transient upstream failure with attempts left)."""
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or job.status in FINAL:
+        return None
+    now = timezone.now()
+    if job.status == JobStatus.RUNNING and job.lease_expires_at and job.lease_expires_at > now:
+        return (job.lease_expires_at - now).total_seconds() + 0.5
+    slot = throttle.slot_take(job.environment)
+    if slot is None:
+        return 0.25
+    try:
+        wait = throttle.rate_take(job.environment)
+        if wait:
+            return wait
+        claimed = _claim(job_id)
+        if claimed is None:
+            return None if Job.objects.filter(pk=job_id, status__in=FINAL).exists() else 0.25
+        job, lost_request_id = claimed
+        if lost_request_id:
+            _attempt_lost(job, lost_request_id)
+        with bound(RequestContext(request_id=job.attempt_request_id)):
+            return _attempt(job)
+    finally:
+        throttle.slot_give_back(job.environment, slot)
+
+
+def _claim(job_id: int) -> tuple[Job, str] | None:
+    """Take the job (queued, or running under an expired lease) for one attempt: (job, the request id of
+    an attempt that died holding it, or "")."""
+    now = timezone.now()
+    with transaction.atomic():
+        job = Job.objects.select_for_update().select_related("api_client", "version__prompt").get(pk=job_id)
+        if job.status in FINAL or (
+            job.status == JobStatus.RUNNING and job.lease_expires_at and job.lease_expires_at > now
+        ):
+            return None
+        lost = job.attempt_request_id if job.status == JobStatus.RUNNING else ""
+        job.status = JobStatus.RUNNING
+        job.attempts += 1
+        job.attempt_request_id = new_request_id()
+        job.lease_expires_at = now + timedelta(seconds=settings.TOLLGATE_JOB_LEASE_SECONDS)
+        job.started_at = job.started_at or now
+        job.save(update_fields=["status", "attempts", "attempt_request_id", "lease_expires_at", "started_at"])
+    return job, lost
+
+
+def _attempt_lost(job: Job, request_id: str) -> None:
+    """An attempt died (worker killed) after reserving spend: its call may have reached Anthropic. Give the
+    hold back and write its ledger row (tokens unknown), unless it managed to write one itself."""
+    if UsageRecord.objects.filter(request_id=request_id).exists():
+        return
+    reservation = SpendReservation.objects.filter(request_id=request_id).first()
+    if reservation is None:
+        return  # it died before reserving: no call was made
+    spend_release(reservation=reservation)
+    key_id = next((hold["scope_id"] for hold in reservation.holds if hold["scope"] == CapScope.PROVIDER_KEY), None)
+    key = ProviderKey.objects.filter(pk=key_id).first() if key_id else None
+    usage_record_write(
+        request_id=request_id,
+        environment=job.environment,
+        api_client_id=job.api_client_id,
+        api_client_name=job.api_client.name,
+        provider_key_id=key_id,
+        provider_key_last_four=key.last_four if key else "",
+        prompt_id=job.prompt_id,
+        prompt_slug=job.version.prompt.slug,
+        prompt_version=job.version.number,
+        endpoint=Endpoint.JOB,
+        requested_model=job.version.model,
+        model=job.version.model,
+        outcome=Outcome.SERVER_ERROR,
+        error_class="WorkerLost",
+        **{name: str(job.metadata.get(name, ""))[:200] for name in ("feature", "user_tier", "end_user")},
+    )
+    logger.warning("Job %s: attempt %s was lost with its worker; recorded and released", job, request_id)
+
+
+def _attempt(job: Job) -> float | None:
+    if job.mapping_expires_at <= timezone.now():
+        _finish(job, error=domain_problem_body(JobExpired("The job was not run before its mapping expired.")))
+        return None
+    redaction = Redaction.from_json(
+        unsealed("job_mapping", job.public_id, job.environment, job.mapping_ciphertext, job.mapping_kek_id)
+    )
+    try:
+        prepared = run_prepare(
+            client=job.api_client,
+            slug=job.version.prompt.slug,
+            variables=None,
+            metadata=job.metadata,
+            endpoint=Endpoint.JOB,
+            request_id=job.attempt_request_id,
+            intake=Intake(version=job.version, values=job.variables_redacted, redaction=redaction),
+        )
+        result = run_execute(prepared)
+    except UpstreamError as exc:
+        if exc.code in TRANSIENT and job.attempts < settings.TOLLGATE_JOB_MAX_ATTEMPTS:
+            Job.objects.filter(pk=job.pk, attempt_request_id=job.attempt_request_id).update(
+                status=JobStatus.QUEUED, lease_expires_at=None
+            )
+            return float(exc.retry_after or 5 * 2**job.attempts)
+        _finish(job, error=domain_problem_body(exc))
+        return None
+    except (SpendCapExceeded, VersionTampered) as exc:
+        _finish(job, error=domain_problem_body(exc))
+        return None
+    except Exception:
+        _finish(
+            job,
+            error=problem_body(
+                code="internal_error",
+                title="Internal error",
+                status_code=500,
+                detail="The job failed unexpectedly; the incident is logged.",
+            ),
+        )
+        raise
+    _finish(job, result=result)
+    return None
+
+
+def _finish(job: Job, *, result: dict[str, Any] | None = None, error: dict[str, Any] | None = None) -> None:
+    """Record the outcome, if this attempt still holds the claim; drop the mapping; fire the callback."""
+    now = timezone.now()
+    fields: dict[str, Any] = {
+        "status": JobStatus.SUCCEEDED if result is not None else JobStatus.FAILED,
+        "finished_at": now,
+        "lease_expires_at": None,
+        "mapping_ciphertext": "",
+        "mapping_kek_id": "",
+        "error": error or {},
+        "result_expires_at": now + timedelta(days=settings.TOLLGATE_BODY_RETENTION_DAYS),
+    }
+    if result is not None:
+        sealed = sealed_for("job_result", job.public_id, job.environment, json.dumps(result))
+        fields.update(run_public_id=result["id"], result_ciphertext=sealed.ciphertext, result_kek_id=sealed.key_id)
+    with transaction.atomic():
+        won = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempt_request_id=job.attempt_request_id).update(
+            **fields
+        )
+        if won and job.callback_url:
+            from prompts.runtime.webhooks import webhook_enqueue
+
+            webhook_enqueue("job", job.pk)
+    if not won:
+        logger.warning("Job %s: attempt %s lost its claim; its result was not recorded", job, job.attempt_request_id)
+
+
+# --- reading a job ----------------------------------------------------------------------------------------
+
+
+def job_detail(job: Job) -> dict[str, Any]:
+    """GET /api/v1/jobs/{id}: the status and, once done, the run result (or the problem it failed with)."""
+    result = None
+    if job.result_ciphertext:
+        result = json.loads(
+            unsealed("job_result", job.public_id, job.environment, job.result_ciphertext, job.result_kek_id)
+        )
+    return {
+        "id": job.public_id,
+        "status": job.status,
+        "prompt": {"slug": job.version.prompt.slug, "version": job.version.number},
+        "environment": job.environment,
+        "attempts": job.attempts,
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "result": result,
+        "error": job.error or None,
+        "callback_url": job.callback_url or None,
+    }
+
+
+def job_for_client(*, client: ApiClient, job_id: str) -> Job:
+    job = Job.objects.select_related("version__prompt").filter(public_id=job_id, api_client=client).first()
+    if job is None:
+        raise JobNotFound(f"This client has no job '{job_id[:40]}'.")
+    return job
