@@ -22,7 +22,8 @@ class Role(models.TextChoices):
 
 
 _READ_PROMPTS = ("prompts.view_prompt", "prompts.view_promptversion", "prompts.view_release")
-_READ_RUNS = ("prompts.view_run",)  # the request log: redacted bodies, for incident investigation
+# The request log (redacted bodies, for incident investigation) and the queue.
+_READ_RUNS = ("prompts.view_run", "prompts.view_job", "prompts.view_batch", "prompts.view_webhookdelivery")
 _READ_KEYS = ("keys.view_providerkey", "keys.view_apiclient", "keys.view_apitoken")
 _READ_USAGE = ("usage.view_price", "usage.view_usagerecord", "usage.view_budgetalert")
 

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, Min, Q, QuerySet
+from django.utils import timezone
 
 from config.environments import Environment
-from prompts.choices import CacheTTL
-from prompts.models import PromptVersion, Release, Run
+from prompts.choices import BatchStatus, CacheTTL, JobStatus
+from prompts.models import Batch, Job, PromptVersion, Release, Run
 from prompts.rendering import PLACEHOLDER
 from usage.errors import ModelNotPriced
 from usage.pricing import TokenUsage, cost
@@ -132,3 +133,37 @@ def run_detail(run: Run) -> dict[str, Any]:
         "output_redacted": True,
         "bodies_expire_at": run.bodies_expire_at.isoformat(),
     }
+
+
+def queue_state() -> list[dict[str, Any]]:
+    """Per environment: jobs queued and running, the age of the oldest queued job, open batches."""
+    now = timezone.now()
+    jobs = {
+        row["environment"]: row
+        for row in Job.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
+        .values("environment")
+        .annotate(
+            queued=Count("pk", filter=Q(status=JobStatus.QUEUED)),
+            running=Count("pk", filter=Q(status=JobStatus.RUNNING)),
+            oldest=Min("created_at", filter=Q(status=JobStatus.QUEUED)),
+        )
+    }
+    batches = dict(
+        Batch.objects.filter(status__in=[BatchStatus.IN_PROGRESS, BatchStatus.CANCELING])
+        .values_list("environment")
+        .annotate(Count("pk"))
+    )
+    return [
+        {
+            "environment": environment.label,
+            "queued": jobs.get(environment.value, {}).get("queued", 0),
+            "running": jobs.get(environment.value, {}).get("running", 0),
+            "oldest_queued_seconds": (
+                round((now - oldest).total_seconds())
+                if (oldest := jobs.get(environment.value, {}).get("oldest"))
+                else None
+            ),
+            "open_batches": batches.get(environment.value, 0),
+        }
+        for environment in Environment
+    ]

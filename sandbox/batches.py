@@ -116,9 +116,13 @@ def batch_get(state: SandboxState, batch_id: str, scope: str) -> Batch:
     return batch
 
 
+CANCEL_SECONDS = 0.5  # how long a canceled batch stays `canceling` before it ends
+
+
 def batch_cancel(state: SandboxState, batch: Batch) -> None:
     if not _ended(state, batch) and batch.cancel_initiated_at is None:
         batch.cancel_initiated_at = state.now()
+        batch.ends_at = min(batch.ends_at, batch.cancel_initiated_at + CANCEL_SECONDS)
 
 
 def batch_delete(state: SandboxState, batch: Batch) -> None:

@@ -94,54 +94,63 @@ def _worker_database_url() -> str:
     return f"postgres://{db['USER']}{password}@{db['HOST'] or 'localhost'}{port}/{db['NAME']}"
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup: None, django_db_blocker: object) -> Iterator[subprocess.Popen[bytes]]:
-    """A `celery worker` process on the real broker and the test database."""
+def start_worker(name: str, queue: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """A `celery worker` process on the real broker and the test database, answering pings."""
     if not settings.TOLLGATE_BROKER_CONFIGURED:
         pytest.skip("needs a broker: set REDIS_URL or CELERY_BROKER_URL")
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         pytest.skip("a worker process cannot share an in-memory SQLite test database")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": _worker_database_url()}
-    log = open(ROOT / "var" / "test-celery-worker.log", "wb")  # noqa: SIM115  (closed below)
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": _worker_database_url(),
+        "TOLLGATE_TEST_WORKER": "1",
+        **(env or {}),
+    }
+    log = open(ROOT / "var" / f"test-celery-{name}.log", "wb")  # noqa: SIM115  (the process keeps it)
+    hostname = f"{name}@tollgate-test"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            settings.CELERY_TASK_DEFAULT_QUEUE,
-            "--pool",
-            "threads",
-            "--concurrency",
-            "4",
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-        ],
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue, "-n", hostname, *args,
+         "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
         cwd=ROOT,
-        env=env,
+        env=environment,
         stdout=log,
         stderr=subprocess.STDOUT,
-    )
+    )  # fmt: skip
     from config.celery_app import app
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"celery worker exited early; see {log.name}")
-        if app.control.ping(timeout=0.5):
-            break
-    else:
-        process.terminate()
-        raise RuntimeError(f"celery worker did not answer within 60 s; see {log.name}")
-    yield process
+        if app.control.ping(destination=[hostname], timeout=0.5):
+            return process
     process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    raise RuntimeError(f"celery worker did not answer within 60 s; see {log.name}")
+
+
+def stop_worker(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup: None, django_db_blocker: object) -> Iterator[subprocess.Popen[bytes]]:
+    """The suite's worker (threads). Its queue budget is set under the sandbox's rate-limit tests' limit."""
+    process = start_worker(
+        "worker",
+        settings.CELERY_TASK_DEFAULT_QUEUE,
+        "--pool",
+        "threads",
+        "--concurrency",
+        "4",
+        env={"TOLLGATE_QUEUE_RPM": "290"},
+    )
+    yield process
+    stop_worker(process)
 
 
 @pytest.fixture

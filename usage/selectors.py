@@ -7,6 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDate
@@ -25,7 +26,6 @@ def worker_last_seen() -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-PRICE_CACHE_SECONDS = 60.0
 _price_rows: dict[str, tuple[float, list[Price]]] = {}
 
 
@@ -33,7 +33,7 @@ def _prices(model: str) -> list[Price]:
     """A model's price rows, newest first, kept in this process for a minute: every run needs them, and
     a new price is added ahead of its effective date."""
     cached = _price_rows.get(model)
-    if cached is not None and time.monotonic() - cached[0] < PRICE_CACHE_SECONDS:
+    if cached is not None and time.monotonic() - cached[0] < settings.TOLLGATE_PRICE_CACHE_SECONDS:
         return cached[1]
     rows = list(Price.objects.filter(model=model).order_by("-effective_from"))
     _price_rows[model] = (time.monotonic(), rows)

@@ -54,6 +54,9 @@ TOLLGATE_WEBHOOK_BACKOFF_SECONDS: float = env.float("TOLLGATE_WEBHOOK_BACKOFF_SE
 TOLLGATE_WEBHOOK_ALLOW_LOOPBACK: bool = env.bool("TOLLGATE_WEBHOOK_ALLOW_LOOPBACK", default=DEBUG)
 TOLLGATE_BATCH_POLL_SECONDS: float = env.float("TOLLGATE_BATCH_POLL_SECONDS", default=30.0)
 
+# How long each process keeps the price book in memory (edits clear the editing process's copy at once).
+TOLLGATE_PRICE_CACHE_SECONDS: float = env.float("TOLLGATE_PRICE_CACHE_SECONDS", default=60.0)
+
 TOLLGATE_MAX_REQUEST_BYTES: int = env.int("TOLLGATE_MAX_REQUEST_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = TOLLGATE_MAX_REQUEST_BYTES
 # A Slack-compatible incoming webhook ({"text": …}) for budget and monitoring alerts; e-mail goes regardless.

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 
+if os.environ.get("TOLLGATE_TEST_WORKER") == "1":
+    os.environ.setdefault("TOLLGATE_PRICE_CACHE_SECONDS", "0")
+
 # Test-only secrets, set before the production settings read them. Never valid anywhere else.
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-" + "x" * 40)
 os.environ.setdefault("TOLLGATE_ENCRYPTION_KEYS", "test:" + "dGVzdC1vbmx5LWtleS1lbmNyeXB0aW9uLTMyLWJ5dGU=")
@@ -32,8 +35,9 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Keep test keys apart from a development server sharing the same Redis.
 CACHES["default"]["KEY_PREFIX"] = "tollgate-test"
 # Tasks run in-process unless a test starts a real worker (tests/conftest.py, `celery_worker`); the
-# worker then takes them from a queue of its own.
-CELERY_TASK_ALWAYS_EAGER = True
+# worker then takes them from a queue of its own, and queues the tasks it starts. Transactional tests
+# re-seed the price book with new ids, so the worker keeps no price in memory.
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("TOLLGATE_TEST_WORKER") != "1"
 CELERY_TASK_DEFAULT_QUEUE = "tollgate-test"
 LOGGING["root"]["level"] = "WARNING"
 # Test receivers of webhooks listen on 127.0.0.1; retries come quickly.

@@ -31,6 +31,7 @@ from prompts.runtime.batches import (
     batch_create,
     batch_detail,
     batch_for_client,
+    batch_poll,
     batch_results_lines,
 )
 from prompts.runtime.guards import (
@@ -178,7 +179,10 @@ class PromptBatchApi(APIView):
 class BatchDetailApi(APIView):
     @extend_schema(responses=BatchSerializer, summary="A batch's status and counts per item status")
     def get(self, request: Request, batch_id: str) -> Response:
-        return Response(batch_detail(batch_for_client(client=request.user, batch_id=batch_id)))  # type: ignore[arg-type]
+        batch = batch_for_client(client=request.user, batch_id=batch_id)  # type: ignore[arg-type]
+        if not settings.TOLLGATE_BROKER_CONFIGURED and batch_poll(batch):  # no beat runs: poll when asked
+            batch.refresh_from_db()
+        return Response(batch_detail(batch))
 
 
 class BatchCancelApi(APIView):

@@ -254,25 +254,31 @@ def _reservation_release(batch: Batch) -> None:
 
 
 def batches_poll() -> int:
-    """Check every open batch; collect the results of those whose provider batches have all ended."""
-    done = 0
+    """Check every open batch (the beat task); returns how many ended now."""
     open_batches = Batch.objects.filter(status__in=[BatchStatus.IN_PROGRESS, BatchStatus.CANCELING]).exclude(
         provider_batch_ids=[]
     )
-    for batch in open_batches.select_related("api_client", "version__prompt", "provider_key"):
-        sdk = client_for(batch.provider_key)
-        try:
-            ended = all(
-                sdk.messages.batches.retrieve(batch_id).processing_status == "ended"
-                for batch_id in batch.provider_batch_ids
-            )
-        except (anthropic.APIError, anthropic.APIConnectionError) as exc:
-            logger.warning("Batch %s: polling failed (%s); will retry", batch, type(exc).__name__)
-            continue
-        if ended:
-            batch_results_collect(batch)
-            done += 1
-    return done
+    return sum(
+        batch_poll(batch) for batch in open_batches.select_related("api_client", "version__prompt", "provider_key")
+    )
+
+
+def batch_poll(batch: Batch) -> bool:
+    """Collect the batch's results if all its provider batches have ended. True when it ended now."""
+    if batch.status not in (BatchStatus.IN_PROGRESS, BatchStatus.CANCELING) or not batch.provider_batch_ids:
+        return False
+    sdk = client_for(batch.provider_key)
+    try:
+        ended = all(
+            sdk.messages.batches.retrieve(batch_id).processing_status == "ended"
+            for batch_id in batch.provider_batch_ids
+        )
+    except (anthropic.APIError, anthropic.APIConnectionError) as exc:
+        logger.warning("Batch %s: polling failed (%s); will retry", batch, type(exc).__name__)
+        return False
+    if ended:
+        batch_results_collect(batch)
+    return ended
 
 
 def batch_results_collect(batch: Batch) -> None:

@@ -27,6 +27,12 @@ def test_the_schema_documents_every_public_endpoint(client):
         "/api/v1/prompts/{slug}",
         "/api/v1/prompts/{slug}/run",
         "/api/v1/runs/{run_id}",
+        "/api/v1/prompts/{slug}/jobs",
+        "/api/v1/jobs/{job_id}",
+        "/api/v1/prompts/{slug}/batches",
+        "/api/v1/batches/{batch_id}",
+        "/api/v1/batches/{batch_id}/cancel",
+        "/api/v1/batches/{batch_id}/results",
         "/api/v1/usage",
         "/api/v1/cost/estimate",
     }

@@ -1,9 +1,15 @@
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterator
+from decimal import Decimal
 
+import pytest
+from rest_framework.test import APIClient as HttpClient
+
+from keys import services as key_services
 from prompts import services
 from tests.factories import version_content
+from tests.prompts.upstream import Receiver
 
 
 @pytest.fixture
@@ -33,3 +39,47 @@ def in_review(draft, author):
 @pytest.fixture
 def approved(in_review, approver):
     return services.prompt_version_approve(actor=approver, version=in_review, note="Reviewed wording and schema")
+
+
+@pytest.fixture
+def world(sandbox, author, approver, custodian, settings):
+    """A released prompt, a sandbox key and an API client with a token, in production."""
+    settings.TOLLGATE_UPSTREAM_MAX_RETRIES = 2
+    prompt = services.prompt_create(
+        actor=author, slug="support-summary", name="Support summary", purpose="x", owner=author
+    )
+    version = services.prompt_version_create(
+        actor=author, prompt=prompt, content=version_content(), change_summary="v1"
+    )
+    services.prompt_version_submit(actor=author, version=version)
+    services.prompt_version_approve(actor=approver, version=version, note="ok")
+    for environment in ("staging", "production"):
+        services.prompt_version_release(actor=approver, version=version, environment=environment, reason="x")
+    key = key_services.provider_key_create(
+        actor=custodian,
+        environment="production",
+        label="sandbox",
+        secret="sk-ant-sandbox-test-key-0001",
+        owner=custodian,
+        base_url=sandbox.url,
+        monthly_cap_usd=Decimal(100),
+    )
+    client, _ = key_services.api_client_create(
+        actor=custodian,
+        name="support-app",
+        environment="production",
+        owner=custodian,
+        all_prompts=True,
+        rate_limit_per_minute=1000,
+    )
+    _, token = key_services.api_token_issue(actor=custodian, client=client, label="t")
+    http = HttpClient()
+    http.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return {"http": http, "version": version, "key": key, "client": client, "sandbox": sandbox, "prompt": prompt}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    receiver = Receiver([])
+    yield receiver
+    receiver.server.shutdown()

@@ -14,63 +14,15 @@ from keys import services as key_services
 from prompts import services
 from prompts.models import Run
 from tests.factories import version_content
+from tests.prompts.upstream import EMAIL, PHONE, TICKET, inject, sandbox_requests
 from usage.models import SpendReservation, UsageRecord
 
 pytestmark = pytest.mark.django_db
-
-EMAIL = "jane.doe@example.com"
-PHONE = "+1 415 555 2671"
-TICKET = f"My printer is on fire. Call me on {PHONE}."
-
-
-@pytest.fixture
-def world(sandbox, author, approver, custodian, settings):
-    """A released prompt, a sandbox key and an API client with a token, in production."""
-    settings.TOLLGATE_UPSTREAM_MAX_RETRIES = 2
-    prompt = services.prompt_create(
-        actor=author, slug="support-summary", name="Support summary", purpose="x", owner=author
-    )
-    version = services.prompt_version_create(
-        actor=author, prompt=prompt, content=version_content(), change_summary="v1"
-    )
-    services.prompt_version_submit(actor=author, version=version)
-    services.prompt_version_approve(actor=approver, version=version, note="ok")
-    for environment in ("staging", "production"):
-        services.prompt_version_release(actor=approver, version=version, environment=environment, reason="x")
-    key = key_services.provider_key_create(
-        actor=custodian,
-        environment="production",
-        label="sandbox",
-        secret="sk-ant-sandbox-test-key-0001",
-        owner=custodian,
-        base_url=sandbox.url,
-        monthly_cap_usd=Decimal(100),
-    )
-    client, _ = key_services.api_client_create(
-        actor=custodian,
-        name="support-app",
-        environment="production",
-        owner=custodian,
-        all_prompts=True,
-        rate_limit_per_minute=1000,
-    )
-    _, token = key_services.api_token_issue(actor=custodian, client=client, label="t")
-    http = HttpClient()
-    http.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return {"http": http, "version": version, "key": key, "client": client, "sandbox": sandbox, "prompt": prompt}
 
 
 def run(world, variables=None, *, slug="support-summary", **extra):
     body = {"variables": variables or {"ticket": TICKET, "customer_email": EMAIL}, **extra}
     return world["http"].post(f"/api/v1/prompts/{slug}/run", body, format="json", **extra.pop("headers", {}))
-
-
-def sandbox_requests(world) -> list[dict]:
-    return httpx2.get(f"{world['sandbox'].url}/_sandbox/requests").json()["requests"]
-
-
-def inject(world, **fault) -> None:
-    httpx2.post(f"{world['sandbox'].url}/_sandbox/faults", json=fault).raise_for_status()
 
 
 def sse_events(response) -> list[tuple[str, dict]]:

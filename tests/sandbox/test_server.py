@@ -120,3 +120,19 @@ def test_cache_minimums_are_configurable_per_model(sandbox):
 
     assert usage["cache_creation_input_tokens"] == 4
     assert usage["cache_creation"] == {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 4}
+
+
+def test_rate_limit_mode_refuses_beyond_the_limit_with_retry_after(sandbox):
+    httpx2.post(f"{sandbox.url}/_sandbox/ratelimit", json={"rpm": 2}).raise_for_status()
+
+    answers = [post(sandbox) for _ in range(3)]
+    state = httpx2.get(f"{sandbox.url}/_sandbox/ratelimit").json()
+    off = httpx2.post(f"{sandbox.url}/_sandbox/ratelimit", json={"rpm": 0}).json()
+
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert answers[2].json()["error"]["type"] == "rate_limit_error"
+    assert 55 <= int(answers[2].headers["retry-after"]) <= 60  # until the first admitted request leaves the window
+    assert state == {"rpm": 2, "rate_limited": 1}
+    assert off == {"rpm": 0, "rate_limited": 0}
+    assert post(sandbox).status_code == 200
+    assert httpx2.post(f"{sandbox.url}/_sandbox/ratelimit", json={"rpm": -1}).status_code == 400

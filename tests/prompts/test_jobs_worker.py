@@ -1,0 +1,104 @@
+"""Jobs through real Celery workers on PostgreSQL and Redis: the lifecycle, a spike against a rate-limited
+upstream, and a worker process killed with SIGKILL in the middle of a job."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+
+import httpx2
+import pytest
+
+from config.celery_app import app
+from prompts.models import Job, WebhookDelivery
+from tests.conftest import start_worker, stop_worker
+from tests.prompts.test_jobs import submit
+from tests.prompts.upstream import EMAIL
+from usage.models import SpendReservation, UsageRecord
+
+pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.1)
+
+
+def finished(*ids: str) -> Callable[[], bool]:
+    return lambda: Job.objects.filter(public_id__in=ids, status__in=["succeeded", "failed"]).count() == len(ids)
+
+
+def test_a_worker_runs_the_job_and_calls_back(world, celery_worker, receiver):
+    response = submit(world, callback_url=receiver.url)
+    assert response.json()["status"] == "queued"
+
+    wait_for(finished(response.json()["id"]))
+    wait_for(lambda: WebhookDelivery.objects.filter(delivered=True).exists())
+
+    job = world["http"].get(response["Location"]).json()
+    assert job["status"] == "succeeded"
+    assert EMAIL in job["result"]["output"]
+    assert UsageRecord.objects.get().endpoint == "job"
+
+
+def test_a_spike_drains_under_the_upstream_rate_without_a_429(world, celery_worker):
+    sandbox = world["sandbox"].url
+    httpx2.post(f"{sandbox}/_sandbox/ratelimit", json={"rpm": 300}).raise_for_status()  # the worker's budget: 290
+    try:
+        ids = [submit(world).json()["id"] for _ in range(25)]
+        wait_for(finished(*ids), seconds=120)
+        refused = httpx2.get(f"{sandbox}/_sandbox/ratelimit").json()["rate_limited"]
+    finally:
+        httpx2.post(f"{sandbox}/_sandbox/ratelimit", json={"rpm": 0})
+
+    assert refused == 0
+    assert set(Job.objects.values_list("status", "attempts")) == {("succeeded", 1)}
+    assert UsageRecord.objects.filter(outcome="ok").count() == 25
+
+
+@pytest.fixture
+def killable_worker() -> Iterator[subprocess.Popen[bytes]]:
+    """A prefork worker with one child on a queue of its own, with a short job lease."""
+    queue = "tollgate-test-kill"
+    process = start_worker(
+        "killable", queue, "--pool", "prefork", "--concurrency", "1", env={"TOLLGATE_JOB_LEASE_SECONDS": "4"}
+    )
+    app.conf.task_always_eager, app.conf.task_default_queue = False, queue
+    try:
+        yield process
+    finally:
+        app.conf.task_always_eager, app.conf.task_default_queue = True, "tollgate-test"
+        stop_worker(process)
+
+
+def test_a_worker_killed_mid_job_leaves_one_result_and_a_ledger_row_for_each_call(world, killable_worker):
+    sandbox = world["sandbox"].url
+    httpx2.post(f"{sandbox}/_sandbox/latency", json={"ms": 3000}).raise_for_status()
+    try:
+        job_id = submit(world).json()["id"]
+        wait_for(lambda: len(messages_received(sandbox)) == 1)  # the call is in flight
+        children = subprocess.run(["pgrep", "-P", str(killable_worker.pid)], capture_output=True, text=True).stdout
+        for pid in children.split():
+            os.kill(int(pid), signal.SIGKILL)
+        httpx2.post(f"{sandbox}/_sandbox/latency", json={"ms": 0}).raise_for_status()
+        wait_for(finished(job_id))
+    finally:
+        httpx2.post(f"{sandbox}/_sandbox/latency", json={"ms": 0})
+
+    job = Job.objects.get(public_id=job_id)
+    assert (job.status, job.attempts) == ("succeeded", 2)
+    assert len(messages_received(sandbox)) == 2
+    rows = UsageRecord.objects.order_by("created_at")
+    assert [(row.outcome, row.error_class) for row in rows] == [("server_error", "WorkerLost"), ("ok", "")]
+    assert not SpendReservation.objects.filter(status="held").exists()
+
+
+def messages_received(sandbox: str) -> list[dict]:
+    requests = httpx2.get(f"{sandbox}/_sandbox/requests").json()["requests"]
+    return [request for request in requests if request["path"] == "/v1/messages"]

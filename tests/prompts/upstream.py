@@ -1,0 +1,46 @@
+"""Helpers of the tests that run prompts against the sandbox: planted personal data, the sandbox's record
+of what reached it, faults, and a webhook receiver."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx2
+
+EMAIL = "jane.doe@example.com"
+PHONE = "+1 415 555 2671"
+TICKET = f"My printer is on fire. Call me on {PHONE}."
+
+
+def sandbox_requests(world) -> list[dict]:
+    return httpx2.get(f"{world['sandbox'].url}/_sandbox/requests").json()["requests"]
+
+
+def inject(world, **fault) -> None:
+    httpx2.post(f"{world['sandbox'].url}/_sandbox/faults", json=fault).raise_for_status()
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1: answers each POST with the next status in `statuses`."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = statuses
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((dict(self.headers), body))
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
