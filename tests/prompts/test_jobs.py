@@ -142,6 +142,7 @@ def test_the_callback_is_signed_and_retried_after_a_500(world, receiver, run_on_
     assert EMAIL in payload["result"]["output"]  # the caller's own endpoint gets the answer rehydrated
     attempts = list(WebhookDelivery.objects.order_by("attempt").values_list("attempt", "status_code", "delivered"))
     assert attempts == [(1, 500, False), (2, 200, True)]
+    assert secret not in json.dumps([list(row) for row in WebhookDelivery.objects.values_list()], default=str)
 
 
 def test_a_redirecting_callback_is_not_followed(world, receiver, settings, run_on_commit):
