@@ -178,6 +178,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "spend-reservations-reap": {"task": "usage.tasks.reservations_reap", "schedule": 300.0},
     "request-log-purge": {"task": "prompts.tasks.request_bodies_purge", "schedule": crontab(minute=15)},
     "batches-poll": {"task": "prompts.tasks.batches_poll", "schedule": TOLLGATE_BATCH_POLL_SECONDS},
+    # Five minutes past the hour, so that appends begun before the hour have committed.
+    "audit-checkpoints": {"task": "audit.tasks.checkpoints_write", "schedule": crontab(minute=5)},
 }
 
 # --- Auth -----------------------------------------------------------------------------------------------

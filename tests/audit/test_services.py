@@ -7,7 +7,7 @@ from django.db import connection, transaction
 
 from audit.context import RequestContext, bound
 from audit.models import AuditEvent, AuditLogIsAppendOnly
-from audit.services import audit_event_record
+from audit.services import audit_chain_verify, audit_event_record
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +74,7 @@ def test_an_event_rolls_back_with_the_change_it_describes(superuser):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_appends_keep_one_gapless_sequence():
+def test_concurrent_appends_keep_one_gapless_sequence_and_one_valid_chain():
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serialises whole-database writes; the row lock matters on PostgreSQL")
     errors: list[BaseException] = []
@@ -96,3 +96,4 @@ def test_concurrent_appends_keep_one_gapless_sequence():
 
     assert errors == []
     assert sorted(AuditEvent.objects.values_list("sequence", flat=True)) == list(range(1, 81))
+    assert audit_chain_verify().problem is None

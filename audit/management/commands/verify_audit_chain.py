@@ -1,0 +1,37 @@
+"""manage.py verify_audit_chain: exit 0 when the audit trail is intact, 1 naming the first bad sequence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from audit.services import audit_chain_verify
+
+
+class Command(BaseCommand):
+    help = "Recompute the audit trail's hash chain and check it against the signed hourly checkpoints."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--public-key", type=Path, help="PEM file of the checkpoint key (default: the configured key's)"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        public_key = None
+        if options["public_key"]:
+            loaded = load_pem_public_key(options["public_key"].read_bytes())
+            if not isinstance(loaded, Ed25519PublicKey):
+                raise CommandError("--public-key must be an Ed25519 public key (PEM).")
+            public_key = loaded
+        report = audit_chain_verify(public_key=public_key)
+        if report.problem is not None:
+            self.stderr.write(f"FAILED at sequence {report.problem.sequence}: {report.problem.reason}")
+            raise SystemExit(1)
+        self.stdout.write(
+            f"OK: {report.events} events (#1–#{report.head_sequence}) chained, "
+            f"{report.checkpoints} signed checkpoints verified."
+        )
