@@ -30,10 +30,11 @@ def trail() -> None:
         audit_checkpoints_write()
 
 
-def sql(statement: str, *params: object) -> None:
+def sql(*statements: str) -> None:
     """Tampering as someone with database access would: around the application's guards."""
     with connection.cursor() as cursor:
-        cursor.execute(statement, params)
+        for statement in statements:
+            cursor.execute(statement)
 
 
 def verify() -> tuple[int, str, str]:
@@ -74,10 +75,10 @@ def test_checkpoints_cover_every_hour_empty_ones_included_and_chain_their_signat
         (lambda: sql("UPDATE audit_auditevent SET reason = 'other' WHERE sequence = 3"), 3, "edited"),
         (lambda: sql("DELETE FROM audit_auditevent WHERE sequence = 3"), 3, "missing"),
         (
-            lambda: (
-                sql("UPDATE audit_auditevent SET sequence = 100 WHERE sequence = 2"),
-                sql("UPDATE audit_auditevent SET sequence = 2 WHERE sequence = 3"),
-                sql("UPDATE audit_auditevent SET sequence = 3 WHERE sequence = 100"),
+            lambda: sql(
+                "UPDATE audit_auditevent SET sequence = 100 WHERE sequence = 2",
+                "UPDATE audit_auditevent SET sequence = 2 WHERE sequence = 3",
+                "UPDATE audit_auditevent SET sequence = 3 WHERE sequence = 100",
             ),
             2,
             "reordered",
@@ -94,9 +95,8 @@ def test_checkpoints_cover_every_hour_empty_ones_included_and_chain_their_signat
         ),
         (lambda: sql("DELETE FROM audit_auditevent WHERE sequence >= 4"), 4, "truncated"),
         (
-            lambda: (
-                sql("DELETE FROM audit_auditevent WHERE sequence >= 4"),
-                sql("UPDATE audit_auditchainhead SET last_sequence = 3"),
+            lambda: sql(
+                "DELETE FROM audit_auditevent WHERE sequence >= 4", "UPDATE audit_auditchainhead SET last_sequence = 3"
             ),
             5,
             "truncated",
