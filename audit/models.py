@@ -66,6 +66,7 @@ class AuditEvent(models.Model):
     class Meta:
         ordering = ["-sequence"]
         indexes = [models.Index(fields=["object_type", "object_id"])]
+        permissions = [("export_evidence", "Can download evidence packages")]
 
     def __str__(self) -> str:
         return f"#{self.sequence} {self.action} by {self.actor_repr}"

@@ -67,7 +67,14 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "usage.change_budgetalert",
         "audit.view_auditevent",
     ),
-    Role.AUDITORS: (*_READ_PROMPTS, *_READ_RUNS, *_READ_KEYS, *_READ_USAGE, "audit.view_auditevent"),
+    Role.AUDITORS: (
+        *_READ_PROMPTS,
+        *_READ_RUNS,
+        *_READ_KEYS,
+        *_READ_USAGE,
+        "audit.view_auditevent",
+        "audit.export_evidence",
+    ),
 }
 
 

@@ -9,3 +9,6 @@ class UsageConfig(AppConfig):
 
     def ready(self) -> None:
         from usage import receivers  # noqa: F401  (keeps the price book seeded)
+        from usage.evidence import register_all
+
+        register_all()

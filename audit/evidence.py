@@ -1,0 +1,256 @@
+"""Evidence packages (DESIGN.md §8): what an auditor downloads, and can check offline.
+
+A package is a ZIP holding the rows of one evidence type for a period as CSV and as JSON Lines,
+`manifest.json` (type, period, filters, generated at/by, each file's SHA-256 and row count, the audit
+chain head), `manifest.sig` (Ed25519 over manifest.json), `public_key.pem` and a README on verifying it.
+
+Each app contributes its types with `register()` (from its AppConfig.ready), so the audit app depends
+on none of them. Rows are streamed from the database into the archive: memory stays flat however
+large the export.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import IO, Any
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit.chain import canonical, public_key_pem, sign
+from audit.models import AuditChainHead, AuditEvent
+from audit.services import audit_event_record
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Period:
+    """Whole UTC days, both inclusive."""
+
+    first_day: date
+    last_day: date
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.first_day, time.min, tzinfo=UTC)
+
+    @property
+    def end(self) -> datetime:
+        """Exclusive."""
+        return datetime.combine(self.last_day + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class EvidenceType:
+    name: str
+    title: str
+    description: str
+    columns: tuple[str, ...]
+    rows: Callable[[Period], Iterator[dict[str, Any]]]
+
+
+_registry: dict[str, EvidenceType] = {}
+
+
+def register(evidence_type: EvidenceType) -> None:
+    _registry[evidence_type.name] = evidence_type
+
+
+def evidence_types() -> dict[str, EvidenceType]:
+    return dict(sorted(_registry.items()))
+
+
+def cell(value: Any) -> Any:
+    """A value as the files carry it: times in UTC ISO 8601, lists and dicts as JSON."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list | dict):
+        return json.dumps(value, sort_keys=True, default=str)
+    return value
+
+
+class _Hashing(io.RawIOBase):
+    """A binary sink that hashes and counts what passes into the archive member below it."""
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        self.sink, self.digest, self.size = sink, hashlib.sha256(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self.sink.write(chunk)
+        self.digest.update(chunk)
+        self.size += len(chunk)
+        return len(chunk)
+
+
+def _write_member(archive: zipfile.ZipFile, name: str, records: Iterator[bytes]) -> dict[str, Any]:
+    """Stream the records into the archive: the member's SHA-256, size and how many records it holds."""
+    count = 0
+    with archive.open(name, "w", force_zip64=True) as member:
+        sink = _Hashing(member)
+        for record in records:
+            sink.write(record)
+            count += 1
+    return {"name": name, "sha256": sink.digest.hexdigest(), "bytes": sink.size, "records": count}
+
+
+def _csv_records(evidence_type: EvidenceType, period: Period) -> Iterator[bytes]:
+    """The header, then one CSV record per row."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=evidence_type.columns, lineterminator="\r\n")
+    writer.writeheader()
+    for row in evidence_type.rows(period):
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow({column: cell(row.get(column)) for column in evidence_type.columns})
+    yield buffer.getvalue().encode()
+
+
+def _jsonl_records(evidence_type: EvidenceType, period: Period) -> Iterator[bytes]:
+    for row in evidence_type.rows(period):
+        values = {column: cell(row.get(column)) for column in evidence_type.columns}
+        yield json.dumps(values, default=str).encode() + b"\n"
+
+
+def _snapshot(*, outermost: bool) -> None:
+    """Both files and the chain head from one consistent view of the database (PostgreSQL; a transaction
+    that is already open keeps its own isolation)."""
+    if outermost and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+
+README = """Tollgate evidence package: {title}
+{description}
+
+Period: {first_day} to {last_day} (UTC, both days included). Generated {generated_at} by {generated_by}.
+
+Files
+  {name}.csv     the rows, with a header line
+  {name}.jsonl   the same rows, one JSON object a line
+  manifest.json  what this package holds: each file's SHA-256 and row count, the audit chain head
+  manifest.sig   Ed25519 signature (base64) of manifest.json
+  public_key.pem the key that signed it; compare its SHA-256 with the one Tollgate publishes
+
+Verifying (no database needed)
+  python manage.py verify_export THIS.zip [--public-key tollgate_public_key.pem]
+or by hand: check manifest.sig over manifest.json with public_key.pem (Ed25519), then each file's
+SHA-256 and row count against manifest.json.
+"""
+
+
+def evidence_export(
+    *,
+    type_name: str,
+    period: Period,
+    out: IO[bytes],
+    actor: User | AnonymousUser | None = None,
+    actor_repr: str | None = None,
+) -> dict[str, Any]:
+    """Write the package to `out` and return its manifest. The export is itself an audit event, recorded
+    first, so the manifest's chain head includes it."""
+    evidence_type = _registry[type_name]
+    with transaction.atomic():
+        event = audit_event_record(
+            action="evidence.export",
+            actor=actor,
+            actor_repr=actor_repr,
+            object_type="evidence",
+            object_repr=type_name,
+            changes={"type": type_name, "from": period.first_day.isoformat(), "to": period.last_day.isoformat()},
+        )
+    generated_at = timezone.now()
+    outermost = not connection.in_atomic_block
+    with (
+        transaction.atomic(),
+        zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive,
+    ):
+        _snapshot(outermost=outermost)
+        head = AuditChainHead.objects.get(id=1)
+        csv_file = _write_member(archive, f"{type_name}.csv", _csv_records(evidence_type, period))
+        jsonl_file = _write_member(archive, f"{type_name}.jsonl", _jsonl_records(evidence_type, period))
+        files = [
+            {"name": csv_file["name"], "sha256": csv_file["sha256"], "bytes": csv_file["bytes"],
+             "rows": csv_file["records"] - 1, "header": True},
+            {"name": jsonl_file["name"], "sha256": jsonl_file["sha256"], "bytes": jsonl_file["bytes"],
+             "rows": jsonl_file["records"], "header": False},
+        ]  # fmt: skip
+        manifest = {
+            "format": FORMAT_VERSION,
+            "export_type": type_name,
+            "title": evidence_type.title,
+            "period": {"from": period.first_day.isoformat(), "to": period.last_day.isoformat(), "timezone": "UTC"},
+            "filters": {},
+            "generated_at": generated_at.astimezone(UTC).isoformat(),
+            "generated_by": event.actor_repr,
+            "export_audit_sequence": event.sequence,
+            "audit_chain_head": {"sequence": head.last_sequence, "hash": head.last_hash},
+            "files": files,
+            "signature": {"algorithm": "Ed25519", "file": "manifest.sig", "public_key": "public_key.pem"},
+        }
+        manifest_bytes = canonical(manifest)
+        archive.writestr("manifest.json", manifest_bytes)
+        archive.writestr("manifest.sig", sign(manifest_bytes))
+        archive.writestr("public_key.pem", public_key_pem())
+        archive.writestr(
+            "README.txt",
+            README.format(
+                title=evidence_type.title,
+                description=evidence_type.description,
+                first_day=period.first_day,
+                last_day=period.last_day,
+                generated_at=manifest["generated_at"],
+                generated_by=event.actor_repr,
+                name=type_name,
+            ),
+        )
+    return manifest
+
+
+def _audit_log_rows(period: Period) -> Iterator[dict[str, Any]]:
+    events = AuditEvent.objects.filter(occurred_at__gte=period.start, occurred_at__lt=period.end)
+    yield from events.order_by("sequence").values(*AUDIT_LOG_COLUMNS).iterator(chunk_size=2000)
+
+
+AUDIT_LOG_COLUMNS = (
+    "sequence",
+    "occurred_at",
+    "actor_id",
+    "actor_repr",
+    "action",
+    "object_type",
+    "object_id",
+    "object_repr",
+    "changes",
+    "reason",
+    "request_id",
+    "client_ip",
+    "previous_hash",
+    "hash",
+)
+
+register(
+    EvidenceType(
+        name="audit_log",
+        title="Audit log",
+        description="Every audit event of the period in sequence order, with the hash chain "
+        "(previous_hash, hash) so that the sample can be checked against the chain.",
+        columns=AUDIT_LOG_COLUMNS,
+        rows=_audit_log_rows,
+    )
+)

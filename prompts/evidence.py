@@ -1,0 +1,144 @@
+"""Evidence types of the prompt registry: change management and data flows (audit.evidence)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+
+from audit.evidence import EvidenceType, Period, register
+from audit.models import AuditEvent
+from prompts.models import Prompt, PromptVersion, Release
+
+CHANGE_COLUMNS = (
+    "change_id",
+    "object",
+    "environment",
+    "version_from",
+    "version_to",
+    "content_hash_before",
+    "content_hash_after",
+    "change_reason",
+    "change_summary",
+    "author",
+    "submitted_at",
+    "approver",
+    "approved_at",
+    "author_is_not_approver",
+    "released_by",
+    "released_at",
+    "rollback_of",
+    "audit_sequence",
+    "audit_hash",
+)
+
+
+def _change_rows(period: Period) -> Iterator[dict[str, Any]]:
+    """One row per release or rollback in the period, from its audit event, with the version's review."""
+    events = AuditEvent.objects.filter(
+        action__in=["release.create", "release.rollback"], occurred_at__gte=period.start, occurred_at__lt=period.end
+    ).order_by("sequence")
+    for event in events.iterator(chunk_size=500):
+        slug, environment = event.changes.get("prompt"), event.changes.get("environment")
+        number_from, number_to = event.changes.get("version", [None, None])
+        versions = {
+            version.number: version
+            for version in PromptVersion.objects.select_related("author", "reviewed_by").filter(
+                prompt__slug=slug, number__in=[n for n in (number_from, number_to) if n is not None]
+            )
+        }
+        before, after = versions.get(number_from), versions.get(number_to)
+        yield {
+            "change_id": f"CHG-{event.sequence}",
+            "object": slug,
+            "environment": environment,
+            "version_from": number_from,
+            "version_to": number_to,
+            "content_hash_before": before.content_hash if before else "",
+            "content_hash_after": after.content_hash if after else event.changes.get("content_hash", ""),
+            "change_reason": event.reason,
+            "change_summary": after.change_summary if after else "",
+            "author": after.author.get_username() if after else "",
+            "submitted_at": after.submitted_at if after else None,
+            "approver": after.reviewed_by.get_username() if after and after.reviewed_by else "",
+            "approved_at": after.reviewed_at if after else None,
+            "author_is_not_approver": bool(after and after.reviewed_by_id and after.reviewed_by_id != after.author_id),
+            "released_by": event.actor_repr,
+            "released_at": event.occurred_at,
+            "rollback_of": number_from if event.action == "release.rollback" else None,
+            "audit_sequence": event.sequence,
+            "audit_hash": event.hash,
+        }
+
+
+DATA_FLOW_COLUMNS = (
+    "prompt",
+    "name",
+    "owner",
+    "team",
+    "data_categories",
+    "sensitive_variables",
+    "redaction",
+    "models",
+    "environments",
+    "body_retention_days",
+    "subservice_organisation",
+)
+AUTOMATIC_REDACTION = "e-mail, phone, payment card, IBAN, US SSN, IP address"
+
+
+def _data_flow_rows(period: Period) -> Iterator[dict[str, Any]]:
+    """Per prompt, as it stands now: what data it handles, what is redacted, where it goes."""
+    releases = Release.objects.select_related("version")
+    for prompt in Prompt.objects.select_related("owner").order_by("slug").iterator(chunk_size=500):
+        live = list(releases.filter(prompt=prompt).order_by("environment"))
+        models: set[str] = set()
+        sensitive: set[str] = set()
+        custom: list[str] = []
+        for release in live:
+            version = release.version
+            models.add(version.model)
+            models.update(rule["model"] for rule in (version.routing or {}).get("rules", []))
+            models.update((version.routing or {}).get("classifier", {}).get("routes", {}).values())
+            sensitive.update(variable["name"] for variable in version.variables if variable.get("sensitive"))
+            rules = version.redaction or {}
+            if rules.get("terms") or rules.get("patterns"):
+                custom.append(f"v{version.number}: {len(rules.get('terms', []))} terms, "
+                              f"{len(rules.get('patterns', []))} patterns")  # fmt: skip
+        yield {
+            "prompt": prompt.slug,
+            "name": prompt.name,
+            "owner": prompt.owner.get_username(),
+            "team": prompt.team,
+            "data_categories": prompt.data_categories,
+            "sensitive_variables": sorted(sensitive),
+            "redaction": "; ".join([f"automatic: {AUTOMATIC_REDACTION}", *custom]),
+            "models": sorted(models),
+            "environments": [f"{release.environment}: v{release.version.number}" for release in live],
+            "body_retention_days": settings.TOLLGATE_BODY_RETENTION_DAYS,
+            "subservice_organisation": "Anthropic, PBC (Claude API) — carved-out subservice organisation",
+        }
+
+
+def register_all() -> None:
+    register(
+        EvidenceType(
+            name="change_management",
+            title="Change management (prompt releases)",
+            description="Every release and rollback of a prompt version in the period: what changed, who "
+            "wrote, approved and released it, with the audit event that records it (CC8.1).",
+            columns=CHANGE_COLUMNS,
+            rows=_change_rows,
+        )
+    )
+    register(
+        EvidenceType(
+            name="data_flow",
+            title="Data flows",
+            description="Per prompt, as of the export: data categories, redaction applied before data "
+            "leaves, models, environments, retention of request bodies, and the subservice organisation.",
+            columns=DATA_FLOW_COLUMNS,
+            rows=_data_flow_rows,
+        )
+    )
