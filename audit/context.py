@@ -20,6 +20,8 @@ class RequestContext:
 
     request_id: str
     client_ip: str | None = None
+    # Who acts when no user does: a command or a task ("seed_demo", "system").
+    actor_repr: str | None = None
     # The Django request, when there is one: its `user` is resolved only when an event is recorded,
     # after the authentication middleware has run.
     request: Any = None

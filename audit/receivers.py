@@ -1,4 +1,5 @@
-"""Signal receivers: sign-in events go to the audit trail; roles are synced after migrations."""
+"""Signal receivers: sign-ins and changes to accounts, groups and permissions go to the audit trail (in
+the transaction of the change); roles are synced after migrations."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from typing import Any
 
 from django.apps import apps as global_apps
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, User
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db import DEFAULT_DB_ALIAS
-from django.db.models.signals import post_migrate
+from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save, pre_save
 from django.dispatch import receiver
 
 from audit.roles import roles_sync
@@ -42,3 +44,69 @@ def on_login_failed(sender: Any, credentials: dict[str, Any], request: Any = Non
 @receiver(post_migrate, dispatch_uid="audit_roles_sync")
 def on_post_migrate(sender: Any, apps: Any = None, using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
     roles_sync(apps=apps or global_apps, using=using)
+
+
+# --- accounts, groups and permissions (changed in the admin or anywhere else) ---------------------------
+
+USER_FIELDS = ("username", "email", "first_name", "last_name", "is_active", "is_staff", "is_superuser")
+
+
+@receiver(pre_save, sender=User, dispatch_uid="audit_user_before")
+def on_user_before_save(sender: Any, instance: User, **kwargs: Any) -> None:
+    stored = User.objects.filter(pk=instance.pk).values(*USER_FIELDS, "password").first() if instance.pk else None
+    instance._audit_before = stored  # type: ignore[attr-defined]
+
+
+@receiver(post_save, sender=User, dispatch_uid="audit_user_saved")
+def on_user_saved(sender: Any, instance: User, created: bool, update_fields: Any = None, **kwargs: Any) -> None:
+    if update_fields is not None and set(update_fields) == {"last_login"}:
+        return  # a sign-in, recorded as auth.login
+    before = getattr(instance, "_audit_before", None) or {}
+    changes: dict[str, Any] = {
+        field: [before.get(field), getattr(instance, field)]
+        for field in USER_FIELDS
+        if created or before.get(field) != getattr(instance, field)
+    }
+    if not created and before.get("password") != instance.password:
+        changes["password_changed"] = True  # never the hash
+    if changes or created:
+        audit_event_record(action="user.create" if created else "user.update", target=instance, changes=changes)
+
+
+@receiver(post_delete, sender=User, dispatch_uid="audit_user_deleted")
+def on_user_deleted(sender: Any, instance: User, **kwargs: Any) -> None:
+    audit_event_record(action="user.delete", target=instance, object_id=str(instance.pk))
+
+
+@receiver(post_save, sender=Group, dispatch_uid="audit_group_saved")
+def on_group_saved(sender: Any, instance: Group, created: bool, **kwargs: Any) -> None:
+    audit_event_record(
+        action="group.create" if created else "group.update", target=instance, changes={"name": instance.name}
+    )
+
+
+@receiver(post_delete, sender=Group, dispatch_uid="audit_group_deleted")
+def on_group_deleted(sender: Any, instance: Group, **kwargs: Any) -> None:
+    audit_event_record(action="group.delete", target=instance, object_id=str(instance.pk))
+
+
+def _membership_changed(kind: str) -> Any:
+    def receiver_(sender: Any, instance: Any, action: str, model: Any, pk_set: Any, **kwargs: Any) -> None:
+        if action not in ("post_add", "post_remove", "post_clear"):
+            return
+        names = sorted(str(item) for item in model.objects.filter(pk__in=pk_set or [])) if pk_set else []
+        audit_event_record(
+            action=f"{instance._meta.model_name}.{kind}_change",
+            target=instance,
+            changes={"added" if action == "post_add" else "removed": names or "all"},
+        )
+
+    return receiver_
+
+
+_user_groups = _membership_changed("groups")
+_user_permissions = _membership_changed("permissions")
+_group_permissions = _membership_changed("permissions")
+m2m_changed.connect(_user_groups, sender=User.groups.through, dispatch_uid="audit_user_groups")
+m2m_changed.connect(_user_permissions, sender=User.user_permissions.through, dispatch_uid="audit_user_permissions")
+m2m_changed.connect(_group_permissions, sender=Group.permissions.through, dispatch_uid="audit_group_permissions")

@@ -82,12 +82,12 @@ def audit_event_record(
     own), so the event exists exactly when the change it describes does.
     """
     user, principal = _resolve_actor(actor)
-    actor_repr = actor_repr or principal
+    context = current()
+    actor_repr = actor_repr or principal or (context.actor_repr if context and user is None else None)
     if target is not None:
         object_type = object_type or target._meta.label_lower
         object_id = object_id or str(target.pk)
         object_repr = object_repr or str(target)
-    context = current()
     client_ip = context.client_ip if context else None
     fields: dict[str, Any] = {
         "actor_id": user.pk if user is not None else None,

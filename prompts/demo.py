@@ -16,7 +16,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.roles import Role
-from audit.services import audit_event_record
 from config.environments import Environment
 from keys import services as key_services
 from keys.models import ApiClient, ApiToken, KeyStatus, ProviderKey
@@ -55,13 +54,6 @@ def demo_users_seed() -> list[DemoLogin]:
             user.save(update_fields=["password"])
             if role is not None:
                 user.groups.add(Group.objects.get(name=role.value))
-            audit_event_record(
-                action="user.create",
-                actor_repr="seed_demo",
-                target=user,
-                changes={"username": username, "role": role.value if role else "superuser"},
-                reason="demo data",
-            )
         logins.append(DemoLogin(username=username, role=role.value if role else "Superuser", created=created))
     return logins
 

@@ -14,7 +14,7 @@ def test_a_login_and_logout_are_recorded_with_the_request(client, auditor):
     client.post("/admin/login/", {"username": auditor.username, "password": PASSWORD}, HTTP_X_REQUEST_ID="login-req-1")
     client.post("/admin/logout/")
 
-    login, logout = AuditEvent.objects.order_by("sequence")
+    login, logout = AuditEvent.objects.filter(action__startswith="auth.").order_by("sequence")
     assert (login.action, login.actor, login.request_id, login.client_ip) == (
         "auth.login",
         auditor,
@@ -30,7 +30,7 @@ def test_a_failed_login_names_the_account_but_not_the_password(client, auditor):
     response = client.post("/admin/login/", {"username": auditor.username, "password": wrong_password})
 
     assert response.status_code == 200  # the form again, with an error
-    event = AuditEvent.objects.get()
+    event = AuditEvent.objects.get(action="auth.login_failed")
     assert event.action == "auth.login_failed"
     assert event.actor is None
     assert event.object_repr == auditor.username

@@ -31,7 +31,10 @@ def test_seed_demo_creates_a_login_for_every_role(settings, capsys):
         assert authenticate(username=user.username, password=DEMO_PASSWORD) == user
         assert user.username in output
     assert User.objects.get(username="admin").is_superuser
-    assert AuditEvent.objects.filter(action="user.create").count() == 5
+    created = AuditEvent.objects.filter(action="user.create")
+    assert created.count() == 5
+    assert set(created.values_list("actor_repr", flat=True)) == {"seed_demo"}
+    assert AuditEvent.objects.filter(action="user.groups_change", actor_repr="seed_demo").count() == 4
 
 
 def test_seed_demo_releases_each_prompt_everywhere_approved_by_someone_else(settings):

@@ -5,6 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from audit.context import RequestContext, bound, new_request_id
 from prompts.demo import DEMO_PASSWORD, demo_keys_seed, demo_prompts_seed, demo_users_seed
 
 
@@ -22,9 +23,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG and not options["force"]:
             raise CommandError("seed_demo creates accounts with a known password; it runs only with DJANGO_DEBUG=true.")
-        logins = demo_users_seed()
-        prompts = demo_prompts_seed()
-        tokens = demo_keys_seed()
+        with bound(RequestContext(request_id=new_request_id(), actor_repr="seed_demo")):
+            logins = demo_users_seed()
+            prompts = demo_prompts_seed()
+            tokens = demo_keys_seed()
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for login in logins:
             note = "created" if login.created else "exists"
