@@ -32,7 +32,7 @@ def form_data(client: Client, url: str, **changes: Any) -> dict[str, Any]:
         if field.disabled or value is None:
             continue
         if isinstance(field.widget, MultiWidget):  # date and time as two inputs
-            for index, part in enumerate(field.widget.decompress(value)):
+            for index, part in enumerate(field.widget.decompress(value) or []):
                 data[f"{name}_{index}"] = str(part or "")
         elif isinstance(value, bool):
             if value:
@@ -57,7 +57,9 @@ def _user_add(client: Client, world: dict[str, Any]) -> None:
 def _user_change(client: Client, world: dict[str, Any]) -> None:
     user = world["outsider"]
     url = f"/admin/auth/user/{user.pk}/change/"
-    client.post(url, form_data(client, url, email="moved@example.com", groups=[str(Group.objects.first().pk)]))
+    client.post(
+        url, form_data(client, url, email="moved@example.com", groups=[str(Group.objects.order_by("pk")[0].pk)])
+    )
 
 
 def _user_delete(client: Client, world: dict[str, Any]) -> None:
@@ -105,7 +107,7 @@ def _client_change(client: Client, world: dict[str, Any]) -> None:
 
 
 def _price_add(client: Client, world: dict[str, Any]) -> None:
-    price = Price.objects.filter(model="claude-haiku-4-5").first()
+    price = Price.objects.filter(model="claude-haiku-4-5")[0]
     url = f"/admin/usage/price/{price.pk}/change/"
     data = form_data(client, url, reason="new price from 2031", effective_from_0="2031-01-01",
                      effective_from_1="00:00:00")  # fmt: skip
@@ -113,7 +115,7 @@ def _price_add(client: Client, world: dict[str, Any]) -> None:
 
 
 def _price_change(client: Client, world: dict[str, Any]) -> None:
-    price = Price.objects.filter(model="claude-haiku-4-5").first()
+    price = Price.objects.filter(model="claude-haiku-4-5")[0]
     url = f"/admin/usage/price/{price.pk}/change/"
     client.post(url, form_data(client, url, note="typo fixed", reason="typo"))
 
