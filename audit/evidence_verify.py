@@ -20,11 +20,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 FIXED = {"manifest.json", "manifest.sig", "public_key.pem", "README.txt"}
 
 
-def _rows(name: str, data: bytes, header: bool) -> int:
-    text = data.decode("utf-8")
-    if name.endswith(".csv"):
-        return sum(1 for _ in csv.reader(io.StringIO(text, newline=""))) - (1 if header else 0)
-    return sum(1 for line in text.splitlines() if line)
+def _digest(archive: zipfile.ZipFile, name: str) -> str:
+    digest = hashlib.sha256()
+    with archive.open(name) as member:
+        while chunk := member.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _rows(archive: zipfile.ZipFile, name: str, header: bool) -> int:
+    """Records in the member, read as a stream (CSV records may span lines)."""
+    with archive.open(name) as member, io.TextIOWrapper(member, encoding="utf-8", newline="") as text:
+        if name.endswith(".csv"):
+            return sum(1 for _ in csv.reader(text)) - (1 if header else 0)
+        return sum(1 for line in text if line.strip())
 
 
 def _public_key(pem: bytes) -> Ed25519PublicKey:
@@ -72,12 +81,11 @@ def verify_package(path: Path, *, expected_public_key: bytes | None = None) -> t
             if name not in names:
                 problems.append(f"{name}: listed in the manifest, missing from the package")
                 continue
-            data = archive.read(name)
-            digest = hashlib.sha256(data).hexdigest()
+            digest = _digest(archive, name)
             if digest != entry["sha256"]:
                 problems.append(f"{name}: SHA-256 is {digest}, the manifest says {entry['sha256']}")
             try:
-                rows = _rows(name, data, bool(entry.get("header")))
+                rows = _rows(archive, name, bool(entry.get("header")))
             except (UnicodeDecodeError, csv.Error):
                 problems.append(f"{name}: not readable as text")
                 continue
