@@ -70,15 +70,22 @@ def evidence_types() -> dict[str, EvidenceType]:
     return dict(sorted(_registry.items()))
 
 
-def cell(value: Any) -> Any:
-    """A value as the files carry it: times in UTC ISO 8601, lists and dicts as JSON."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, list | dict):
-        return json.dumps(value, sort_keys=True, default=str)
-    return value
+_cell_encoder = json.JSONEncoder(sort_keys=True, default=str)
+_row_encoder = json.JSONEncoder(default=str)
+
+
+def _json_text(value: Any) -> str:
+    return _cell_encoder.encode(value)
+
+
+def _utc_text(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+# How values are written: times in UTC ISO 8601, lists and dicts as JSON, the rest as they are. Looked up
+# by exact type (one dictionary look-up a value: exports run to millions of rows).
+_CONVERTERS: dict[type, Callable[[Any], Any]] = {datetime: _utc_text, date: date.isoformat, list: _json_text,
+                                                 dict: _json_text}  # fmt: skip
 
 
 class _Hashing(io.RawIOBase):
@@ -106,6 +113,7 @@ def _write_files(archive: zipfile.ZipFile, evidence_type: EvidenceType, period: 
     """One pass over the rows: CSV straight into the archive, JSON Lines into a temporary file that is
     then copied in. Returns each file's manifest entry (name, SHA-256, size, rows)."""
     name, columns = evidence_type.name, evidence_type.columns
+    converters = _CONVERTERS.get
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
     writer.writerow(columns)
@@ -124,9 +132,12 @@ def _write_files(archive: zipfile.ZipFile, evidence_type: EvidenceType, period: 
                 json_lines.clear()
 
             for row in evidence_type.rows(period):
-                values = [cell(row.get(column)) for column in columns]
+                values = [
+                    convert(value) if (convert := converters(type(value))) is not None else value
+                    for value in map(row.get, columns)
+                ]
                 writer.writerow(values)
-                json_lines.append(json.dumps(dict(zip(columns, values, strict=True)), default=str) + "\n")
+                json_lines.append(_row_encoder.encode(dict(zip(columns, values, strict=True))) + "\n")
                 rows += 1
                 if rows % BATCH_ROWS == 0:
                     flush()

@@ -1,14 +1,13 @@
 """A `usage_ledger` evidence package of 1,000,000 ledger rows on PostgreSQL: time and peak memory of
 `manage.py export_evidence`, then of `verify_export`. Prints one JSON line (targets: ≤ 60 s, ≤ 250 MB).
 
-Needs the machine's PostgreSQL (database `tollgate_bench` is created afresh).
+Needs the machine's PostgreSQL (database `tollgate_bench` is created afresh) and GNU time (`/usr/bin/time`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -37,13 +36,14 @@ FROM generate_series(1, 1000000) AS n
 
 
 def _timed(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Seconds and peak resident memory (MB) of one child process, and its output."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Seconds and peak resident memory (MB, from GNU time) of one command, and its output."""
     began = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        ["/usr/bin/time", "-f", "peak_kb=%M", *command], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
     elapsed = time.perf_counter() - began
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return elapsed, max(peak_kb, before) / 1024, done.stdout
+    peak_kb = int(done.stderr.rsplit("peak_kb=", 1)[1].split()[0])
+    return elapsed, peak_kb / 1024, done.stdout
 
 
 def main() -> None:
