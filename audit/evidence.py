@@ -17,7 +17,7 @@ import io
 import json
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import IO, Any
@@ -88,6 +88,25 @@ _CONVERTERS: dict[type, Callable[[Any], Any]] = {datetime: _utc_text, date: date
                                                  dict: _json_text}  # fmt: skip
 
 
+class _Outbox(io.RawIOBase):
+    """Where the archive is written: bytes wait here until the exporter hands them on. Not seekable, so
+    zipfile streams (sizes in data descriptors)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.parts.append(bytes(data))
+        return len(self.parts[-1])
+
+    def take(self) -> bytes:
+        taken, self.parts = b"".join(self.parts), []
+        return taken
+
+
 class _Hashing(io.RawIOBase):
     """A binary sink that hashes and counts what passes into the archive member below it."""
 
@@ -109,9 +128,12 @@ BATCH_ROWS = 2000
 COPY_CHUNK = 1 << 20
 
 
-def _write_files(archive: zipfile.ZipFile, evidence_type: EvidenceType, period: Period) -> list[dict[str, Any]]:
+def _write_files(
+    archive: zipfile.ZipFile, evidence_type: EvidenceType, period: Period
+) -> Generator[None, None, list[dict[str, Any]]]:
     """One pass over the rows: CSV straight into the archive, JSON Lines into a temporary file that is
-    then copied in. Returns each file's manifest entry (name, SHA-256, size, rows)."""
+    then copied in. Pauses (yields) after each batch so the caller can pass the bytes on; returns each
+    file's manifest entry (name, SHA-256, size, rows)."""
     name, columns = evidence_type.name, evidence_type.columns
     converters = _CONVERTERS.get
     text = io.StringIO()
@@ -141,11 +163,13 @@ def _write_files(archive: zipfile.ZipFile, evidence_type: EvidenceType, period: 
                 rows += 1
                 if rows % BATCH_ROWS == 0:
                     flush()
+                    yield
             flush()
         spool.seek(0)
         with archive.open(f"{name}.jsonl", "w", force_zip64=True) as jsonl_member:
             while chunk := spool.read(COPY_CHUNK):
                 jsonl_member.write(chunk)
+                yield
     return [
         {"name": f"{name}.csv", "sha256": csv_sink.digest.hexdigest(), "bytes": csv_sink.size, "rows": rows,
          "header": True},
@@ -181,16 +205,17 @@ SHA-256 and row count against manifest.json.
 """
 
 
-def evidence_export(
+def evidence_chunks(
     *,
     type_name: str,
     period: Period,
-    out: IO[bytes],
     actor: User | AnonymousUser | None = None,
     actor_repr: str | None = None,
-) -> dict[str, Any]:
-    """Write the package to `out` and return its manifest. The export is itself an audit event, recorded
-    first, so the manifest's chain head includes it."""
+    manifest_out: dict[str, Any] | None = None,
+) -> Iterator[bytes]:
+    """The package as a stream of bytes (for a file or an HTTP response), in constant memory. The export
+    is itself an audit event, recorded first, so the manifest's chain head includes it. `manifest_out`
+    receives the manifest once the stream is done."""
     evidence_type = _registry[type_name]
     with transaction.atomic():
         event = audit_event_record(
@@ -203,13 +228,21 @@ def evidence_export(
         )
     generated_at = timezone.now()
     outermost = not connection.in_atomic_block
+    outbox = _Outbox()
     with (
         transaction.atomic(),
-        zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True) as archive,
+        zipfile.ZipFile(outbox, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True) as archive,
     ):
         _snapshot(outermost=outermost)
         head = AuditChainHead.objects.get(id=1)
-        files = _write_files(archive, evidence_type, period)
+        writing = _write_files(archive, evidence_type, period)
+        while True:
+            try:
+                next(writing)
+            except StopIteration as done:
+                files = done.value
+                break
+            yield outbox.take()
         manifest = {
             "format": FORMAT_VERSION,
             "export_type": type_name,
@@ -239,6 +272,25 @@ def evidence_export(
                 name=type_name,
             ),
         )
+    yield outbox.take()
+    if manifest_out is not None:
+        manifest_out.update(manifest)
+
+
+def evidence_export(
+    *,
+    type_name: str,
+    period: Period,
+    out: IO[bytes],
+    actor: User | AnonymousUser | None = None,
+    actor_repr: str | None = None,
+) -> dict[str, Any]:
+    """Write the package to `out`; returns its manifest."""
+    manifest: dict[str, Any] = {}
+    for chunk in evidence_chunks(
+        type_name=type_name, period=period, actor=actor, actor_repr=actor_repr, manifest_out=manifest
+    ):
+        out.write(chunk)
     return manifest
 
 
