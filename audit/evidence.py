@@ -56,7 +56,8 @@ class EvidenceType:
     title: str
     description: str
     columns: tuple[str, ...]
-    rows: Callable[[Period], Iterator[dict[str, Any]]]
+    # Each row a dict by column name, or a tuple in column order.
+    rows: Callable[[Period], Iterator[dict[str, Any]] | Iterator[tuple[Any, ...]]]
 
 
 _registry: dict[str, EvidenceType] = {}
@@ -156,7 +157,7 @@ def _write_files(
             for row in evidence_type.rows(period):
                 values = [
                     convert(value) if (convert := converters(type(value))) is not None else value
-                    for value in map(row.get, columns)
+                    for value in (row if isinstance(row, tuple) else map(row.get, columns))
                 ]
                 writer.writerow(values)
                 json_lines.append(_row_encoder.encode(dict(zip(columns, values, strict=True))) + "\n")

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from django.db.models import TextField
+from django.db.models.functions import Cast
+
 from audit.evidence import EvidenceType, Period, register
 from usage.models import BudgetAlert, UsageRecord
 
@@ -47,9 +50,16 @@ LEDGER_COLUMNS = (
 )
 
 
-def _ledger_rows(period: Period) -> Iterator[dict[str, Any]]:
+# Read as the database's text: JSON not parsed and re-encoded, decimals not made into objects and back
+# (this export runs to millions of rows). PostgreSQL writes JSON as JSON and decimals to their 10 places.
+AS_TEXT = {"redactions", "checks", "cost_usd", "default_model_cost_usd"}
+
+
+def _ledger_rows(period: Period) -> Iterator[tuple[Any, ...]]:
+    """Tuples in column order."""
     rows = UsageRecord.objects.filter(created_at__gte=period.start, created_at__lt=period.end).order_by("id")
-    yield from rows.values(*LEDGER_COLUMNS).iterator(chunk_size=5000)
+    columns = [Cast(column, TextField()) if column in AS_TEXT else column for column in LEDGER_COLUMNS]
+    yield from rows.values_list(*columns).iterator(chunk_size=5000)
 
 
 ALERT_COLUMNS = (
