@@ -23,16 +23,20 @@ env = environ.Env()
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
-def secret(name: str, *, dev_default: str, debug: bool) -> str:
-    """The secret `name`, from `name` or the file named by `name_FILE`; required unless `debug`."""
+def secret_optional(name: str) -> str:
+    """The secret `name`, from `name` or the file named by `name_FILE`; "" when neither is set."""
     path = os.environ.get(f"{name}_FILE")
     if path:
         try:
-            value = Path(path).read_text(encoding="utf-8").strip()
+            return Path(path).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ImproperlyConfigured(f"{name}_FILE names a file that cannot be read ({exc.strerror}).") from None
-    else:
-        value = os.environ.get(name, "").strip()
+    return os.environ.get(name, "").strip()
+
+
+def secret(name: str, *, dev_default: str, debug: bool) -> str:
+    """The secret `name`, from `name` or the file named by `name_FILE`; required unless `debug`."""
+    value = secret_optional(name)
     if value:
         return value
     if debug:

@@ -8,6 +8,10 @@ class PromptsConfig(AppConfig):
     verbose_name = "Prompts"
 
     def ready(self) -> None:
+        from config import metrics
         from prompts.evidence import register_all
+        from prompts.metrics import queue_families, spend_families
 
         register_all()
+        metrics.register(spend_families)
+        metrics.register(queue_families)

@@ -155,7 +155,8 @@ def queue_state() -> list[dict[str, Any]]:
     )
     return [
         {
-            "environment": environment.label,
+            "environment": environment.value,
+            "label": environment.label,
             "queued": jobs.get(environment.value, {}).get("queued", 0),
             "running": jobs.get(environment.value, {}).get("running", 0),
             "oldest_queued_seconds": (

@@ -186,6 +186,49 @@ class UsageRecord(models.Model):
         raise LedgerIsAppendOnly("Usage records cannot be deleted.")
 
 
+# Upper bounds (ms) of the latency histogram buckets kept per roll-up row; the last bucket is +Inf.
+LATENCY_BUCKETS_MS = (50, 100, 200, 300, 500, 750, 1000, 2000, 5000, 10000, 30000)
+
+
+class UsageRollup(models.Model):
+    """The ledger summed per hour and dimension, maintained with every ledger row (same transaction), so
+    that dashboards and /metrics read thousands of rows instead of millions. Latency and time to first
+    token are kept as histograms (`LATENCY_BUCKETS_MS`) from which percentiles are estimated."""
+
+    key = models.CharField(max_length=64, unique=True, editable=False, help_text="SHA-256 of the dimensions.")
+    hour = models.DateTimeField(db_index=True)
+    environment = models.CharField(max_length=12)
+    prompt_slug = models.CharField(max_length=80, blank=True)
+    model = models.CharField(max_length=100)
+    api_client_id = models.PositiveBigIntegerField(null=True, blank=True)
+    api_client_name = models.CharField(max_length=100, blank=True)
+    endpoint = models.CharField(max_length=10)
+    outcome = models.CharField(max_length=15)
+    feature = models.CharField(max_length=100, blank=True)
+    user_tier = models.CharField(max_length=50, blank=True)
+    calls = models.PositiveBigIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cache_write_tokens = models.PositiveBigIntegerField(default=0)
+    cache_read_tokens = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(default=Decimal(0), max_digits=24, decimal_places=10)
+    default_model_cost_usd = models.DecimalField(default=Decimal(0), max_digits=24, decimal_places=10)
+    cache_savings_usd = models.DecimalField(default=Decimal(0), max_digits=24, decimal_places=10)
+    latency_count = models.PositiveBigIntegerField(default=0)
+    latency_sum_ms = models.PositiveBigIntegerField(default=0)
+    latency_buckets = models.JSONField(default=list, help_text="Counts per bucket of LATENCY_BUCKETS_MS and +Inf.")
+    ttft_count = models.PositiveBigIntegerField(default=0)
+    ttft_sum_ms = models.PositiveBigIntegerField(default=0)
+    ttft_buckets = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-hour"]
+        indexes = [models.Index(fields=["environment", "hour"])]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} {self.environment} {self.prompt_slug} {self.model} {self.outcome}"
+
+
 class BudgetAlert(models.Model):
     """Spend on a cap crossed a threshold in a period: raised once, then acknowledged and triaged."""
 

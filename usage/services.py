@@ -32,6 +32,7 @@ from config.governance import require_permission, require_reason, save_with_hist
 from usage.choices import Period, ReservationStatus
 from usage.errors import ADVERB, SpendCapExceeded
 from usage.models import BudgetAlert, Price, SpendCounter, SpendReservation, UsageRecord
+from usage.rollups import rollup_add
 
 logger = logging.getLogger(__name__)
 
@@ -225,8 +226,12 @@ def _price_cache_clear() -> None:
 
 
 def usage_record_write(**fields: Any) -> UsageRecord:
-    """Append one row to the ledger (DESIGN.md §7). Callers pass ids and names, never bodies or secrets."""
-    return UsageRecord.objects.create(**fields)
+    """Append one row to the ledger (DESIGN.md §7) and add it to its hour's roll-up, in one transaction.
+    Callers pass ids and names, never bodies or secrets."""
+    with transaction.atomic():
+        record = UsageRecord.objects.create(**fields)
+        rollup_add(record)
+    return record
 
 
 # --- the price book ---------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 
 from celery.schedules import crontab
 
-from config.env import env, parse_encryption_keys, parse_signing_key, secret
+from config.env import env, parse_encryption_keys, parse_signing_key, secret, secret_optional
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -53,6 +53,9 @@ TOLLGATE_WEBHOOK_MAX_ATTEMPTS: int = env.int("TOLLGATE_WEBHOOK_MAX_ATTEMPTS", de
 TOLLGATE_WEBHOOK_BACKOFF_SECONDS: float = env.float("TOLLGATE_WEBHOOK_BACKOFF_SECONDS", default=15.0)
 TOLLGATE_WEBHOOK_ALLOW_LOOPBACK: bool = env.bool("TOLLGATE_WEBHOOK_ALLOW_LOOPBACK", default=DEBUG)
 TOLLGATE_BATCH_POLL_SECONDS: float = env.float("TOLLGATE_BATCH_POLL_SECONDS", default=30.0)
+
+# GET /metrics: with a token, scrapes must send it as a bearer token; without, only loopback is answered.
+TOLLGATE_METRICS_TOKEN: str = secret_optional("TOLLGATE_METRICS_TOKEN")
 
 # How long each process keeps the price book in memory (edits clear the editing process's copy at once).
 TOLLGATE_PRICE_CACHE_SECONDS: float = env.float("TOLLGATE_PRICE_CACHE_SECONDS", default=60.0)

@@ -1,0 +1,49 @@
+"""Series of spend against caps and of the queue for GET /metrics (config.metrics). Here because it
+needs keys (the caps), usage (the counters) and the queue."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from config.metrics import Family
+from keys.models import ApiClient, KeyStatus, ProviderKey
+from prompts.selectors import queue_state
+from usage.choices import CapScope, Period
+from usage.models import SpendCounter
+from usage.services import period_start
+
+
+def spend_families() -> list[Family]:
+    spent = Family("tollgate_spend_usd", "Spend this period against a cap (settled), USD.", "gauge")
+    reserved = Family("tollgate_spend_reserved_usd", "Spend held by calls in flight, USD.", "gauge")
+    caps = Family("tollgate_spend_cap_usd", "The cap, USD.", "gauge")
+    now = timezone.now()
+    capped: list[tuple[str, int, str, str, object]] = []
+    for key in ProviderKey.objects.filter(status=KeyStatus.ACTIVE):
+        capped.append((CapScope.PROVIDER_KEY, key.pk, key.label, Period.MONTH, key.monthly_cap_usd))
+        if key.daily_cap_usd is not None:
+            capped.append((CapScope.PROVIDER_KEY, key.pk, key.label, Period.DAY, key.daily_cap_usd))
+    for client in ApiClient.objects.filter(is_active=True, monthly_cap_usd__isnull=False):
+        capped.append((CapScope.API_CLIENT, client.pk, client.name, Period.MONTH, client.monthly_cap_usd))
+    for scope, scope_id, label, period, limit in capped:
+        counter = SpendCounter.objects.filter(
+            scope=scope, scope_id=scope_id, period=period, period_start=period_start(period, now)
+        ).first()
+        labels = {"scope": scope, "name": label, "period": period}
+        spent.add(labels, counter.spent_usd if counter else 0)
+        reserved.add(labels, counter.reserved_usd if counter else 0)
+        caps.add(labels, limit)
+    return [spent, reserved, caps]
+
+
+def queue_families() -> list[Family]:
+    depth = Family("tollgate_queue_jobs", "Jobs queued or running.", "gauge")
+    age = Family("tollgate_queue_oldest_seconds", "Age of the oldest queued job (0 when none).", "gauge")
+    batches = Family("tollgate_open_batches", "Batches in progress.", "gauge")
+    for row in queue_state():
+        environment = row["environment"]
+        depth.add({"environment": environment, "status": "queued"}, row["queued"])
+        depth.add({"environment": environment, "status": "running"}, row["running"])
+        age.add({"environment": environment}, row["oldest_queued_seconds"] or 0)
+        batches.add({"environment": environment}, row["open_batches"])
+    return [depth, age, batches]

@@ -1,0 +1,93 @@
+"""GET /metrics: the documented series in Prometheus text format, read from the database, behind a token."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import pytest
+
+from usage.selectors import price_for
+from usage.services import usage_record_write
+
+pytestmark = pytest.mark.django_db
+
+
+def record(**fields):
+    base = {"request_id": "r", "environment": "production", "prompt_slug": "summary", "endpoint": "run",
+            "requested_model": "claude-haiku-4-5", "model": "claude-haiku-4-5", "outcome": "ok",
+            "price": price_for("claude-haiku-4-5")}  # fmt: skip
+    usage_record_write(**{**base, **fields})
+
+
+def samples(text: str) -> dict[str, float]:
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line[:1] != "#"}
+
+
+@pytest.fixture
+def ledger():
+    record(input_tokens=100, output_tokens=20, cost_usd=Decimal("0.0002"), latency_total_ms=40)
+    record(input_tokens=50, output_tokens=10, cost_usd=Decimal("0.0001"), latency_total_ms=180,
+           time_to_first_token_ms=90, endpoint="stream")  # fmt: skip
+    record(outcome="overloaded", latency_total_ms=2500)
+
+
+def test_the_documented_series_are_exposed(client, ledger, settings):
+    settings.TOLLGATE_METRICS_TOKEN = "metrics-token-for-tests"
+
+    response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-token-for-tests")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = response.content.decode()
+    for family, kind in [
+        ("tollgate_runs_total", "counter"),
+        ("tollgate_tokens_total", "counter"),
+        ("tollgate_cost_usd_total", "counter"),
+        ("tollgate_upstream_errors_total", "counter"),
+        ("tollgate_latency_ms", "histogram"),
+        ("tollgate_time_to_first_token_ms", "histogram"),
+        ("tollgate_spend_usd", "gauge"),
+        ("tollgate_spend_cap_usd", "gauge"),
+        ("tollgate_queue_jobs", "gauge"),
+        ("tollgate_queue_oldest_seconds", "gauge"),
+    ]:
+        assert f"# TYPE {family} {kind}" in text
+    values = samples(text)
+    labels = 'environment="production",prompt="summary",model="claude-haiku-4-5"'
+    assert values[f'tollgate_runs_total{{{labels},endpoint="run",outcome="ok"}}'] == 1
+    assert values[f'tollgate_runs_total{{{labels},endpoint="run",outcome="overloaded"}}'] == 1
+    assert values[f'tollgate_tokens_total{{{labels},kind="input"}}'] == 150
+    assert values[f"tollgate_cost_usd_total{{{labels}}}"] == pytest.approx(0.0003)
+    assert values['tollgate_upstream_errors_total{environment="production",class="overloaded"}'] == 1
+    # Histogram buckets are cumulative and end at +Inf = _count.
+    assert values[f'tollgate_latency_ms_bucket{{{labels},le="50"}}'] == 1
+    assert values[f'tollgate_latency_ms_bucket{{{labels},le="200"}}'] == 2
+    assert values[f'tollgate_latency_ms_bucket{{{labels},le="+Inf"}}'] == 3
+    assert values[f"tollgate_latency_ms_count{{{labels}}}"] == 3
+    assert values[f"tollgate_latency_ms_sum{{{labels}}}"] == 40 + 180 + 2500
+    assert values[f"tollgate_time_to_first_token_ms_count{{{labels}}}"] == 1
+    assert values['tollgate_queue_jobs{environment="production",status="queued"}'] == 0
+
+
+def test_a_wrong_or_missing_token_gets_nothing(client, ledger, settings):
+    settings.TOLLGATE_METRICS_TOKEN = "metrics-token-for-tests"
+
+    assert client.get("/metrics").status_code == 404
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 404
+
+
+def test_without_a_token_only_loopback_is_answered(client, ledger, settings):
+    settings.TOLLGATE_METRICS_TOKEN = ""
+
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.7").status_code == 404
+
+
+def test_label_values_are_escaped(client, settings):
+    settings.TOLLGATE_METRICS_TOKEN = ""
+    record(prompt_slug='odd"slug\\x')
+
+    text = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+
+    assert re.search(r'prompt="odd\\"slug\\\\x"', text)

@@ -1,0 +1,84 @@
+"""Series of the ledger for GET /metrics, from the hourly roll-ups (config.metrics)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.db.models import Sum
+
+from config.metrics import Family
+from usage.choices import Outcome
+from usage.models import LATENCY_BUCKETS_MS, UsageRollup
+
+ERROR_CLASSES = (Outcome.RATE_LIMITED, Outcome.OVERLOADED, Outcome.SERVER_ERROR, Outcome.TIMEOUT, Outcome.CLIENT_ERROR)
+
+
+def _histogram(name: str, help_text: str, rows: Iterable[Mapping[str, Any]], prefix: str) -> Family:
+    family = Family(name, help_text, "histogram")
+    merged: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
+    sums: dict[tuple[str, str, str], int] = defaultdict(int)
+    for row in rows:
+        key = (row["environment"], row["prompt_slug"], row["model"])
+        merged[key] = [a + b for a, b in zip(merged[key], row[f"{prefix}_buckets"], strict=True)]
+        sums[key] += row[f"{prefix}_sum_ms"]
+    for (environment, prompt, model), buckets in sorted(merged.items()):
+        labels = {"environment": environment, "prompt": prompt, "model": model}
+        running = 0
+        for bound, count in zip((*LATENCY_BUCKETS_MS, float("inf")), buckets, strict=True):
+            running += count
+            family.add({**labels, "le": "+Inf" if bound == float("inf") else bound}, running, "_bucket")
+        family.add(labels, sums[(environment, prompt, model)], "_sum")
+        family.add(labels, running, "_count")
+    return family
+
+
+def ledger_families() -> list[Family]:
+    runs = Family("tollgate_runs_total", "Upstream calls recorded in the ledger.", "counter")
+    tokens = Family("tollgate_tokens_total", "Tokens by kind.", "counter")
+    cost = Family("tollgate_cost_usd_total", "Cost charged, USD.", "counter")
+    errors = Family("tollgate_upstream_errors_total", "Failed upstream calls by class.", "counter")
+    by_labels = (
+        UsageRollup.objects.values("environment", "prompt_slug", "model", "endpoint", "outcome")
+        .annotate(
+            calls=Sum("calls"),
+            input=Sum("input_tokens"),
+            output=Sum("output_tokens"),
+            cache_write=Sum("cache_write_tokens"),
+            cache_read=Sum("cache_read_tokens"),
+            cost=Sum("cost_usd"),
+        )
+        .order_by("environment", "prompt_slug", "model", "endpoint", "outcome")
+    )
+    cost_by: dict[tuple[str, str, str], Any] = defaultdict(int)
+    tokens_by: dict[tuple[str, str, str, str], int] = defaultdict(int)
+    errors_by: dict[tuple[str, str], int] = defaultdict(int)
+    for row in by_labels:
+        base = (row["environment"], row["prompt_slug"], row["model"])
+        runs.add({"environment": base[0], "prompt": base[1], "model": base[2], "endpoint": row["endpoint"],
+                  "outcome": row["outcome"]}, row["calls"])  # fmt: skip
+        cost_by[base] += row["cost"] or 0
+        for kind in ("input", "output", "cache_write", "cache_read"):
+            tokens_by[(*base, kind)] += row[kind] or 0
+        if row["outcome"] in ERROR_CLASSES:
+            errors_by[(row["environment"], row["outcome"])] += row["calls"]
+    for (environment, prompt, model), value in sorted(cost_by.items()):
+        cost.add({"environment": environment, "prompt": prompt, "model": model}, value)
+    for (environment, prompt, model, kind), value in sorted(tokens_by.items()):
+        tokens.add({"environment": environment, "prompt": prompt, "model": model, "kind": kind}, value)
+    for (environment, error_class), value in sorted(errors_by.items()):
+        errors.add({"environment": environment, "class": error_class}, value)
+    histograms = list(
+        UsageRollup.objects.values(
+            "environment", "prompt_slug", "model", "latency_buckets", "latency_sum_ms", "ttft_buckets", "ttft_sum_ms"
+        )
+    )
+    return [
+        runs,
+        tokens,
+        cost,
+        errors,
+        _histogram("tollgate_latency_ms", "Total latency of runs, milliseconds.", histograms, "latency"),
+        _histogram("tollgate_time_to_first_token_ms", "Time to first token of streams, ms.", histograms, "ttft"),
+    ]
