@@ -19,7 +19,9 @@ from django.utils.functional import cached_property
 from simple_history.admin import SimpleHistoryAdmin
 
 from audit.admin import ReadOnlyAdmin
+from config.environments import Environment
 from usage import services
+from usage.dashboard import Filters, dashboard
 from usage.errors import ModelNotPriced
 from usage.models import BudgetAlert, Price, UsageRecord
 from usage.pricing import TokenUsage, cost
@@ -208,6 +210,39 @@ class UsageRecordAdmin(ReadOnlyAdmin):
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     readonly_fields = [field.name for field in UsageRecord._meta.fields]
+    change_list_template = "admin/usage/usagerecord/change_list.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path("dashboard/", self.admin_site.admin_view(self.dashboard_view), name="usage_dashboard"),
+            *super().get_urls(),
+        ]
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        """Cost, tokens, latency, errors and budget burn, for whoever may read the ledger."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = DashboardForm(request.GET or None)
+        filters = Filters.this_month()
+        if form.is_bound and form.is_valid():
+            data = form.cleaned_data
+            filters = Filters(data["first_day"] or filters.first_day, data["last_day"] or filters.last_day,
+                              data["environment"])  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Usage dashboard",
+            "form": form,
+            "filters": filters,
+            **dashboard(filters),
+        }
+        return TemplateResponse(request, "admin/usage/dashboard.html", context)
+
+
+class DashboardForm(forms.Form):
+    first_day = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    last_day = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    environment = forms.ChoiceField(choices=[("", "All"), *Environment.choices], required=False)
 
 
 # --- budget alerts ----------------------------------------------------------------------------------------
