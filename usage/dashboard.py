@@ -16,7 +16,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from usage.choices import Outcome
-from usage.models import LATENCY_BUCKETS_MS, SpendCounter, SpendReservation, UsageRollup
+from usage.models import LATENCY_BUCKET_FIELDS, TTFT_BUCKET_FIELDS, SpendCounter, SpendReservation, UsageRollup
 from usage.rollups import percentile
 from usage.services import period_start
 
@@ -103,26 +103,30 @@ def tokens(filters: Filters) -> dict[str, Any]:
 
 def latency(filters: Filters) -> list[dict[str, Any]]:
     """p50 / p95 of total latency and of time to first token, per prompt and model (histogram estimates:
-    the upper bound of the bucket holding the percentile)."""
-    merged: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(
-        lambda: {"latency": [0] * (len(LATENCY_BUCKETS_MS) + 1), "ttft": [0] * (len(LATENCY_BUCKETS_MS) + 1)}
+    the upper bound of the bucket holding the percentile). The database sums the buckets."""
+    fields = (*LATENCY_BUCKET_FIELDS, *TTFT_BUCKET_FIELDS)
+    rows = (
+        _rollups(filters)
+        .values("prompt_slug", "model")
+        .annotate(**{field: Sum(field) for field in fields})
+        .order_by("prompt_slug", "model")
     )
-    for row in _rollups(filters).values("prompt_slug", "model", "latency_buckets", "ttft_buckets"):
-        entry = merged[(row["prompt_slug"], row["model"])]
-        entry["latency"] = [a + b for a, b in zip(entry["latency"], row["latency_buckets"], strict=True)]
-        entry["ttft"] = [a + b for a, b in zip(entry["ttft"], row["ttft_buckets"], strict=True)]
-    return [
-        {
-            "prompt": prompt or "—",
-            "model": model,
-            "calls": sum(entry["latency"]),
-            "p50": percentile(entry["latency"], 0.5),
-            "p95": percentile(entry["latency"], 0.95),
-            "ttft_p50": percentile(entry["ttft"], 0.5),
-            "ttft_p95": percentile(entry["ttft"], 0.95),
-        }
-        for (prompt, model), entry in sorted(merged.items())
-    ]
+    result = []
+    for row in rows:
+        latency_buckets = [row[field] or 0 for field in LATENCY_BUCKET_FIELDS]
+        ttft_buckets = [row[field] or 0 for field in TTFT_BUCKET_FIELDS]
+        result.append(
+            {
+                "prompt": row["prompt_slug"] or "—",
+                "model": row["model"],
+                "calls": sum(latency_buckets),
+                "p50": percentile(latency_buckets, 0.5),
+                "p95": percentile(latency_buckets, 0.95),
+                "ttft_p50": percentile(ttft_buckets, 0.5),
+                "ttft_p95": percentile(ttft_buckets, 0.95),
+            }
+        )
+    return result
 
 
 def errors_by_day(filters: Filters) -> list[dict[str, Any]]:

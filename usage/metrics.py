@@ -3,33 +3,31 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.db.models import Sum
 
 from config.metrics import Family
 from usage.choices import Outcome
-from usage.models import LATENCY_BUCKETS_MS, UsageRollup
+from usage.models import LATENCY_BUCKET_FIELDS, LATENCY_BUCKETS_MS, TTFT_BUCKET_FIELDS, UsageRollup
 
 ERROR_CLASSES = (Outcome.RATE_LIMITED, Outcome.OVERLOADED, Outcome.SERVER_ERROR, Outcome.TIMEOUT, Outcome.CLIENT_ERROR)
 
 
-def _histogram(name: str, help_text: str, rows: Iterable[Mapping[str, Any]], prefix: str) -> Family:
+def _histogram(name: str, help_text: str, prefix: str, fields: tuple[str, ...]) -> Family:
     family = Family(name, help_text, "histogram")
-    merged: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
-    sums: dict[tuple[str, str, str], int] = defaultdict(int)
+    rows = (
+        UsageRollup.objects.values("environment", "prompt_slug", "model")
+        .annotate(total=Sum(f"{prefix}_sum_ms"), **{field: Sum(field) for field in fields})
+        .order_by("environment", "prompt_slug", "model")
+    )
     for row in rows:
-        key = (row["environment"], row["prompt_slug"], row["model"])
-        merged[key] = [a + b for a, b in zip(merged[key], row[f"{prefix}_buckets"], strict=True)]
-        sums[key] += row[f"{prefix}_sum_ms"]
-    for (environment, prompt, model), buckets in sorted(merged.items()):
-        labels = {"environment": environment, "prompt": prompt, "model": model}
+        labels = {"environment": row["environment"], "prompt": row["prompt_slug"], "model": row["model"]}
         running = 0
-        for bound, count in zip((*LATENCY_BUCKETS_MS, float("inf")), buckets, strict=True):
-            running += count
-            family.add({**labels, "le": "+Inf" if bound == float("inf") else bound}, running, "_bucket")
-        family.add(labels, sums[(environment, prompt, model)], "_sum")
+        for bound, field in zip((*LATENCY_BUCKETS_MS, "+Inf"), fields, strict=True):
+            running += row[field] or 0
+            family.add({**labels, "le": bound}, running, "_bucket")
+        family.add(labels, row["total"] or 0, "_sum")
         family.add(labels, running, "_count")
     return family
 
@@ -69,16 +67,13 @@ def ledger_families() -> list[Family]:
         tokens.add({"environment": environment, "prompt": prompt, "model": model, "kind": kind}, value)
     for (environment, error_class), value in sorted(errors_by.items()):
         errors.add({"environment": environment, "class": error_class}, value)
-    histograms = list(
-        UsageRollup.objects.values(
-            "environment", "prompt_slug", "model", "latency_buckets", "latency_sum_ms", "ttft_buckets", "ttft_sum_ms"
-        )
-    )
     return [
         runs,
         tokens,
         cost,
         errors,
-        _histogram("tollgate_latency_ms", "Total latency of runs, milliseconds.", histograms, "latency"),
-        _histogram("tollgate_time_to_first_token_ms", "Time to first token of streams, ms.", histograms, "ttft"),
+        _histogram("tollgate_latency_ms", "Total latency of runs, milliseconds.", "latency", LATENCY_BUCKET_FIELDS),
+        _histogram(
+            "tollgate_time_to_first_token_ms", "Time to first token of streams, ms.", "ttft", TTFT_BUCKET_FIELDS
+        ),
     ]

@@ -188,12 +188,16 @@ class UsageRecord(models.Model):
 
 # Upper bounds (ms) of the latency histogram buckets kept per roll-up row; the last bucket is +Inf.
 LATENCY_BUCKETS_MS = (50, 100, 200, 300, 500, 750, 1000, 2000, 5000, 10000, 30000)
+BUCKET_COUNT = len(LATENCY_BUCKETS_MS) + 1
+LATENCY_BUCKET_FIELDS = tuple(f"latency_b{index}" for index in range(BUCKET_COUNT))
+TTFT_BUCKET_FIELDS = tuple(f"ttft_b{index}" for index in range(BUCKET_COUNT))
 
 
 class UsageRollup(models.Model):
     """The ledger summed per hour and dimension, maintained with every ledger row (same transaction), so
     that dashboards and /metrics read thousands of rows instead of millions. Latency and time to first
-    token are kept as histograms (`LATENCY_BUCKETS_MS`) from which percentiles are estimated."""
+    token are kept as histograms (`LATENCY_BUCKETS_MS`, one column a bucket, so the database sums them)
+    from which percentiles are estimated."""
 
     key = models.CharField(max_length=64, unique=True, editable=False, help_text="SHA-256 of the dimensions.")
     hour = models.DateTimeField(db_index=True)
@@ -216,10 +220,33 @@ class UsageRollup(models.Model):
     cache_savings_usd = models.DecimalField(default=Decimal(0), max_digits=24, decimal_places=10)
     latency_count = models.PositiveBigIntegerField(default=0)
     latency_sum_ms = models.PositiveBigIntegerField(default=0)
-    latency_buckets = models.JSONField(default=list, help_text="Counts per bucket of LATENCY_BUCKETS_MS and +Inf.")
+    # Histogram counts: bucket i holds values up to LATENCY_BUCKETS_MS[i]; the last one, the rest (+Inf).
+    latency_b0 = models.PositiveBigIntegerField(default=0)
+    latency_b1 = models.PositiveBigIntegerField(default=0)
+    latency_b2 = models.PositiveBigIntegerField(default=0)
+    latency_b3 = models.PositiveBigIntegerField(default=0)
+    latency_b4 = models.PositiveBigIntegerField(default=0)
+    latency_b5 = models.PositiveBigIntegerField(default=0)
+    latency_b6 = models.PositiveBigIntegerField(default=0)
+    latency_b7 = models.PositiveBigIntegerField(default=0)
+    latency_b8 = models.PositiveBigIntegerField(default=0)
+    latency_b9 = models.PositiveBigIntegerField(default=0)
+    latency_b10 = models.PositiveBigIntegerField(default=0)
+    latency_b11 = models.PositiveBigIntegerField(default=0)
     ttft_count = models.PositiveBigIntegerField(default=0)
     ttft_sum_ms = models.PositiveBigIntegerField(default=0)
-    ttft_buckets = models.JSONField(default=list)
+    ttft_b0 = models.PositiveBigIntegerField(default=0)
+    ttft_b1 = models.PositiveBigIntegerField(default=0)
+    ttft_b2 = models.PositiveBigIntegerField(default=0)
+    ttft_b3 = models.PositiveBigIntegerField(default=0)
+    ttft_b4 = models.PositiveBigIntegerField(default=0)
+    ttft_b5 = models.PositiveBigIntegerField(default=0)
+    ttft_b6 = models.PositiveBigIntegerField(default=0)
+    ttft_b7 = models.PositiveBigIntegerField(default=0)
+    ttft_b8 = models.PositiveBigIntegerField(default=0)
+    ttft_b9 = models.PositiveBigIntegerField(default=0)
+    ttft_b10 = models.PositiveBigIntegerField(default=0)
+    ttft_b11 = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["-hour"]

@@ -1,7 +1,7 @@
 """The hourly roll-ups of the ledger (UsageRollup): added to with every ledger row, in its transaction.
 
-A roll-up row is locked while it is added to, so concurrent writers never lose an increment; each ledger
-write touches exactly one roll-up row, so the locks cannot deadlock.
+Each addition is one `UPDATE … SET x = x + n` on the row of the hour and dimensions (inserted on first
+use), so concurrent writers never lose an increment and take no lock beyond that row's update.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
-from usage.models import LATENCY_BUCKETS_MS, UsageRecord, UsageRollup
+from usage.models import LATENCY_BUCKET_FIELDS, LATENCY_BUCKETS_MS, TTFT_BUCKET_FIELDS, UsageRecord, UsageRollup
 
 DIMENSIONS = (
     "environment",
@@ -60,41 +61,36 @@ def _key(dimensions: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(dimensions, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _locked_row(dimensions: dict[str, Any]) -> UsageRollup:
-    key = _key(dimensions)
-    row = UsageRollup.objects.select_for_update().filter(key=key).first()
-    if row is not None:
-        return row
-    empty = [0] * (len(LATENCY_BUCKETS_MS) + 1)
-    try:
-        with transaction.atomic():
-            return UsageRollup.objects.create(key=key, latency_buckets=empty, ttft_buckets=list(empty), **dimensions)
-    except IntegrityError:  # another writer created it first
-        return UsageRollup.objects.select_for_update().get(key=key)
-
-
 def rollup_add(record: UsageRecord) -> None:
     """Add one ledger row to its hour's roll-up. Call inside the transaction that wrote the row."""
-    row = _locked_row(_dimensions(record))
-    row.calls += 1
-    row.input_tokens += record.input_tokens
-    row.output_tokens += record.output_tokens
-    row.cache_write_tokens += record.cache_write_5m_tokens + record.cache_write_1h_tokens
-    row.cache_read_tokens += record.cache_read_tokens
-    row.cost_usd += record.cost_usd
-    row.default_model_cost_usd += (
-        record.default_model_cost_usd if record.default_model_cost_usd is not None else record.cost_usd
-    )
-    row.cache_savings_usd += cache_savings(record)
+    increments: dict[str, Any] = {
+        "calls": 1,
+        "input_tokens": record.input_tokens,
+        "output_tokens": record.output_tokens,
+        "cache_write_tokens": record.cache_write_5m_tokens + record.cache_write_1h_tokens,
+        "cache_read_tokens": record.cache_read_tokens,
+        "cost_usd": record.cost_usd,
+        "default_model_cost_usd": (
+            record.default_model_cost_usd if record.default_model_cost_usd is not None else record.cost_usd
+        ),
+        "cache_savings_usd": cache_savings(record),
+    }
     if record.latency_total_ms is not None:
-        row.latency_count += 1
-        row.latency_sum_ms += record.latency_total_ms
-        row.latency_buckets[bucket_index(record.latency_total_ms)] += 1
+        increments.update(latency_count=1, latency_sum_ms=record.latency_total_ms)
+        increments[LATENCY_BUCKET_FIELDS[bucket_index(record.latency_total_ms)]] = 1
     if record.time_to_first_token_ms is not None:
-        row.ttft_count += 1
-        row.ttft_sum_ms += record.time_to_first_token_ms
-        row.ttft_buckets[bucket_index(record.time_to_first_token_ms)] += 1
-    row.save()
+        increments.update(ttft_count=1, ttft_sum_ms=record.time_to_first_token_ms)
+        increments[TTFT_BUCKET_FIELDS[bucket_index(record.time_to_first_token_ms)]] = 1
+    dimensions = _dimensions(record)
+    key = _key(dimensions)
+    add = {name: F(name) + value for name, value in increments.items() if value}
+    if UsageRollup.objects.filter(key=key).update(**add):
+        return
+    try:
+        with transaction.atomic():
+            UsageRollup.objects.create(key=key, **dimensions, **increments)
+    except IntegrityError:  # another writer inserted it first
+        UsageRollup.objects.filter(key=key).update(**add)
 
 
 def percentile(buckets: list[int], q: float) -> int | None:
