@@ -25,7 +25,7 @@ _READ_PROMPTS = ("prompts.view_prompt", "prompts.view_promptversion", "prompts.v
 # The request log (redacted bodies, for incident investigation) and the queue.
 _READ_RUNS = ("prompts.view_run", "prompts.view_job", "prompts.view_batch", "prompts.view_webhookdelivery")
 _READ_KEYS = ("keys.view_providerkey", "keys.view_apiclient", "keys.view_apitoken")
-_READ_USAGE = ("usage.view_price", "usage.view_usagerecord", "usage.view_budgetalert")
+_READ_USAGE = ("usage.view_price", "usage.view_usagerecord", "usage.view_budgetalert", "usage.view_monitoralert")
 
 # "app_label.codename" per role. Reading the audit trail is part of every oversight role. Authors
 # write and submit; approvers review, release and retire but never edit content; custodians manage
@@ -49,6 +49,7 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         *_READ_RUNS,
         *_READ_USAGE,
         "usage.change_budgetalert",
+        "usage.change_monitoralert",
         "audit.view_auditevent",
     ),
     Role.KEY_CUSTODIANS: (
@@ -65,6 +66,7 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "usage.add_price",
         "usage.change_price",
         "usage.change_budgetalert",
+        "usage.change_monitoralert",
         "audit.view_auditevent",
     ),
     Role.AUDITORS: (

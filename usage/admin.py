@@ -23,7 +23,8 @@ from config.environments import Environment
 from usage import services
 from usage.dashboard import Filters, dashboard
 from usage.errors import ModelNotPriced
-from usage.models import BudgetAlert, Price, UsageRecord
+from usage.models import BudgetAlert, MonitorAlert, Price, UsageRecord
+from usage.monitoring import monitor_alert_acknowledge
 from usage.pricing import TokenUsage, cost
 from usage.selectors import price_for, priced_models
 
@@ -290,3 +291,29 @@ class BudgetAlertAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
 
     def save_model(self, request: HttpRequest, obj: BudgetAlert, form: forms.ModelForm, change: bool) -> None:  # type: ignore[type-arg]
         services.budget_alert_acknowledge(actor=_user(request), alert=obj, note=form.cleaned_data["triage_note"])
+
+
+class MonitorAcknowledgeForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = MonitorAlert
+        fields = ["triage_note"]
+
+
+@admin.register(MonitorAlert)
+class MonitorAlertAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = MonitorAcknowledgeForm
+    list_display = ["created_at", "kind", "subject", "window_start", "value", "threshold", "acknowledged_by"]
+    list_filter = ["kind"]
+    readonly_fields = [
+        "kind", "subject", "window_start", "value", "threshold", "message", "created_at", "acknowledged_by",
+        "acknowledged_at",
+    ]  # fmt: skip
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: MonitorAlert, form: forms.ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+        monitor_alert_acknowledge(actor=_user(request), alert=obj, note=form.cleaned_data["triage_note"])

@@ -286,3 +286,35 @@ class BudgetAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label}: {self.threshold_percent}% of the {self.period} cap"
+
+
+class MonitorAlert(models.Model):
+    """A condition seen in one hour of the roll-ups — p95 latency of a prompt over the threshold, or an
+    upstream error class over its share of calls — raised once per condition and hour, then
+    acknowledged with a triage note."""
+
+    class Kind(models.TextChoices):
+        LATENCY_P95 = "latency_p95", "p95 latency"
+        ERROR_RATE = "error_rate", "Error rate"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices, editable=False)
+    subject = models.CharField(max_length=200, editable=False, help_text="What the condition is about.")
+    window_start = models.DateTimeField(editable=False, help_text="The hour evaluated (UTC).")
+    value = models.FloatField(editable=False)
+    threshold = models.FloatField(editable=False)
+    message = models.TextField(editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", editable=False
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True, editable=False)
+    triage_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "subject", "window_start"], name="monitor_alert_once"),
+        ]
+
+    def __str__(self) -> str:
+        return self.message

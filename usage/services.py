@@ -23,7 +23,7 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import DecimalField, F, Value
+from django.db.models import DecimalField, F, QuerySet, Value
 from django.utils import timezone
 
 from audit.roles import Role
@@ -174,27 +174,12 @@ def _budget_alert_enqueue(alert_id: int) -> None:
     budget_alert_notify.delay(alert_id)
 
 
-def budget_alert_notify(*, alert: BudgetAlert) -> None:
-    """E-mail the key custodians and, when configured, post to a Slack-compatible webhook."""
-    text = (
-        f"Tollgate budget alert: {alert.label} has spent {alert.spent_usd:.2f} USD, "
-        f"{alert.threshold_percent}% or more of its {ADVERB[alert.period]} cap of {alert.limit_usd:.2f} USD "
-        f"(period starting {alert.period_start.isoformat()})."
-    )
-    recipients = sorted(
-        set(
-            User.objects.filter(groups__name=Role.KEY_CUSTODIANS.value, is_active=True)
-            .exclude(email="")
-            .values_list("email", flat=True)
-        )
-    )
-    if recipients:
-        send_mail(
-            subject=f"[Tollgate] {alert}",
-            message=text,
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=recipients,
-        )
+def notify(*, subject: str, text: str, recipients: QuerySet[User]) -> None:
+    """E-mail `recipients` (those with an address) and, when configured, post to the Slack-compatible
+    alert webhook."""
+    addresses = sorted(set(recipients.exclude(email="").values_list("email", flat=True)))
+    if addresses:
+        send_mail(subject=subject, message=text, from_email=settings.DEFAULT_FROM_EMAIL, recipient_list=addresses)
     webhook = settings.TOLLGATE_ALERT_WEBHOOK_URL
     if webhook:
         request = urllib.request.Request(  # noqa: S310  (an operator-configured https URL)
@@ -202,6 +187,17 @@ def budget_alert_notify(*, alert: BudgetAlert) -> None:
         )
         with urllib.request.urlopen(request, timeout=10):  # noqa: S310
             pass
+
+
+def budget_alert_notify(*, alert: BudgetAlert) -> None:
+    """E-mail the key custodians and, when configured, post to the alert webhook."""
+    text = (
+        f"Tollgate budget alert: {alert.label} has spent {alert.spent_usd:.2f} USD, "
+        f"{alert.threshold_percent}% or more of its {ADVERB[alert.period]} cap of {alert.limit_usd:.2f} USD "
+        f"(period starting {alert.period_start.isoformat()})."
+    )
+    custodians = User.objects.filter(groups__name=Role.KEY_CUSTODIANS.value, is_active=True)
+    notify(subject=f"[Tollgate] {alert}", text=text, recipients=custodians)
 
 
 @transaction.atomic

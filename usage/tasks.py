@@ -27,3 +27,10 @@ def reservations_reap() -> None:
 )
 def budget_alert_notify(alert_id: int) -> None:
     services.budget_alert_notify(alert=BudgetAlert.objects.get(pk=alert_id))
+
+
+@shared_task(name="usage.tasks.monitor_alerts_check", ignore_result=True)
+def monitor_alerts_check() -> None:
+    from usage.monitoring import monitor_alerts_check as check
+
+    check()

@@ -54,6 +54,12 @@ TOLLGATE_WEBHOOK_BACKOFF_SECONDS: float = env.float("TOLLGATE_WEBHOOK_BACKOFF_SE
 TOLLGATE_WEBHOOK_ALLOW_LOOPBACK: bool = env.bool("TOLLGATE_WEBHOOK_ALLOW_LOOPBACK", default=DEBUG)
 TOLLGATE_BATCH_POLL_SECONDS: float = env.float("TOLLGATE_BATCH_POLL_SECONDS", default=30.0)
 
+# Alerts on the last whole hour's roll-ups (with at least MIN_CALLS calls): p95 latency of a prompt, and
+# the share of an upstream error class in an environment's calls.
+TOLLGATE_ALERT_P95_MS: int = env.int("TOLLGATE_ALERT_P95_MS", default=10_000)
+TOLLGATE_ALERT_ERROR_RATE: float = env.float("TOLLGATE_ALERT_ERROR_RATE", default=0.05)
+TOLLGATE_ALERT_MIN_CALLS: int = env.int("TOLLGATE_ALERT_MIN_CALLS", default=20)
+
 # GET /metrics: with a token, scrapes must send it as a bearer token; without, only loopback is answered.
 TOLLGATE_METRICS_TOKEN: str = secret_optional("TOLLGATE_METRICS_TOKEN")
 
@@ -183,6 +189,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "batches-poll": {"task": "prompts.tasks.batches_poll", "schedule": TOLLGATE_BATCH_POLL_SECONDS},
     # Five minutes past the hour, so that appends begun before the hour have committed.
     "audit-checkpoints": {"task": "audit.tasks.checkpoints_write", "schedule": crontab(minute=5)},
+    "monitor-alerts": {"task": "usage.tasks.monitor_alerts_check", "schedule": crontab(minute=2)},
 }
 
 # --- Auth -----------------------------------------------------------------------------------------------

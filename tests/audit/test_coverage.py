@@ -18,7 +18,7 @@ from audit.models import AuditEvent
 from keys import services as key_services
 from prompts import services as prompt_services
 from tests.factories import version_content
-from usage.models import BudgetAlert, Price
+from usage.models import BudgetAlert, MonitorAlert, Price
 
 pytestmark = pytest.mark.django_db
 
@@ -128,6 +128,12 @@ def _alert_change(client: Client, world: dict[str, Any]) -> None:
     client.post(f"/admin/usage/budgetalert/{alert.pk}/change/", {"triage_note": "expected"})
 
 
+def _monitor_alert_change(client: Client, world: dict[str, Any]) -> None:
+    alert = MonitorAlert.objects.create(kind="error_rate", subject="production/overloaded", value=0.2, threshold=0.05,
+                                        window_start="2026-11-02T09:00:00Z", message="m")  # fmt: skip
+    client.post(f"/admin/usage/monitoralert/{alert.pk}/change/", {"triage_note": "incident"})
+
+
 def _prompt_add(client: Client, world: dict[str, Any]) -> None:
     client.post("/admin/prompts/prompt/add/", {"slug": "new-one", "name": "New", "purpose": "p",
                                                "owner": world["author"].pk, "data_categories": ["none"]})  # fmt: skip
@@ -167,6 +173,7 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("usage.price", "add"): ("custodian", _price_add, "usage.price"),
     ("usage.price", "change"): ("custodian", _price_change, "usage.price"),
     ("usage.budgetalert", "change"): ("approver", _alert_change, "usage.budgetalert"),
+    ("usage.monitoralert", "change"): ("approver", _monitor_alert_change, "usage.monitoralert"),
     ("prompts.prompt", "add"): ("author", _prompt_add, "prompts.prompt"),
     ("prompts.prompt", "change"): ("author", _prompt_change, "prompts.prompt"),
     ("prompts.promptversion", "add"): ("author", _version_add, "prompts.promptversion"),
