@@ -129,6 +129,26 @@ def latency(filters: Filters) -> list[dict[str, Any]]:
     return result
 
 
+def quality(filters: Filters) -> list[dict[str, Any]]:
+    """Per prompt version: answers its output checks ran on, and the share that passed."""
+    rows = (
+        _rollups(filters)
+        .filter(checks_run__gt=0)
+        .values("prompt_slug", "prompt_version")
+        .annotate(run=Sum("checks_run"), passed=Sum("checks_passed"))
+        .order_by("prompt_slug", "-prompt_version")
+    )
+    return [
+        {
+            "prompt": row["prompt_slug"],
+            "version": row["prompt_version"],
+            "checked": row["run"],
+            "pass_rate": row["passed"] / row["run"],
+        }
+        for row in rows
+    ]
+
+
 def errors_by_day(filters: Filters) -> list[dict[str, Any]]:
     """Per day: calls, and the share failed per upstream error class."""
     days: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -215,6 +235,7 @@ def dashboard(filters: Filters) -> dict[str, Any]:
         ],
         "tokens": tokens(filters),
         "latency": latency(filters),
+        "quality": quality(filters),
         "errors": errors_by_day(filters),
         "error_classes": [outcome.label for outcome in ERROR_CLASSES],
         "budget": budget_burn(),

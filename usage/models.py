@@ -203,6 +203,7 @@ class UsageRollup(models.Model):
     hour = models.DateTimeField(db_index=True)
     environment = models.CharField(max_length=12)
     prompt_slug = models.CharField(max_length=80, blank=True)
+    prompt_version = models.PositiveIntegerField(null=True, blank=True)
     model = models.CharField(max_length=100)
     api_client_id = models.PositiveBigIntegerField(null=True, blank=True)
     api_client_name = models.CharField(max_length=100, blank=True)
@@ -218,6 +219,8 @@ class UsageRollup(models.Model):
     cost_usd = models.DecimalField(default=Decimal(0), max_digits=24, decimal_places=10)
     default_model_cost_usd = models.DecimalField(default=Decimal(0), max_digits=24, decimal_places=10)
     cache_savings_usd = models.DecimalField(default=Decimal(0), max_digits=24, decimal_places=10)
+    checks_run = models.PositiveBigIntegerField(default=0, help_text="Answers the version's output checks ran on.")
+    checks_passed = models.PositiveBigIntegerField(default=0)
     latency_count = models.PositiveBigIntegerField(default=0)
     latency_sum_ms = models.PositiveBigIntegerField(default=0)
     # Histogram counts: bucket i holds values up to LATENCY_BUCKETS_MS[i]; the last one, the rest (+Inf).

@@ -20,6 +20,7 @@ from usage.models import LATENCY_BUCKET_FIELDS, LATENCY_BUCKETS_MS, TTFT_BUCKET_
 DIMENSIONS = (
     "environment",
     "prompt_slug",
+    "prompt_version",
     "model",
     "api_client_id",
     "api_client_name",
@@ -75,6 +76,8 @@ def rollup_add(record: UsageRecord) -> None:
         ),
         "cache_savings_usd": cache_savings(record),
     }
+    if "passed" in (record.checks or {}):
+        increments.update(checks_run=1, checks_passed=int(bool(record.checks["passed"])))
     if record.latency_total_ms is not None:
         increments.update(latency_count=1, latency_sum_ms=record.latency_total_ms)
         increments[LATENCY_BUCKET_FIELDS[bucket_index(record.latency_total_ms)]] = 1

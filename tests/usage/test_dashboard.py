@@ -24,7 +24,9 @@ def record(**fields):
 @pytest.fixture
 def ledger():
     record(cost_usd=Decimal("1.50"), default_model_cost_usd=Decimal("4.50"), latency_total_ms=180,
-           input_tokens=1000, cache_read_tokens=3000, feature="search", user_tier="pro")  # fmt: skip
+           input_tokens=1000, cache_read_tokens=3000, feature="search", user_tier="pro", prompt_version=2,
+           checks={"passed": True, "failed": []})  # fmt: skip
+    record(prompt_version=2, outcome="ok", checks={"passed": False, "failed": ["max_length"]}, latency_total_ms=40)
     record(cost_usd=Decimal("0.50"), default_model_cost_usd=Decimal("0.50"), latency_total_ms=900,
            time_to_first_token_ms=120, endpoint="stream", prompt_slug="<script>alert(1)</script>")  # fmt: skip
     record(outcome="overloaded", cost_usd=Decimal(0), latency_total_ms=40)
@@ -56,10 +58,11 @@ def test_the_dashboard_shows_cost_savings_latency_errors_and_budget_burn(client,
     assert context["tokens"]["cache_hit_ratio"] == pytest.approx(0.75)
     assert context["tokens"]["cache_savings"] > 0
     summary = next(row for row in context["latency"] if row["prompt"] == "summary")
-    assert (summary["calls"], summary["p50"], summary["p95"]) == (2, 50, 200)
+    assert (summary["calls"], summary["p50"], summary["p95"]) == (3, 50, 200)
     (day,) = context["errors"]
-    assert day["calls"] == 3
-    assert day["rates"]["Overloaded"] == pytest.approx(1 / 3)
+    assert day["calls"] == 4
+    assert day["rates"]["Overloaded"] == pytest.approx(1 / 4)
+    assert context["quality"] == [{"prompt": "summary", "version": 2, "checked": 2, "pass_rate": 0.5}]
     (burn,) = context["budget"]
     assert (burn["label"], burn["spent"], burn["limit"], burn["percent"]) == ("prod key", Decimal(2), 10, 20.0)
     html = response.content.decode()
