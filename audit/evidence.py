@@ -26,7 +26,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection, transaction
 from django.utils import timezone
 
-from audit.chain import canonical, public_key_pem, sign
+from audit.chain import HASHED_FIELDS, canonical, public_key_pem, sign
 from audit.models import AuditChainHead, AuditEvent
 from audit.services import audit_event_record
 
@@ -300,22 +300,7 @@ def _audit_log_rows(period: Period) -> Iterator[dict[str, Any]]:
     yield from events.order_by("sequence").values(*AUDIT_LOG_COLUMNS).iterator(chunk_size=2000)
 
 
-AUDIT_LOG_COLUMNS = (
-    "sequence",
-    "occurred_at",
-    "actor_id",
-    "actor_repr",
-    "action",
-    "object_type",
-    "object_id",
-    "object_repr",
-    "changes",
-    "reason",
-    "request_id",
-    "client_ip",
-    "previous_hash",
-    "hash",
-)
+AUDIT_LOG_COLUMNS = (*HASHED_FIELDS, "hash")
 
 register(
     EvidenceType(

@@ -52,20 +52,21 @@ def _columns(prefix: str) -> str:
 
 
 ROLLUP = f"""
-INSERT INTO usage_usagerollup (key, hour, environment, prompt_slug, model, api_client_id, api_client_name,
-  endpoint, outcome, feature, user_tier, calls, input_tokens, output_tokens, cache_write_tokens,
-  cache_read_tokens, cost_usd, default_model_cost_usd, cache_savings_usd, latency_count, latency_sum_ms,
+INSERT INTO usage_usagerollup (key, hour, environment, prompt_slug, prompt_version, model, api_client_id,
+  api_client_name, endpoint, outcome, feature, user_tier, calls, input_tokens, output_tokens, cache_write_tokens,
+  cache_read_tokens, cost_usd, default_model_cost_usd, cache_savings_usd, checks_run, checks_passed,
+  latency_count, latency_sum_ms,
   {_columns("latency")}, ttft_count, ttft_sum_ms, {_columns("ttft")})
-SELECT md5(concat_ws('|', date_trunc('hour', created_at), environment, prompt_slug, model, api_client_id,
-    endpoint, outcome, feature, user_tier)),
-  date_trunc('hour', created_at), environment, prompt_slug, model, api_client_id, api_client_name, endpoint,
-  outcome, feature, user_tier, count(*), sum(input_tokens), sum(output_tokens),
+SELECT md5(concat_ws('|', date_trunc('hour', created_at), environment, prompt_slug, prompt_version, model,
+    api_client_id, endpoint, outcome, feature, user_tier)),
+  date_trunc('hour', created_at), environment, prompt_slug, prompt_version, model, api_client_id,
+  api_client_name, endpoint, outcome, feature, user_tier, count(*), sum(input_tokens), sum(output_tokens),
   sum(cache_write_5m_tokens + cache_write_1h_tokens), sum(cache_read_tokens), sum(cost_usd),
-  sum(default_model_cost_usd), 0, count(latency_total_ms), coalesce(sum(latency_total_ms), 0),
+  sum(default_model_cost_usd), 0, 0, 0, count(latency_total_ms), coalesce(sum(latency_total_ms), 0),
   {_histogram("latency_total_ms")}, count(time_to_first_token_ms), coalesce(sum(time_to_first_token_ms), 0),
   {_histogram("time_to_first_token_ms")}
 FROM usage_usagerecord
-GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
+GROUP BY 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
 """  # noqa: S608  (constants only)
 
 RENDER = """

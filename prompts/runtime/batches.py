@@ -35,7 +35,7 @@ from prompts.models import Batch, BatchItem
 from prompts.rendering import render_values, variables_validate
 from prompts.runtime.checks import output_checks_run
 from prompts.runtime.jobs import callback_url_validate, public_id, sealed_for, unsealed
-from prompts.runtime.pipeline import NoProviderKey, caps_for, estimate_tokens, metadata_fields
+from prompts.runtime.pipeline import NoProviderKey, caps_for, estimate_tokens, message_params, metadata_fields
 from prompts.runtime.redact import Redaction, custom_patterns, redact_variables
 from prompts.runtime.upstream import classify, client_for
 from prompts.runtime.webhooks import webhook_enqueue
@@ -181,18 +181,7 @@ def _ledger_base(batch: Batch, *, key_last_four: str) -> dict[str, Any]:
 
 def _params(batch: Batch, messages: list[dict[str, Any]]) -> dict[str, Any]:
     version = batch.version
-    system: Any = version.system_prompt
-    if version.cache_ttl != "off":
-        system = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral", "ttl": version.cache_ttl}}]
-    params: dict[str, Any] = {
-        "model": version.model,
-        "max_tokens": version.max_tokens,
-        "system": system,
-        "messages": messages,
-    }
-    if version.stop_sequences:
-        params["stop_sequences"] = version.stop_sequences
-    return params
+    return message_params(version, model=version.model, system=version.system_prompt, messages=messages)
 
 
 def chunks(requests: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:

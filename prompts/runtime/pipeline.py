@@ -263,19 +263,28 @@ def metadata_fields(metadata: dict[str, str]) -> dict[str, str]:
     return {name: str(metadata.get(name, ""))[:200] for name in ("feature", "user_tier", "end_user")}
 
 
-def _call_kwargs(prepared: Prepared) -> dict[str, Any]:
-    version = prepared.version
-    system: Any = prepared.rendered.system
+def message_params(version: PromptVersion, *, model: str, system: str, messages: list[Any]) -> dict[str, Any]:
+    """The Messages API body of a version's call: the system prompt cacheable with the version's TTL."""
+    system_block: Any = system
     if version.cache_ttl != "off":
-        system = [{"type": "text", "text": system, "cache_control": {"type": "ephemeral", "ttl": version.cache_ttl}}]
-    kwargs: dict[str, Any] = {
-        "model": prepared.model,
+        system_block = [
+            {"type": "text", "text": system, "cache_control": {"type": "ephemeral", "ttl": version.cache_ttl}}
+        ]
+    params: dict[str, Any] = {
+        "model": model,
         "max_tokens": version.max_tokens,
-        "system": system,
-        "messages": prepared.rendered.messages,
+        "system": system_block,
+        "messages": messages,
     }
     if version.stop_sequences:
-        kwargs["stop_sequences"] = version.stop_sequences
+        params["stop_sequences"] = version.stop_sequences
+    return params
+
+
+def _call_kwargs(prepared: Prepared) -> dict[str, Any]:
+    kwargs = message_params(
+        prepared.version, model=prepared.model, system=prepared.rendered.system, messages=prepared.rendered.messages
+    )
     if prepared.metadata.get("end_user"):
         kwargs["metadata"] = {"user_id": str(prepared.metadata["end_user"])[:200]}
     return kwargs
