@@ -17,7 +17,7 @@ import io
 import json
 import tempfile
 import zipfile
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import IO, Any
@@ -56,7 +56,8 @@ class EvidenceType:
     title: str
     description: str
     columns: tuple[str, ...]
-    # Each row a dict by column name, or a tuple in column order.
+    # Each row a dict by column name (its values formatted here), or a tuple in column order whose values
+    # are written as they are (the rows function formats them: the fast path for millions of rows).
     rows: Callable[[Period], Iterator[dict[str, Any]] | Iterator[tuple[Any, ...]]]
 
 
@@ -79,13 +80,14 @@ def _json_text(value: Any) -> str:
     return _cell_encoder.encode(value)
 
 
-def _utc_text(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
+def utc_text(value: datetime) -> str:
+    """A time as the files carry it: UTC, ISO 8601, always with microseconds."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 # How values are written: times in UTC ISO 8601, lists and dicts as JSON, the rest as they are. Looked up
 # by exact type (one dictionary look-up a value: exports run to millions of rows).
-_CONVERTERS: dict[type, Callable[[Any], Any]] = {datetime: _utc_text, date: date.isoformat, list: _json_text,
+_CONVERTERS: dict[type, Callable[[Any], Any]] = {datetime: utc_text, date: date.isoformat, list: _json_text,
                                                  dict: _json_text}  # fmt: skip
 
 
@@ -155,10 +157,14 @@ def _write_files(
                 json_lines.clear()
 
             for row in evidence_type.rows(period):
-                values = [
-                    convert(value) if (convert := converters(type(value))) is not None else value
-                    for value in (row if isinstance(row, tuple) else map(row.get, columns))
-                ]
+                values: Sequence[Any]
+                if isinstance(row, tuple):
+                    values = row
+                else:
+                    values = [
+                        convert(value) if (convert := converters(type(value))) is not None else value
+                        for value in map(row.get, columns)
+                    ]
                 writer.writerow(values)
                 json_lines.append(_row_encoder.encode(dict(zip(columns, values, strict=True))) + "\n")
                 rows += 1

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from django.db.models import TextField
+from django.db import connection
+from django.db.models import F, Func, TextField
 from django.db.models.functions import Cast
 
-from audit.evidence import EvidenceType, Period, register
+from audit.evidence import EvidenceType, Period, register, utc_text
 from usage.models import BudgetAlert, UsageRecord
 
 LEDGER_COLUMNS = (
@@ -55,11 +56,21 @@ LEDGER_COLUMNS = (
 AS_TEXT = {"redactions", "checks", "cost_usd", "default_model_cost_usd"}
 
 
+# On PostgreSQL the database writes the time too, as audit.evidence.utc_text() would.
+PG_UTC_TEXT = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+
+
 def _ledger_rows(period: Period) -> Iterator[tuple[Any, ...]]:
-    """Tuples in column order."""
+    """Tuples in column order, every value formatted for the files."""
     rows = UsageRecord.objects.filter(created_at__gte=period.start, created_at__lt=period.end).order_by("id")
-    columns = [Cast(column, TextField()) if column in AS_TEXT else column for column in LEDGER_COLUMNS]
-    yield from rows.values_list(*columns).iterator(chunk_size=5000)
+    columns: list[Any] = [Cast(column, TextField()) if column in AS_TEXT else column for column in LEDGER_COLUMNS]
+    at = LEDGER_COLUMNS.index("created_at")
+    if connection.vendor == "postgresql":
+        columns[at] = Func(F("created_at"), template=PG_UTC_TEXT, output_field=TextField())
+        yield from rows.values_list(*columns).iterator(chunk_size=5000)
+        return
+    for row in rows.values_list(*columns).iterator(chunk_size=5000):
+        yield (*row[:at], utc_text(row[at]), *row[at + 1 :])
 
 
 ALERT_COLUMNS = (

@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from audit.chain import public_key_pem
-from audit.evidence import Period, evidence_export, evidence_types
+from audit.evidence import Period, evidence_export, evidence_types, utc_text
 from audit.evidence_verify import verify_package
 from audit.models import AuditEvent
 from keys import services as key_services
@@ -214,3 +214,14 @@ def test_people_without_the_auditor_role_get_no_evidence_page(world, client, out
     for user in (outsider, custodian):
         client.force_login(user)
         assert client.get("/admin/audit/auditevent/evidence/").status_code == 403
+
+
+def test_ledger_times_are_written_alike_on_every_database(world):
+    data, _ = export("usage_ledger")
+
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        first = json.loads(archive.read("usage_ledger.jsonl").splitlines()[0])
+    record = UsageRecord.objects.get(pk=first["id"])
+    assert first["created_at"] == utc_text(record.created_at)
+    assert first["created_at"].endswith("+00:00")
+    assert len(first["created_at"]) == len("2026-11-27T12:00:00.000000+00:00")
