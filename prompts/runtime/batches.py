@@ -337,6 +337,9 @@ def batch_results_collect(batch: Batch) -> None:
                 )
             else:  # canceled or expired: never processed, never billed
                 item.error = {"type": entry.result.type}
+    for item in items.values():
+        if item.status == ItemStatus.PENDING:  # in no result: its part of the batch was never submitted
+            item.status, item.error = ItemStatus.ERRORED, {"type": "not_submitted"}
     now = timezone.now()
     with transaction.atomic():
         BatchItem.objects.bulk_update(

@@ -156,3 +156,25 @@ def test_without_a_worker_reading_the_batch_collects_its_results(
         batch_id = create(fast_batches, items(1)).json()["id"]
 
     assert fast_batches["http"].get(f"/api/v1/batches/{batch_id}").json()["status"] == "ended"
+
+
+def test_items_of_a_part_that_could_not_be_submitted_end_errored(fast_batches, monkeypatch,
+                                                                  django_capture_on_commit_callbacks):  # fmt: skip
+    real_chunks = batch_services.chunks
+
+    def second_part_fails(requests):
+        for index, chunk in enumerate(real_chunks(requests)):
+            if index == 1:  # Anthropic fails for the second part, retries included
+                httpx2.post(f"{fast_batches['sandbox'].url}/_sandbox/faults", json={"status": 500, "count": 3})
+            yield chunk
+
+    monkeypatch.setattr(batch_services, "PROVIDER_MAX_REQUESTS", 2)
+    monkeypatch.setattr(batch_services, "chunks", second_part_fails)
+    with django_capture_on_commit_callbacks(execute=True):
+        batch_id = create(fast_batches, items(3)).json()["id"]
+    batches_poll()
+
+    statuses = {line["custom_id"]: line["status"] for line in results(fast_batches, batch_id)}
+    assert statuses == {"ticket-0": "succeeded", "ticket-1": "succeeded", "ticket-2": "errored"}
+    assert fast_batches["http"].get(f"/api/v1/batches/{batch_id}").json()["status"] == "ended"
+    assert UsageRecord.objects.filter(outcome="server_error").count() == 1  # the failed submission
