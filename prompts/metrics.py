@@ -3,6 +3,7 @@ needs keys (the caps), usage (the counters) and the queue."""
 
 from __future__ import annotations
 
+from django.db.models import Q
 from django.utils import timezone
 
 from config.metrics import Family
@@ -25,10 +26,16 @@ def spend_families() -> list[Family]:
             capped.append((CapScope.PROVIDER_KEY, key.pk, key.label, Period.DAY, key.daily_cap_usd))
     for client in ApiClient.objects.filter(is_active=True, monthly_cap_usd__isnull=False):
         capped.append((CapScope.API_CLIENT, client.pk, client.name, Period.MONTH, client.monthly_cap_usd))
+    starts = {period: period_start(period, now) for period in Period.values}
+    counters = {
+        (counter.scope, counter.scope_id, counter.period): counter
+        for counter in SpendCounter.objects.filter(
+            Q(period=Period.MONTH, period_start=starts[Period.MONTH])
+            | Q(period=Period.DAY, period_start=starts[Period.DAY])
+        )
+    }
     for scope, scope_id, label, period, limit in capped:
-        counter = SpendCounter.objects.filter(
-            scope=scope, scope_id=scope_id, period=period, period_start=period_start(period, now)
-        ).first()
+        counter = counters.get((scope, scope_id, period))
         labels = {"scope": scope, "name": label, "period": period}
         spent.add(labels, counter.spent_usd if counter else 0)
         reserved.add(labels, counter.reserved_usd if counter else 0)

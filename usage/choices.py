@@ -35,3 +35,7 @@ class Outcome(models.TextChoices):
     TIMEOUT = "timeout", "Timeout"
     CLIENT_ERROR = "client_error", "Client error"
     CAP_EXCEEDED = "cap_exceeded", "Cap exceeded"
+
+
+# Failures of Anthropic itself (after the SDK's retries), as dashboards and alerts count them.
+UPSTREAM_ERRORS = (Outcome.RATE_LIMITED, Outcome.OVERLOADED, Outcome.SERVER_ERROR, Outcome.TIMEOUT)

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from usage.choices import Outcome
+from usage.choices import UPSTREAM_ERRORS
 from usage.models import LATENCY_BUCKET_FIELDS, TTFT_BUCKET_FIELDS, SpendCounter, SpendReservation, UsageRollup
 from usage.rollups import percentile
 from usage.services import period_start
@@ -28,7 +28,6 @@ BREAKDOWNS = {
     "model": "model",
     "api_client_name": "API client",
 }
-ERROR_CLASSES = (Outcome.RATE_LIMITED, Outcome.OVERLOADED, Outcome.SERVER_ERROR, Outcome.TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -160,7 +159,7 @@ def errors_by_day(filters: Filters) -> list[dict[str, Any]]:
         {
             "day": day,
             "calls": counts["calls"],
-            "rates": {outcome.label: counts[outcome.value] / counts["calls"] for outcome in ERROR_CLASSES},
+            "rates": {outcome.label: counts[outcome.value] / counts["calls"] for outcome in UPSTREAM_ERRORS},
         }
         for day, counts in sorted(days.items())
     ]
@@ -237,6 +236,6 @@ def dashboard(filters: Filters) -> dict[str, Any]:
         "latency": latency(filters),
         "quality": quality(filters),
         "errors": errors_by_day(filters),
-        "error_classes": [outcome.label for outcome in ERROR_CLASSES],
+        "error_classes": [outcome.label for outcome in UPSTREAM_ERRORS],
         "budget": budget_burn(),
     }

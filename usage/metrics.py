@@ -8,10 +8,11 @@ from typing import Any
 from django.db.models import Sum
 
 from config.metrics import Family
-from usage.choices import Outcome
+from usage.choices import UPSTREAM_ERRORS, Outcome
 from usage.models import LATENCY_BUCKET_FIELDS, LATENCY_BUCKETS_MS, TTFT_BUCKET_FIELDS, UsageRollup
 
-ERROR_CLASSES = (Outcome.RATE_LIMITED, Outcome.OVERLOADED, Outcome.SERVER_ERROR, Outcome.TIMEOUT, Outcome.CLIENT_ERROR)
+# Calls Anthropic answered with an error, the refused ones (4xx) included.
+ERROR_CLASSES = (*UPSTREAM_ERRORS, Outcome.CLIENT_ERROR)
 
 
 def _histogram(name: str, help_text: str, prefix: str, fields: tuple[str, ...]) -> Family:

@@ -18,12 +18,10 @@ from django.utils import timezone
 from audit.roles import Role
 from audit.services import audit_event_record
 from config.governance import require_permission
-from usage.choices import Outcome
+from usage.choices import UPSTREAM_ERRORS, Outcome
 from usage.models import LATENCY_BUCKET_FIELDS, MonitorAlert, UsageRollup
 from usage.rollups import percentile
 from usage.services import notify
-
-ERROR_CLASSES = (Outcome.RATE_LIMITED, Outcome.OVERLOADED, Outcome.SERVER_ERROR, Outcome.TIMEOUT)
 
 
 def _conditions(hour: datetime) -> list[dict[str, Any]]:
@@ -50,7 +48,7 @@ def _conditions(hour: datetime) -> list[dict[str, Any]]:
     for (environment, outcome), calls in sorted(by_class.items()):
         total = totals[environment]
         rate = calls / total
-        if outcome in ERROR_CLASSES and total >= minimum and rate > settings.TOLLGATE_ALERT_ERROR_RATE:
+        if outcome in UPSTREAM_ERRORS and total >= minimum and rate > settings.TOLLGATE_ALERT_ERROR_RATE:
             subject = f"{environment}/{outcome}"
             found.append({"kind": MonitorAlert.Kind.ERROR_RATE, "subject": subject, "value": rate,
                           "threshold": settings.TOLLGATE_ALERT_ERROR_RATE,

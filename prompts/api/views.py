@@ -130,6 +130,10 @@ def _submit_body(request: Request, serializer: type[Serializer]) -> dict[str, An
     return data.validated_data  # type: ignore[no-any-return]
 
 
+def _accepted(detail: dict[str, Any], url_name: str) -> Response:
+    return Response(detail, status=202, headers={"Location": reverse(url_name, args=[detail["id"]])})
+
+
 class PromptJobApi(APIView):
     @extend_schema(
         request=JobInputSerializer,
@@ -145,9 +149,8 @@ class PromptJobApi(APIView):
             metadata=dict(values["metadata"]),
             callback_url=values["callback_url"],
         )
-        job.refresh_from_db()
-        url = reverse("api:job-detail", args=[job.public_id])
-        return Response(job_detail(job), status=202, headers={"Location": url})
+        job.refresh_from_db()  # in-process tasks (no broker) have run it already
+        return _accepted(job_detail(job), "api:job-detail")
 
 
 class JobDetailApi(APIView):
@@ -172,8 +175,7 @@ class PromptBatchApi(APIView):
             callback_url=values["callback_url"],
         )
         batch.refresh_from_db()
-        url = reverse("api:batch-detail", args=[batch.public_id])
-        return Response(batch_detail(batch), status=202, headers={"Location": url})
+        return _accepted(batch_detail(batch), "api:batch-detail")
 
 
 class BatchDetailApi(APIView):

@@ -34,8 +34,15 @@ from prompts.errors import InvalidVariables
 from prompts.models import Batch, BatchItem
 from prompts.rendering import render_values, variables_validate
 from prompts.runtime.checks import output_checks_run
-from prompts.runtime.jobs import callback_url_validate, public_id, sealed_for, unsealed
-from prompts.runtime.pipeline import NoProviderKey, caps_for, estimate_tokens, message_params, metadata_fields
+from prompts.runtime.jobs import callback_url_validate, sealed_for, unsealed
+from prompts.runtime.pipeline import (
+    NoProviderKey,
+    caps_for,
+    estimate_tokens,
+    message_params,
+    metadata_fields,
+    public_id,
+)
 from prompts.runtime.redact import Redaction, custom_patterns, redact_variables
 from prompts.runtime.upstream import classify, client_for
 from prompts.runtime.webhooks import webhook_enqueue

@@ -13,8 +13,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import secrets
-import string
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -33,7 +31,7 @@ from prompts.choices import JobStatus
 from prompts.errors import VersionTampered
 from prompts.models import Job
 from prompts.runtime import throttle
-from prompts.runtime.pipeline import Intake, UpstreamError, run_execute, run_intake, run_prepare
+from prompts.runtime.pipeline import Intake, UpstreamError, public_id, run_execute, run_intake, run_prepare
 from prompts.runtime.redact import Redaction
 from usage.choices import CapScope, Endpoint, Outcome
 from usage.errors import SpendCapExceeded
@@ -42,7 +40,6 @@ from usage.services import spend_release, usage_record_write
 
 logger = logging.getLogger(__name__)
 
-_ALPHABET = string.ascii_letters + string.digits
 FINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED)
 # Upstream failures worth another attempt later (the SDK has already retried them quickly).
 TRANSIENT = {"upstream_rate_limited", "upstream_overloaded", "upstream_error", "upstream_timeout"}
@@ -58,10 +55,6 @@ class JobExpired(DomainError):
     code = "job_expired"
     title = "Job expired"
     status = 410
-
-
-def public_id(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(22))
 
 
 def sealed_for(kind: str, row: str, environment: str, plaintext: str) -> Sealed:

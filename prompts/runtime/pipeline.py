@@ -86,8 +86,9 @@ class Prepared:
     started: float
 
 
-def new_run_id() -> str:
-    return "run_" + "".join(secrets.choice(_ALPHABET) for _ in range(22))
+def public_id(prefix: str) -> str:
+    """The id callers see for a run, job or batch: a prefix and 22 random letters and digits."""
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(22))
 
 
 def estimate_tokens(rendered: RenderedPrompt) -> int:
@@ -244,7 +245,7 @@ def run_prepare(
         environment=environment,
         endpoint=endpoint,
         request_id=request_id,
-        run_id=new_run_id(),
+        run_id=public_id("run_"),
         rendered=rendered,
         redaction=redaction,
         requested_model=version.model,

@@ -7,8 +7,10 @@ from decimal import Decimal
 
 import pytest
 
+from keys import services as key_services
+from usage.choices import CapScope, Period
 from usage.selectors import price_for
-from usage.services import usage_record_write
+from usage.services import Cap, spend_reserve, spend_settle, usage_record_write
 
 pytestmark = pytest.mark.django_db
 
@@ -91,3 +93,22 @@ def test_label_values_are_escaped(client, settings):
     text = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
 
     assert re.search(r'prompt="odd\\"slug\\\\x"', text)
+
+
+def test_spend_against_each_cap_is_exposed(client, settings, custodian):
+    settings.TOLLGATE_METRICS_TOKEN = ""
+    key = key_services.provider_key_create(actor=custodian, environment="production", label="prod",
+                                           secret="sk-ant-api03-metrics-0123456789abcdef", owner=custodian,
+                                           monthly_cap_usd=Decimal(40), daily_cap_usd=Decimal(5))  # fmt: skip
+    caps = [Cap(CapScope.PROVIDER_KEY, key.pk, Period.MONTH, Decimal(40), "prod"),
+            Cap(CapScope.PROVIDER_KEY, key.pk, Period.DAY, Decimal(5), "prod")]  # fmt: skip
+    spend_settle(reservation=spend_reserve(request_id="r", caps=caps, amount=Decimal(2)), actual=Decimal("1.5"))
+    spend_reserve(request_id="held", caps=caps, amount=Decimal(1))
+
+    values = samples(client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode())
+
+    for period, cap in (("month", 40), ("day", 5)):
+        labels = f'scope="provider_key",name="prod",period="{period}"'
+        assert values[f"tollgate_spend_usd{{{labels}}}"] == 1.5
+        assert values[f"tollgate_spend_reserved_usd{{{labels}}}"] == 1
+        assert values[f"tollgate_spend_cap_usd{{{labels}}}"] == cap
