@@ -153,6 +153,7 @@ def test_a_redirecting_callback_is_not_followed(world, receiver, settings, run_o
         submit(world, callback_url=receiver.url)
 
     assert list(WebhookDelivery.objects.values_list("status_code", "delivered")) == [(302, False), (302, False)]
+    assert len(receiver.received) == 2  # two POSTs to the callback; the Location was never asked
 
 
 def test_the_queue_keeps_under_the_upstream_rate_so_a_spike_meets_no_429(world, settings, run_on_commit):

@@ -35,6 +35,8 @@ class Receiver:
                 receiver.received.append((dict(self.headers), body))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(status)
+                if 300 <= status < 400:  # to a path that would answer 200: following it would "deliver"
+                    self.send_header("Location", "/followed")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
