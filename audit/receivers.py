@@ -51,16 +51,23 @@ def on_post_migrate(sender: Any, apps: Any = None, using: str = DEFAULT_DB_ALIAS
 USER_FIELDS = ("username", "email", "first_name", "last_name", "is_active", "is_staff", "is_superuser")
 
 
+def _is_sign_in(update_fields: Any) -> bool:
+    """Django saves only `last_login` on a sign-in, which is recorded as auth.login."""
+    return update_fields is not None and set(update_fields) == {"last_login"}
+
+
 @receiver(pre_save, sender=User, dispatch_uid="audit_user_before")
-def on_user_before_save(sender: Any, instance: User, **kwargs: Any) -> None:
+def on_user_before_save(sender: Any, instance: User, update_fields: Any = None, **kwargs: Any) -> None:
+    if _is_sign_in(update_fields):
+        return
     stored = User.objects.filter(pk=instance.pk).values(*USER_FIELDS, "password").first() if instance.pk else None
     instance._audit_before = stored  # type: ignore[attr-defined]
 
 
 @receiver(post_save, sender=User, dispatch_uid="audit_user_saved")
 def on_user_saved(sender: Any, instance: User, created: bool, update_fields: Any = None, **kwargs: Any) -> None:
-    if update_fields is not None and set(update_fields) == {"last_login"}:
-        return  # a sign-in, recorded as auth.login
+    if _is_sign_in(update_fields):
+        return
     before = getattr(instance, "_audit_before", None) or {}
     changes: dict[str, Any] = {
         field: [before.get(field), getattr(instance, field)]
