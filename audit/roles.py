@@ -21,7 +21,13 @@ class Role(models.TextChoices):
     AUDITORS = "Auditors"
 
 
-_READ_PROMPTS = ("prompts.view_prompt", "prompts.view_promptversion", "prompts.view_release")
+_READ_PROMPTS = (
+    "prompts.view_prompt",
+    "prompts.view_promptversion",
+    "prompts.view_release",
+    "prompts.view_evaluationcase",
+    "prompts.view_evaluationrun",
+)
 # The request log (redacted bodies, for incident investigation) and the queue.
 _READ_RUNS = ("prompts.view_run", "prompts.view_job", "prompts.view_batch", "prompts.view_webhookdelivery")
 _READ_KEYS = ("keys.view_providerkey", "keys.view_apiclient", "keys.view_apitoken")
@@ -40,12 +46,16 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "prompts.add_promptversion",
         "prompts.change_promptversion",
         "prompts.submit_promptversion",
+        "prompts.add_evaluationcase",
+        "prompts.change_evaluationcase",
+        "prompts.add_evaluationrun",
     ),
     Role.PROMPT_APPROVERS: (
         *_READ_PROMPTS,
         "prompts.review_promptversion",
         "prompts.release_promptversion",
         "prompts.retire_promptversion",
+        "prompts.add_evaluationrun",
         *_READ_RUNS,
         *_READ_USAGE,
         "usage.change_budgetalert",

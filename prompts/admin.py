@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
@@ -18,14 +19,27 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
 from audit.admin import ReadOnlyAdmin, ReadOnlyMixin
 from config.environments import Environment
 from config.errors import DomainError
-from prompts import selectors, services
+from prompts import evaluations, selectors, services
 from prompts.choices import DataCategory, VersionStatus
-from prompts.models import CONTENT_FIELDS, Batch, BatchItem, Job, Prompt, PromptVersion, Release, Run, WebhookDelivery
+from prompts.models import (
+    CONTENT_FIELDS,
+    Batch,
+    BatchItem,
+    EvaluationCase,
+    EvaluationRun,
+    Job,
+    Prompt,
+    PromptVersion,
+    Release,
+    Run,
+    WebhookDelivery,
+)
 from prompts.validation import version_content_errors
 
 # --- prompts ---------------------------------------------------------------------------------------------
@@ -143,6 +157,7 @@ ACTIONS: dict[str, tuple[str, str, set[str], bool, bool]] = {
     "release": ("Release", "prompts.release_promptversion", {VersionStatus.APPROVED}, True, True),
     "retire": ("Retire", "prompts.retire_promptversion", {VersionStatus.APPROVED}, True, False),
     "new_draft": ("New draft from this version", "prompts.add_promptversion", set(VersionStatus.values), False, False),
+    "evaluate": ("Run evaluation", "prompts.add_evaluationrun", set(evaluations.EVALUABLE), False, False),
 }
 
 
@@ -157,6 +172,7 @@ def _run(action: str, user: User, version: PromptVersion, data: dict[str, Any]) 
         ),
         "retire": lambda: services.prompt_version_retire(actor=user, version=version, reason=reason),
         "new_draft": lambda: services.prompt_version_new_draft(actor=user, source=version),
+        "evaluate": lambda: evaluations.evaluation_start(actor=user, version=version).version,
     }
     result: PromptVersion = calls[action]()
     return result
@@ -257,6 +273,8 @@ class PromptVersionAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
             "live_in": sorted(selectors.live_versions(version.prompt_id).items()),
             "transition_actions": actions,
             "estimate": selectors.version_cost_estimate(version),
+            "evaluation": evaluations.latest_evaluation(version),
+            "evaluation_required": settings.TOLLGATE_APPROVAL_REQUIRES_EVALUATION,
         }
 
     def get_urls(self) -> list[URLPattern]:
@@ -298,6 +316,80 @@ class PromptVersionAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
             "needs_environment": needs_environment,
         }
         return TemplateResponse(request, "admin/prompts/promptversion/transition.html", context)
+
+
+# --- evaluation suites ----------------------------------------------------------------------------------
+
+
+class EvaluationCaseForm(forms.ModelForm):  # type: ignore[type-arg]
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), help_text="Why this case is added or changed (kept in its history)."
+    )
+
+    class Meta:
+        model = EvaluationCase
+        fields = ["prompt", "name", "variables", "expectations", "active"]
+
+    def clean_expectations(self) -> Any:
+        expectations = self.cleaned_data["expectations"]
+        if errors := evaluations.expectations_errors(expectations):
+            raise forms.ValidationError(errors)
+        return expectations
+
+
+@admin.register(EvaluationCase)
+class EvaluationCaseAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
+    form = EvaluationCaseForm
+    list_display = ["name", "prompt", "active", "created_by", "created_at"]
+    list_filter = ["active", "prompt"]
+    search_fields = ["name", "prompt__slug"]
+    list_select_related = ["prompt", "created_by"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: EvaluationCase | None = None) -> list[str]:
+        return ["prompt", "created_by"] if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: EvaluationCase, form: forms.ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+        user: User = request.user  # type: ignore[assignment]
+        evaluations.evaluation_case_save(actor=user, case=obj, reason=form.cleaned_data["reason"])
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a case is made inactive instead: past runs name it
+
+
+@admin.register(EvaluationRun)
+class EvaluationRunAdmin(ReadOnlyAdmin):
+    """Evaluation runs and each case's result. Started from a version's page ("Run evaluation") or by
+    the weekly production evaluation."""
+
+    list_display = ["version", "status", "pass_rate_shown", "trigger", "requested_by", "created_at", "finished_at"]
+    list_filter = ["status", "trigger", "version__prompt"]
+    list_select_related = ["version__prompt", "requested_by"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["version", "content_hash", "status", "pass_rate_shown", "trigger", "requested_by",
+                       "environment", "error", "created_at", "started_at", "finished_at", "case_results"]  # fmt: skip
+
+    @admin.display(description="pass rate", ordering="pass_rate")
+    def pass_rate_shown(self, obj: EvaluationRun) -> str:
+        if obj.pass_rate is None:
+            return "—"
+        return f"{obj.pass_rate:.0%} ({obj.cases_passed} of {obj.cases_total})"
+
+    @admin.display(description="results")
+    def case_results(self, obj: EvaluationRun) -> str:
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>",
+            (
+                (result["name"], "pass" if result["passed"] else "FAIL", "; ".join(result["failures"]),
+                 result["output"])
+                for result in obj.results
+            ),
+        )  # fmt: skip
+        return format_html(
+            '<table id="evaluation-results"><thead><tr><th>case</th><th>result</th><th>failures</th>'
+            "<th>answer as sent (placeholders)</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
 
 
 # --- releases -------------------------------------------------------------------------------------------

@@ -60,3 +60,15 @@ class ItemStatus(models.TextChoices):
     ERRORED = "errored", "Errored"
     CANCELED = "canceled", "Canceled"
     EXPIRED = "expired", "Expired"
+
+
+class EvaluationStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    PASSED = "passed", "Passed"
+    FAILED = "failed", "Failed"
+
+
+class EvaluationTrigger(models.TextChoices):
+    MANUAL = "manual", "Run by a person"
+    SCHEDULED = "scheduled", "Weekly production evaluation"

@@ -20,7 +20,8 @@ from config.environments import Environment
 from keys import services as key_services
 from keys.models import ApiClient, ApiToken, KeyStatus, ProviderKey
 from prompts import services
-from prompts.models import Prompt
+from prompts.evaluations import evaluation_case_save
+from prompts.models import EvaluationCase, Prompt
 
 DEMO_PASSWORD = "tollgate-demo"  # noqa: S105  (demo accounts only; seed_demo refuses without DEBUG)
 
@@ -84,6 +85,16 @@ DEMO_PROMPTS: list[dict[str, Any]] = [
             "output_checks": {"max_length": 2000},
             "redaction": {"terms": ["Project Falcon"]},
         },
+        "evaluation_cases": [
+            {
+                "name": "export button",
+                "variables": {
+                    "ticket": "The export button does nothing since this morning.",
+                    "customer_email": "ops@example.com",
+                },
+                "expectations": [{"contains": "export button"}, {"regex": "since this \\w+"}],
+            },
+        ],
     },
     {
         "slug": "ticket-classifier",
@@ -170,6 +181,8 @@ def demo_prompts_seed() -> list[str]:
             actor=author, prompt=prompt, content=spec["content"], change_summary="First version (demo data)"
         )
         services.prompt_version_submit(actor=author, version=version)
+        for case in spec.get("evaluation_cases", []):
+            evaluation_case_save(actor=author, case=EvaluationCase(prompt=prompt, **case), reason="Demo data")
         services.prompt_version_approve(actor=approver, version=version, note="Demo data: reviewed and approved")
         for environment in (Environment.DEVELOPMENT, Environment.STAGING, Environment.PRODUCTION):
             services.prompt_version_release(

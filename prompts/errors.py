@@ -67,3 +67,29 @@ class RunNotFound(DomainError):
     code = "not_found"
     title = "Run not found"
     status = 404
+
+
+class EvaluationRequired(DomainError):
+    """TOLLGATE_APPROVAL_REQUIRES_EVALUATION is on and the version has no passing evaluation of its content."""
+
+    code = "evaluation_required"
+    title = "A passing evaluation is required"
+    status = 409
+
+
+class NoEvaluationCases(DomainError):
+    code = "no_evaluation_cases"
+    title = "The prompt has no evaluation cases"
+    status = 409
+
+
+class InvalidEvaluationCase(DomainError):
+    """An evaluation case that cannot run: `errors` maps each field to its problems."""
+
+    code = "invalid_evaluation_case"
+    title = "Invalid evaluation case"
+    status = 400
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("The evaluation case is invalid; see `errors`.", extra={"errors": errors})
+        self.errors = errors

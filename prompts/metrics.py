@@ -1,13 +1,16 @@
-"""Series of spend against caps and of the queue for GET /metrics (config.metrics). Here because it
-needs keys (the caps), usage (the counters) and the queue."""
+"""Series of spend against caps, of the queue and of evaluations for GET /metrics (config.metrics). Here
+because it needs keys (the caps), usage (the counters) and the prompt registry."""
 
 from __future__ import annotations
 
 from django.db.models import Q
 from django.utils import timezone
 
+from config.environments import Environment
 from config.metrics import Family
 from keys.models import ApiClient, KeyStatus, ProviderKey
+from prompts.choices import EvaluationStatus
+from prompts.models import EvaluationRun, Release
 from prompts.selectors import queue_state
 from usage.choices import CapScope, Period
 from usage.models import SpendCounter
@@ -54,3 +57,23 @@ def queue_families() -> list[Family]:
         age.add({"environment": environment}, row["oldest_queued_seconds"] or 0)
         batches.add({"environment": environment}, row["open_batches"])
     return [depth, age, batches]
+
+
+def evaluation_families() -> list[Family]:
+    rate = Family(
+        "tollgate_evaluation_pass_rate",
+        "Pass rate (0 to 1) of the latest finished evaluation of each version live in production.",
+        "gauge",
+    )
+    live = Release.objects.filter(environment=Environment.PRODUCTION).select_related("prompt", "version")
+    for release in live:
+        latest = (
+            EvaluationRun.objects.filter(
+                version=release.version, status__in=[EvaluationStatus.PASSED, EvaluationStatus.FAILED]
+            )
+            .only("pass_rate")
+            .first()
+        )
+        if latest is not None and latest.pass_rate is not None:
+            rate.add({"prompt": release.prompt.slug, "version": str(release.version.number)}, latest.pass_rate)
+    return [rate]

@@ -18,8 +18,9 @@ from django.utils import timezone
 from audit.services import audit_event_record
 from config.environments import Environment
 from config.governance import require_permission, require_reason, save_with_history
-from prompts.choices import DataCategory, VersionStatus
+from prompts.choices import DataCategory, EvaluationStatus, VersionStatus
 from prompts.errors import (
+    EvaluationRequired,
     FourEyesViolation,
     IllegalTransition,
     InvalidVersion,
@@ -275,9 +276,17 @@ def version_models(version: PromptVersion) -> list[str]:
 
 
 def prompt_version_approve(*, actor: User, version: PromptVersion, note: str) -> PromptVersion:
-    """Approve after review. Every model the version may call must have a price in force."""
+    """Approve after review. Every model the version may call must have a price in force; with
+    TOLLGATE_APPROVAL_REQUIRES_EVALUATION, the latest evaluation of its content must have passed."""
     for model in version_models(version):
         price_for(model)  # raises ModelNotPriced, which names the model
+    if settings.TOLLGATE_APPROVAL_REQUIRES_EVALUATION:
+        latest = version.evaluation_runs.filter(
+            content_hash=version.content_hash, status__in=[EvaluationStatus.PASSED, EvaluationStatus.FAILED]
+        ).first()
+        if latest is None or latest.status != EvaluationStatus.PASSED:
+            found = "its latest evaluation failed" if latest else "it has no finished evaluation"
+            raise EvaluationRequired(f"{version} needs a passing evaluation before approval: {found}.")
     return _review(version, actor=actor, note=note, to=VersionStatus.APPROVED)
 
 

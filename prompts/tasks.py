@@ -10,6 +10,7 @@ import time
 
 from celery import Task, shared_task
 
+from prompts.evaluations import evaluation_execute, evaluations_schedule
 from prompts.runtime.batches import batch_submit_chunks
 from prompts.runtime.batches import batches_poll as poll
 from prompts.runtime.jobs import job_execute
@@ -55,3 +56,13 @@ def batch_submit(batch_id: int) -> None:
 @shared_task(name="prompts.tasks.batches_poll", ignore_result=True)
 def batches_poll() -> None:
     poll()
+
+
+@shared_task(name="prompts.tasks.evaluation_run", ignore_result=True, acks_late=True)
+def evaluation_run(run_id: int) -> None:
+    evaluation_execute(run_id)
+
+
+@shared_task(name="prompts.tasks.evaluations_weekly", ignore_result=True)
+def evaluations_weekly() -> None:
+    evaluations_schedule()

@@ -25,6 +25,7 @@ class Endpoint(models.TextChoices):
     JOB = "job", "Job"
     BATCH = "batch", "Batch"
     CLASSIFIER = "classifier", "Routing classifier"
+    EVALUATION = "evaluation", "Evaluation"
 
 
 class Outcome(models.TextChoices):

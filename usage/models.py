@@ -299,6 +299,7 @@ class MonitorAlert(models.Model):
     class Kind(models.TextChoices):
         LATENCY_P95 = "latency_p95", "p95 latency"
         ERROR_RATE = "error_rate", "Error rate"
+        QUALITY_DRIFT = "quality_drift", "Quality drift"
 
     kind = models.CharField(max_length=20, choices=Kind.choices, editable=False)
     subject = models.CharField(max_length=200, editable=False, help_text="What the condition is about.")

@@ -1,8 +1,9 @@
 """Alerts beyond budgets: each hour, the last whole hour's roll-ups are checked for a prompt whose p95
 latency is over TOLLGATE_ALERT_P95_MS and for an upstream error class over TOLLGATE_ALERT_ERROR_RATE of
-an environment's calls (both only with at least TOLLGATE_ALERT_MIN_CALLS calls). A condition raises one
-alert per hour (a unique constraint), notified by e-mail to approvers and custodians and to the alert
-webhook, recorded in the audit trail, and acknowledged in the admin with a triage note."""
+an environment's calls (both only with at least TOLLGATE_ALERT_MIN_CALLS calls); the weekly evaluation
+raises quality drift (prompts.evaluations). A condition raises one alert per window (a unique
+constraint), notified by e-mail to approvers and custodians and to the alert webhook, recorded in the
+audit trail, and acknowledged in the admin with a triage note."""
 
 from __future__ import annotations
 
@@ -61,26 +62,32 @@ def _conditions(hour: datetime) -> list[dict[str, Any]]:
 def monitor_alerts_check(*, now: datetime | None = None) -> list[MonitorAlert]:
     """Raise the alerts of the last whole hour that were not raised yet; returns the new ones."""
     hour = (now or timezone.now()).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    raised = []
-    for condition in _conditions(hour):
-        try:
-            with transaction.atomic():
-                alert = MonitorAlert.objects.create(window_start=hour, **condition)
-                audit_event_record(
-                    action="monitor_alert.raise",
-                    actor_repr="system",
-                    target=alert,
-                    changes={"kind": alert.kind, "subject": alert.subject, "value": alert.value},
-                )
-        except IntegrityError:
-            continue  # raised already for this condition and hour
-        raised.append(alert)
-        recipients = User.objects.filter(
-            groups__name__in=[Role.PROMPT_APPROVERS.value, Role.KEY_CUSTODIANS.value], is_active=True
-        )
-        notify(subject=f"[Tollgate] {alert.get_kind_display()}: {alert.subject}", text=alert.message,
-               recipients=recipients)  # fmt: skip
-    return raised
+    raised = [monitor_alert_raise(window_start=hour, **condition) for condition in _conditions(hour)]
+    return [alert for alert in raised if alert is not None]
+
+
+def monitor_alert_raise(
+    *, kind: str, subject: str, window_start: datetime, value: float, threshold: float, message: str
+) -> MonitorAlert | None:
+    """Record, audit and notify a condition once per window: None when it was raised already."""
+    try:
+        with transaction.atomic():
+            alert = MonitorAlert.objects.create(
+                kind=kind, subject=subject, window_start=window_start, value=value, threshold=threshold, message=message
+            )
+            audit_event_record(
+                action="monitor_alert.raise",
+                actor_repr="system",
+                target=alert,
+                changes={"kind": alert.kind, "subject": alert.subject, "value": alert.value},
+            )
+    except IntegrityError:
+        return None  # raised already for this condition and window
+    recipients = User.objects.filter(
+        groups__name__in=[Role.PROMPT_APPROVERS.value, Role.KEY_CUSTODIANS.value], is_active=True
+    )
+    notify(subject=f"[Tollgate] {alert.get_kind_display()}: {alert.subject}", text=alert.message, recipients=recipients)
+    return alert
 
 
 @transaction.atomic

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env, parse_encryption_keys, parse_signing_key, secret, secret_optional
 
@@ -59,6 +60,14 @@ TOLLGATE_BATCH_POLL_SECONDS: float = env.float("TOLLGATE_BATCH_POLL_SECONDS", de
 TOLLGATE_ALERT_P95_MS: int = env.int("TOLLGATE_ALERT_P95_MS", default=10_000)
 TOLLGATE_ALERT_ERROR_RATE: float = env.float("TOLLGATE_ALERT_ERROR_RATE", default=0.05)
 TOLLGATE_ALERT_MIN_CALLS: int = env.int("TOLLGATE_ALERT_MIN_CALLS", default=20)
+
+# Evaluation suites (prompts.evaluations): whose provider key and caps pay for evaluation calls, the pass
+# rate a run needs to pass (0 to 1), and whether approving a version needs a passing evaluation of it.
+TOLLGATE_EVALUATION_ENVIRONMENT: str = env.str("TOLLGATE_EVALUATION_ENVIRONMENT", default="development")
+if TOLLGATE_EVALUATION_ENVIRONMENT not in ("development", "staging", "production"):
+    raise ImproperlyConfigured("TOLLGATE_EVALUATION_ENVIRONMENT is one of development, staging, production.")
+TOLLGATE_EVALUATION_MIN_PASS_RATE: float = env.float("TOLLGATE_EVALUATION_MIN_PASS_RATE", default=1.0)
+TOLLGATE_APPROVAL_REQUIRES_EVALUATION: bool = env.bool("TOLLGATE_APPROVAL_REQUIRES_EVALUATION", default=False)
 
 # GET /metrics: with a token, scrapes must send it as a bearer token; without, only loopback is answered.
 TOLLGATE_METRICS_TOKEN: str = secret_optional("TOLLGATE_METRICS_TOKEN")
@@ -190,6 +199,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Five minutes past the hour, so that appends begun before the hour have committed.
     "audit-checkpoints": {"task": "audit.tasks.checkpoints_write", "schedule": crontab(minute=5)},
     "monitor-alerts": {"task": "usage.tasks.monitor_alerts_check", "schedule": crontab(minute=2)},
+    "weekly-evaluations": {
+        "task": "prompts.tasks.evaluations_weekly",
+        "schedule": crontab(day_of_week="mon", hour=6, minute=30),
+    },
 }
 
 # --- Auth -----------------------------------------------------------------------------------------------

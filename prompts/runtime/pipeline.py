@@ -65,9 +65,10 @@ class NoProviderKey(DomainError):
 
 @dataclass
 class Prepared:
-    """Everything decided before the upstream call."""
+    """Everything decided before the upstream call. `client` is None for Tollgate's own calls
+    (evaluations), which run in `environment` on its provider key and caps."""
 
-    client: ApiClient
+    client: ApiClient | None
     version: PromptVersion
     environment: str
     endpoint: str
@@ -96,7 +97,7 @@ def estimate_tokens(rendered: RenderedPrompt) -> int:
     return math.ceil((len(rendered.system) + sum(len(m["content"]) for m in rendered.messages)) / 4)
 
 
-def caps_for(key: ProviderKey, client: ApiClient) -> list[Cap]:
+def caps_for(key: ProviderKey, client: ApiClient | None) -> list[Cap]:
     caps = [
         Cap(CapScope.PROVIDER_KEY, key.pk, Period.MONTH, key.monthly_cap_usd, key.label, key.alert_threshold_percent)
     ]
@@ -104,19 +105,25 @@ def caps_for(key: ProviderKey, client: ApiClient) -> list[Cap]:
         caps.append(
             Cap(CapScope.PROVIDER_KEY, key.pk, Period.DAY, key.daily_cap_usd, key.label, key.alert_threshold_percent)
         )
-    if client.monthly_cap_usd is not None:
+    if client is not None and client.monthly_cap_usd is not None:
         caps.append(Cap(CapScope.API_CLIENT, client.pk, Period.MONTH, client.monthly_cap_usd, client.name))
     return caps
 
 
 def _ledger_base(
-    *, client: ApiClient, version: PromptVersion, environment: str, endpoint: str, request_id: str, key: ProviderKey
+    *,
+    client: ApiClient | None,
+    version: PromptVersion,
+    environment: str,
+    endpoint: str,
+    request_id: str,
+    key: ProviderKey,
 ) -> dict[str, Any]:
     return {
         "request_id": request_id,
         "environment": environment,
-        "api_client_id": client.pk,
-        "api_client_name": client.name,
+        "api_client_id": client.pk if client else None,
+        "api_client_name": client.name if client else "",
         "provider_key_id": key.pk,
         "provider_key_last_four": key.last_four,
         "prompt_id": version.prompt_id,
@@ -127,7 +134,13 @@ def _ledger_base(
 
 
 def _route(
-    version: PromptVersion, rendered: RenderedPrompt, *, client: ApiClient, variables: dict[str, Any], request_id: str
+    version: PromptVersion,
+    rendered: RenderedPrompt,
+    *,
+    client: ApiClient | None,
+    environment: str,
+    variables: dict[str, Any],
+    request_id: str,
 ) -> tuple[str, str | None]:
     """The model to call and the rule that chose it (None: the default model)."""
     tokens = estimate_tokens(rendered)
@@ -137,7 +150,9 @@ def _route(
             return rule["model"], f"input<={rule['max_input_tokens']}"
     classifier = routing.get("classifier")
     if classifier:
-        answer = _classify(classifier["prompt"], client=client, variables=variables, request_id=request_id)
+        answer = _classify(
+            classifier["prompt"], client=client, environment=environment, variables=variables, request_id=request_id
+        )
         route = _route_named(answer, classifier["routes"])
         if route:
             return classifier["routes"][route], f"classifier:{route}"
@@ -152,18 +167,23 @@ def _route_named(answer: str, routes: dict[str, str]) -> str | None:
     return named[0] if len(named) == 1 else None
 
 
-def _classify(slug: str, *, client: ApiClient, variables: dict[str, Any], request_id: str) -> str:
-    """Run the classifier prompt (its own ledger row, its own reservation) and return its answer."""
-    classifier = released_version_for_run(slug=slug, environment=client.environment)
+def _classify(
+    slug: str, *, client: ApiClient | None, environment: str, variables: dict[str, Any], request_id: str
+) -> str:
+    """Run the classifier prompt (its own ledger row, its own reservation) and return its answer. The
+    caller's permission was checked for the prompt that routes, not for its classifier."""
+    classifier = released_version_for_run(slug=slug, environment=environment)
     wanted = {variable["name"] for variable in classifier.variables}
+    given = {name: value for name, value in variables.items() if name in wanted}
     prepared = run_prepare(
         client=client,
+        environment=environment,
         slug=slug,
-        variables={name: value for name, value in variables.items() if name in wanted},
+        variables=given,
         metadata={},
         endpoint=Endpoint.CLASSIFIER,
         request_id=request_id,
-        skip_permission=True,
+        intake=version_intake(classifier, given, verified=True),
     )
     return str(run_execute(prepared)["output"]).strip().lower()
 
@@ -175,39 +195,49 @@ class Intake:
     version: PromptVersion
     values: dict[str, Any]
     redaction: Redaction
+    verified: bool = False  # the version was read and checked against its hash for this very call
 
 
-def run_intake(*, client: ApiClient, slug: str, variables: Any, skip_permission: bool = False) -> Intake:
+def version_intake(version: PromptVersion, variables: Any, *, verified: bool = False) -> Intake:
+    """The variables validated against the version (400) and redacted."""
+    variables_validate(version.variables, variables)
+    values, redaction = redact_variables(version.variables, variables, custom_patterns(version.redaction or {}))
+    return Intake(version=version, values=values, redaction=redaction, verified=verified)
+
+
+def run_intake(*, client: ApiClient, slug: str, variables: Any) -> Intake:
     """The released version (404, tampering), the client's permission (403), the variables (400) and
     their redaction: everything that may refuse a request before it is run or queued."""
     version = released_version_for_run(slug=slug, environment=client.environment)
-    if not skip_permission and not client.may_run(slug):
+    if not client.may_run(slug):
         raise RoleRequired(f"This API client may not run '{slug}'.")
-    variables_validate(version.variables, variables)
-    values, redaction = redact_variables(version.variables, variables, custom_patterns(version.redaction or {}))
-    return Intake(version=version, values=values, redaction=redaction)
+    return version_intake(version, variables)
 
 
 def run_prepare(
     *,
-    client: ApiClient,
+    client: ApiClient | None,
     slug: str,
     variables: Any,
     metadata: dict[str, str],
     endpoint: str,
     request_id: str,
-    skip_permission: bool = False,
     intake: Intake | None = None,
+    environment: str = "",
 ) -> Prepared:
     """Resolve, validate, render, redact, route and reserve. Raises the documented domain errors.
 
-    Queued work passes the `intake` it made when it was accepted: the version then pinned, and the
-    variables already validated and redacted."""
+    Queued work and evaluations pass the `intake` they made beforehand: the version pinned, and the
+    variables already validated and redacted. Without a client, `environment` says whose provider key
+    and caps pay."""
     started = time.perf_counter()
-    environment = client.environment
+    if client is not None:
+        environment = client.environment
     if intake is None:
-        intake = run_intake(client=client, slug=slug, variables=variables, skip_permission=skip_permission)
-    else:
+        if client is None:
+            raise TypeError("run_prepare needs an API client or an intake")
+        intake = run_intake(client=client, slug=slug, variables=variables)
+    elif not intake.verified:
         intake.version = prompt_version_verify(version=intake.version)  # tampering since it was accepted
     version, redacted_values, redaction = intake.version, intake.values, intake.redaction
     rendered = render_values(
@@ -220,7 +250,9 @@ def run_prepare(
     if endpoint != Endpoint.CLASSIFIER:
         # Queued work keeps no raw values: its classifier sees the redacted ones.
         seen = variables if variables is not None else redacted_values
-        model, rule = _route(version, rendered, client=client, variables=seen, request_id=request_id)
+        model, rule = _route(
+            version, rendered, client=client, environment=environment, variables=seen, request_id=request_id
+        )
     price, default_price = price_for(model), price_for(version.model)
     worst_case = cost(price, TokenUsage(input_tokens=estimate_tokens(rendered), output_tokens=version.max_tokens))
     base = _ledger_base(
@@ -430,8 +462,8 @@ def _write_records(
         checks=checks or {},
         **metadata_fields(prepared.metadata),
     )
-    if prepared.endpoint == Endpoint.CLASSIFIER:
-        return
+    if prepared.client is None or prepared.endpoint == Endpoint.CLASSIFIER:
+        return  # the request log holds API clients' runs
     Run.objects.create(
         public_id=prepared.run_id,
         request_id=prepared.request_id,

@@ -184,6 +184,13 @@ class Redaction:
             return text
         return PLACEHOLDER.sub(lambda m: self.by_placeholder.get(m.group(0), m.group(0)), text)
 
+    def conceal(self, text: str) -> str:
+        """The text with this request's values replaced by their placeholders again (for storing an
+        answer that was rehydrated)."""
+        for (_, value), token in sorted(self.by_value.items(), key=lambda item: -len(item[0][1])):
+            text = text.replace(value, token)
+        return text
+
     def as_counts(self) -> dict[str, int]:
         return dict(sorted(self.counts.items()))
 

@@ -8,8 +8,10 @@ from rest_framework.test import APIClient as HttpClient
 
 from keys import services as key_services
 from prompts import services
+from prompts.evaluations import evaluation_case_save
+from prompts.models import EvaluationCase
 from tests.factories import version_content
-from tests.prompts.upstream import Receiver
+from tests.prompts.upstream import EMAIL, Receiver
 
 
 @pytest.fixture
@@ -83,3 +85,38 @@ def receiver() -> Iterator[Receiver]:
     receiver = Receiver([])
     yield receiver
     receiver.server.shutdown()
+
+
+@pytest.fixture
+def suite(world, custodian, author):
+    """The world's prompt with two cases, and a development key for evaluations to run on."""
+    key_services.provider_key_create(
+        actor=custodian,
+        environment="development",
+        label="sandbox-dev",
+        secret="sk-ant-sandbox-test-key-0002",
+        owner=custodian,
+        base_url=world["sandbox"].url,
+        monthly_cap_usd=Decimal(100),
+    )
+    variables = {"ticket": "The export button does nothing since this morning.", "customer_email": EMAIL}
+    good = EvaluationCase(
+        prompt=world["prompt"],
+        name="export button",
+        variables=variables,
+        expectations=[
+            {"contains": "export button"},
+            {"contains": EMAIL},  # only true once the answer is rehydrated
+            {"regex": r"since this \w+"},
+            {
+                "similar_to": "Summarise this ticket: the export button does nothing since this morning",
+                "threshold": 0.6,
+            },
+        ],
+    )
+    bad = EvaluationCase(
+        prompt=world["prompt"], name="mentions a refund", variables=variables, expectations=[{"contains": "refund"}]
+    )
+    for case in (good, bad):
+        evaluation_case_save(actor=author, case=case, reason="regression suite")
+    return {**world, "good": good, "bad": bad}
