@@ -115,16 +115,20 @@ def _close(reservation: SpendReservation, *, status: str, spent: Decimal) -> lis
     return touched
 
 
+# Settling and writing the ledger share their caller's transaction when there is one (no savepoint: one
+# commit for the whole record of a call); alone, each is its own transaction.
+
+
 def spend_settle(*, reservation: SpendReservation, actual: Decimal) -> None:
     """Replace the hold by the real cost, and raise the budget alerts this spend crosses."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         for counter, hold in _close(reservation, status=ReservationStatus.SETTLED, spent=actual):
             _alerts_check(counter, hold)
 
 
 def spend_release(*, reservation: SpendReservation) -> None:
     """The call failed before it cost anything: give the hold back."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         _close(reservation, status=ReservationStatus.RELEASED, spent=Decimal(0))
 
 
@@ -224,7 +228,7 @@ def _price_cache_clear() -> None:
 def usage_record_write(**fields: Any) -> UsageRecord:
     """Append one row to the ledger (DESIGN.md §7) and add it to its hour's roll-up, in one transaction.
     Callers pass ids and names, never bodies or secrets."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         record = UsageRecord.objects.create(**fields)
         rollup_add(record)
     return record

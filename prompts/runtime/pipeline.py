@@ -24,7 +24,7 @@ from typing import Any
 
 import anthropic
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from config.errors import DomainError, RoleRequired
@@ -384,7 +384,6 @@ def _succeed(
 ) -> dict[str, Any]:
     """Settle, write the ledger row and the run, and build the result (output rehydrated)."""
     charged = cost(prepared.price, usage)
-    spend_settle(reservation=prepared.reservation, actual=charged)
     output = prepared.redaction.rehydrate(output_redacted)
     checks = output_checks_run(prepared.version.output_checks or {}, output)
     result = _result(
@@ -398,8 +397,9 @@ def _succeed(
         checks=checks,
         upstream_request_id=upstream_request_id,
     )
-    _write_records(
+    _close_and_record(
         prepared,
+        settle=True,
         outcome=Outcome.OK,
         usage=usage,
         charged=charged,
@@ -414,9 +414,10 @@ def _succeed(
     return result
 
 
-def _write_records(
+def _close_and_record(
     prepared: Prepared,
     *,
+    settle: bool,
     outcome: str,
     usage: TokenUsage,
     charged: Decimal,
@@ -429,39 +430,46 @@ def _write_records(
     checks: dict[str, Any] | None = None,
     output_redacted: str = "",
 ) -> None:
+    """Settle the reservation (or give it back) and write the ledger row in one transaction, so the
+    spend counters and the ledger always agree; then the run record (the request log)."""
     version = prepared.version
-    usage_record_write(
-        **_ledger_base(
-            client=prepared.client,
-            version=version,
-            environment=prepared.environment,
-            endpoint=prepared.endpoint,
-            request_id=prepared.request_id,
-            key=prepared.key,
-        ),
-        requested_model=prepared.requested_model,
-        model=prepared.model,
-        routing_rule=prepared.rule or "",
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cache_write_5m_tokens=usage.cache_write_5m_tokens,
-        cache_write_1h_tokens=usage.cache_write_1h_tokens,
-        cache_read_tokens=usage.cache_read_tokens,
-        cost_usd=charged,
-        default_model_cost_usd=cost(prepared.default_price, usage),
-        price=prepared.price,
-        latency_total_ms=latency["total"],
-        latency_upstream_ms=latency["upstream"],
-        time_to_first_token_ms=latency["time_to_first_token"],
-        outcome=outcome,
-        error_class=error_class,
-        retries=retries,
-        upstream_request_id=upstream_request_id,
-        stop_reason=stop_reason,
-        redactions=prepared.redaction.as_counts(),
-        checks=checks or {},
-        **metadata_fields(prepared.metadata),
-    )
+    with transaction.atomic():
+        if settle:
+            spend_settle(reservation=prepared.reservation, actual=charged)
+        else:
+            spend_release(reservation=prepared.reservation)
+        usage_record_write(
+            **_ledger_base(
+                client=prepared.client,
+                version=version,
+                environment=prepared.environment,
+                endpoint=prepared.endpoint,
+                request_id=prepared.request_id,
+                key=prepared.key,
+            ),
+            requested_model=prepared.requested_model,
+            model=prepared.model,
+            routing_rule=prepared.rule or "",
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_write_5m_tokens=usage.cache_write_5m_tokens,
+            cache_write_1h_tokens=usage.cache_write_1h_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cost_usd=charged,
+            default_model_cost_usd=cost(prepared.default_price, usage),
+            price=prepared.price,
+            latency_total_ms=latency["total"],
+            latency_upstream_ms=latency["upstream"],
+            time_to_first_token_ms=latency["time_to_first_token"],
+            outcome=outcome,
+            error_class=error_class,
+            retries=retries,
+            upstream_request_id=upstream_request_id,
+            stop_reason=stop_reason,
+            redactions=prepared.redaction.as_counts(),
+            checks=checks or {},
+            **metadata_fields(prepared.metadata),
+        )
     if prepared.client is None or prepared.endpoint == Endpoint.CLASSIFIER:
         return  # the request log holds API clients' runs
     Run.objects.create(
@@ -486,13 +494,10 @@ def _fail(
     """Record a failed call (ledger row with its class, the hold given back or settled) and say how to answer."""
     failure = classify(exc)
     charged = cost(prepared.price, usage)
-    if charged:
-        spend_settle(reservation=prepared.reservation, actual=charged)  # tokens already billed
-    else:
-        spend_release(reservation=prepared.reservation)
     latency = _latency(prepared, upstream_ms=upstream_ms, ttft_ms=ttft_ms)
-    _write_records(
+    _close_and_record(
         prepared,
+        settle=bool(charged),  # tokens already billed; else the hold is given back
         outcome=failure.outcome,
         usage=usage,
         charged=charged,
@@ -605,10 +610,10 @@ def _partial_usage(stream: Any) -> TokenUsage:
 def _caller_gone(prepared: Prepared, stream: Any, *, began: float, ttft_ms: int | None, output_redacted: str) -> None:
     usage = _partial_usage(stream)
     charged = cost(prepared.price, usage)
-    spend_settle(reservation=prepared.reservation, actual=charged)
     latency = _latency(prepared, upstream_ms=round((time.perf_counter() - began) * 1000), ttft_ms=ttft_ms)
-    _write_records(
+    _close_and_record(
         prepared,
+        settle=True,
         outcome=Outcome.CLIENT_ERROR,
         usage=usage,
         charged=charged,

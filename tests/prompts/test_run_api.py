@@ -15,7 +15,7 @@ from prompts import services
 from prompts.models import Run
 from tests.factories import version_content
 from tests.prompts.upstream import EMAIL, PHONE, TICKET, inject, sandbox_requests
-from usage.models import SpendReservation, UsageRecord
+from usage.models import SpendCounter, SpendReservation, UsageRecord
 
 pytestmark = pytest.mark.django_db
 
@@ -368,3 +368,20 @@ def test_a_classifier_prompt_picks_the_model(world, author, approver):
     assert body["routed"] == {"from": "claude-sonnet-4-6", "rule": "classifier:simple"}
     assert sorted(UsageRecord.objects.values_list("endpoint", flat=True)) == ["classifier", "run"]
     assert EMAIL not in json.dumps(sandbox_requests(world))
+
+
+def test_spend_is_settled_only_together_with_its_ledger_row(world, monkeypatch):
+    """If the ledger row cannot be written, the settlement is rolled back with it: the spend counters
+    never show spend the ledger does not (the hold stays until the reaper gives it back)."""
+
+    def broken(record):
+        raise RuntimeError("roll-up table unavailable")
+
+    monkeypatch.setattr("usage.services.rollup_add", broken)
+    world["http"].raise_request_exception = False
+
+    assert run(world).status_code == 500
+
+    assert not UsageRecord.objects.exists()
+    assert SpendReservation.objects.get().status == "held"
+    assert all(counter.spent_usd == 0 for counter in SpendCounter.objects.all())
