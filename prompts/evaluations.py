@@ -241,10 +241,12 @@ def evaluation_execute(run_id: int) -> EvaluationRun | None:
     cases = list(run.version.prompt.evaluation_cases.filter(active=True).order_by("name"))
     try:
         run.version = prompt_version_verify(version=run.version, fresh=True)
-    except DomainError as exc:
-        run.error, run.results = exc.detail[:300], []
-    else:
         run.results = [_case_result(run, case) for case in cases]
+    except DomainError as exc:  # the version failed its integrity check
+        run.error, run.results = exc.detail[:300], []
+    except Exception:  # a run must end: never left "running" by a fault of ours
+        logger.exception("Evaluation run %s stopped on an unexpected error", run.pk)
+        run.error, run.results = "The evaluation stopped on an unexpected error; the logs have the details.", []
     run.cases_total = len(run.results)
     run.cases_passed = sum(1 for result in run.results if result["passed"])
     run.pass_rate = run.cases_passed / run.cases_total if run.cases_total else 0.0

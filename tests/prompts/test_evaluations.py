@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.core import mail
+from django.db import connection
 
 from audit.models import AuditEvent
 from prompts import services
@@ -233,3 +234,29 @@ def test_metrics_expose_the_latest_pass_rate_of_each_live_version(suite, author,
     metrics = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
 
     assert 'tollgate_evaluation_pass_rate{prompt="support-summary",version="1"} 0.5' in metrics
+
+
+def test_a_run_that_breaks_ends_failed_with_a_reason(suite, author, evaluate, monkeypatch):
+    def broken(expectations, answer):
+        raise ValueError("unexpected")
+
+    monkeypatch.setattr("prompts.evaluations.expectation_failures", broken)
+
+    run = evaluate(author, suite["version"])
+
+    assert run.status == "failed"
+    assert run.error.startswith("The evaluation stopped on an unexpected error")
+    assert run.finished_at is not None
+
+
+def test_a_tampered_version_is_not_evaluated(suite, author, evaluate):
+    with connection.cursor() as cursor:  # edited in the database, past the application
+        cursor.execute(
+            "UPDATE prompts_promptversion SET system_prompt = 'tampered' WHERE id = %s", [suite["version"].pk]
+        )
+
+    run = evaluate(author, suite["version"])
+
+    assert run.status == "failed"
+    assert "does not match its recorded content hash" in run.error
+    assert run.results == []
