@@ -203,7 +203,7 @@ def _enqueue(run_id: int) -> None:
 def _claim(run_id: int) -> EvaluationRun | None:
     """The run, marked running; None when it has finished already (a redelivered task)."""
     with transaction.atomic():
-        run = EvaluationRun.objects.select_for_update().select_related("version__prompt").get(pk=run_id)
+        run = EvaluationRun.objects.select_for_update(of=("self",)).select_related("version__prompt").get(pk=run_id)
         if run.done:
             return None
         run.status, run.started_at = EvaluationStatus.RUNNING, timezone.now()
