@@ -29,6 +29,8 @@ EMAIL_DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # on the few matches. A run stops at a dot between digits (an IP address, a decimal), not at a full stop.
 DIGIT_RUN = re.compile(r"\d[\d ()-]{5,22}\d")
 IPV4_RUN = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
+# Phone numbers written with dots between their groups (415.555.2671, +33.1.42.68.53.00).
+DOTTED_RUN = re.compile(r"\d{1,4}(?:\.\d{1,4}){2,5}")
 IBAN = re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")
 SSN = re.compile(r"(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}")
 IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
@@ -117,6 +119,21 @@ def _digit_runs(text: str) -> Iterator[tuple[int, str]]:
             yield start, text[start:end]
 
 
+def _dotted_phones(text: str) -> Iterator[tuple[int, int]]:
+    """Spans of phone numbers written with dots: 10 to 15 digits (7 and more after a "+"), not an IP
+    address, valid for `phonenumbers`."""
+    for match in DOTTED_RUN.finditer(text):
+        start, end = match.span()
+        if start and text[start - 1] == "+":
+            start -= 1
+        run = text[start:end]
+        digits = len(run) - run.count(".") - run.startswith("+")
+        if not (10 <= digits <= 15 or (run.startswith("+") and digits >= 7)):
+            continue
+        if _word_bounded(text, start, end, dots=True) and not _valid_ip(run) and _valid_phone(run):
+            yield start, end
+
+
 def _candidates(text: str, extra: list[tuple[str, re.Pattern[str]]]) -> Iterator[tuple[int, int, str]]:
     """(start, end, kind) of everything to replace, most specific first; cheap hints skip whole scans."""
     for kind, pattern in extra:
@@ -138,6 +155,8 @@ def _candidates(text: str, extra: list[tuple[str, re.Pattern[str]]]) -> Iterator
     for match in IPV4_RUN.finditer(text):
         if _word_bounded(text, *match.span(), dots=True) and _valid_ip(match.group(0)):
             yield (*match.span(), "IP")
+    for start, end in _dotted_phones(text):
+        yield start, end, "PHONE"
     if ":" in text and IPV6_HINT.search(text):
         for match in IPV6.finditer(text):
             if _valid_ip(match.group(0)):

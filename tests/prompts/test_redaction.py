@@ -15,6 +15,8 @@ from prompts.runtime.redact import Redaction, StreamRehydrator, custom_patterns,
         ("write to jane.doe+billing@example.co.uk today", "EMAIL", "jane.doe+billing@example.co.uk"),
         ("call +44 20 7946 0958 after five", "PHONE", "+44 20 7946 0958"),
         ("call (415) 555-2671.", "PHONE", "(415) 555-2671"),
+        ("call 415.555.2671 today", "PHONE", "415.555.2671"),
+        ("in Paris: +33.1.42.68.53.00.", "PHONE", "+33.1.42.68.53.00"),
         ("card 4111 1111 1111 1111 expired", "CARD", "4111 1111 1111 1111"),
         ("pay to GB82 WEST 1234 5698 7654 32 please", "IBAN", "GB82 WEST 1234 5698 7654 32"),
         ("SSN 123-45-6789 on file", "SSN", "123-45-6789"),
@@ -38,6 +40,7 @@ def test_each_kind_is_found_and_replaced(text, kind, value):
         "order 12345678 of 2026-03-05",  # an order number and a date
         "card 4111 1111 1111 1112",  # fails Luhn
         "version 1.2.3.4000 and pi 3.14159",
+        "build 2026.11.27.1830 from 10.0.0.1.5",  # a dotted build number is no valid phone number
         "IBAN GB00 WEST 1234 5698 7654 32",  # bad checksum
         "ticket #ABC123456789 and 000-12-3456",
         "room 101, call ext. 4456",
