@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -39,10 +40,11 @@ from prompts.runtime.guards import (
     idempotency_abort,
     idempotency_begin,
     idempotency_store,
+    idempotent_stream,
     rate_limit_check,
 )
 from prompts.runtime.jobs import job_detail, job_for_client, job_submit
-from prompts.runtime.pipeline import run_execute, run_prepare, run_stream
+from prompts.runtime.pipeline import replay_stream, run_execute, run_prepare, run_stream
 from prompts.selectors import releases_in, run_detail
 from usage.choices import Endpoint
 
@@ -91,9 +93,11 @@ class PromptRunApi(APIView):
         request_id = current_request_id() or new_request_id()
         idempotency_key = request.headers.get("Idempotency-Key", "")[:200]
         digest = body_digest({"slug": slug, **request.data}) if idempotency_key else ""
-        if idempotency_key and not values["stream"]:
+        if idempotency_key:
             replay = idempotency_begin(client, idempotency_key, digest)
             if replay is not None:
+                if values["stream"]:
+                    return _event_stream(replay_stream(replay), replayed=True)
                 return Response(replay, headers={"Idempotent-Replayed": "true"})
         try:
             prepared = run_prepare(
@@ -105,20 +109,30 @@ class PromptRunApi(APIView):
                 request_id=request_id,
             )
             if values["stream"]:
-                response = StreamingHttpResponse(
-                    run_stream(prepared, domain_problem_body), content_type="text/event-stream"
+                if not idempotency_key:
+                    return _event_stream(run_stream(prepared, domain_problem_body))
+                completed: dict[str, Any] = {}
+                events = run_stream(prepared, domain_problem_body, completed=completed)
+                return _event_stream(
+                    idempotent_stream(events, client=client, key=idempotency_key, digest=digest, completed=completed)
                 )
-                response["Cache-Control"] = "no-cache"
-                response["X-Accel-Buffering"] = "no"
-                return response
             result = run_execute(prepared)
         except Exception:
-            if idempotency_key and not values["stream"]:
+            if idempotency_key:
                 idempotency_abort(client, idempotency_key)
             raise
         if idempotency_key:
             idempotency_store(client, idempotency_key, digest, result)
         return Response(result)
+
+
+def _event_stream(events: Iterator[bytes], *, replayed: bool = False) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    if replayed:
+        response["Idempotent-Replayed"] = "true"
+    return response
 
 
 def _submit_body(request: Request, serializer: type[Serializer]) -> dict[str, Any]:  # type: ignore[type-arg]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from django.core.cache import cache
@@ -91,3 +92,17 @@ def idempotency_store(client: ApiClient, key: str, digest: str, result: dict[str
 def idempotency_abort(client: ApiClient, key: str) -> None:
     """The request failed: let a retry with the same key run again."""
     cache.delete(_cache_key(client, key))
+
+
+def idempotent_stream(
+    events: Iterator[bytes], *, client: ApiClient, key: str, digest: str, completed: dict[str, Any]
+) -> Iterator[bytes]:
+    """Pass a stream's events on; when it ends, keep its result under the key if the run completed
+    (`completed` was filled), else free the key (an error, or the caller went away)."""
+    try:
+        yield from events
+    finally:
+        if completed:
+            idempotency_store(client, key, digest, completed)
+        else:
+            idempotency_abort(client, key)

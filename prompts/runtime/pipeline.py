@@ -541,19 +541,24 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-def run_stream(prepared: Prepared, problem: Any) -> Iterator[bytes]:
+def run_stream(prepared: Prepared, problem: Any, *, completed: dict[str, Any] | None = None) -> Iterator[bytes]:
     """Server-sent events: run.started, delta…, then run.completed or error. Placeholders are held back
-    until complete. If the caller goes away, the call is recorded and the reservation settled anyway."""
+    until complete. If the caller goes away, the call is recorded and the reservation settled anyway.
+    `completed` receives the run result once the run has completed."""
     sdk = client_for(prepared.key)
     _release_connection()
-    yield _sse(
-        "run.started",
-        {
-            "id": prepared.run_id,
-            "prompt": {"slug": prepared.version.prompt.slug, "version": prepared.version.number},
-            "model": prepared.model,
-        },
-    )
+    try:
+        yield _sse(
+            "run.started",
+            {
+                "id": prepared.run_id,
+                "prompt": {"slug": prepared.version.prompt.slug, "version": prepared.version.number},
+                "model": prepared.model,
+            },
+        )
+    except GeneratorExit:  # the caller left before the upstream call: nothing was spent
+        spend_release(reservation=prepared.reservation)
+        raise
     began = time.perf_counter()
     ttft_ms: int | None = None
     parts: list[str] = []
@@ -585,6 +590,8 @@ def run_stream(prepared: Prepared, problem: Any) -> Iterator[bytes]:
             upstream_request_id=stream.response.headers.get("request-id", ""),
         )
         finished = True
+        if completed is not None:
+            completed.update(result)
         yield _sse("run.completed", result)
     except (anthropic.APIError, anthropic.APIConnectionError) as exc:
         error = _fail(
@@ -600,6 +607,14 @@ def run_stream(prepared: Prepared, problem: Any) -> Iterator[bytes]:
         if not finished:
             # The caller disconnected (GeneratorExit) or something unexpected happened: record it.
             _caller_gone(prepared, stream, began=began, ttft_ms=ttft_ms, output_redacted="".join(parts))
+
+
+def replay_stream(result: dict[str, Any]) -> Iterator[bytes]:
+    """A completed run's result as the events its stream sent: the whole answer in one delta."""
+    yield _sse("run.started", {"id": result["id"], "prompt": result["prompt"], "model": result["model"]})
+    if result["output"]:
+        yield _sse("delta", {"text": result["output"]})
+    yield _sse("run.completed", result)
 
 
 def _partial_usage(stream: Any) -> TokenUsage:

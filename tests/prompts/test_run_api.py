@@ -295,6 +295,48 @@ def test_a_caller_leaving_mid_stream_still_settles_and_records(world):
     assert (row.endpoint, row.error_class) == ("stream", "ClientDisconnected")
 
 
+def test_an_idempotent_stream_is_replayed_as_events_without_a_second_call(world):
+    first = sse_events(run(world, stream=True, headers={"HTTP_IDEMPOTENCY_KEY": "stream-7"}))
+    replay = run(world, stream=True, headers={"HTTP_IDEMPOTENCY_KEY": "stream-7"})
+    as_json = run(world, headers={"HTTP_IDEMPOTENCY_KEY": "stream-7"})  # another body: not a stream
+
+    assert replay["Idempotent-Replayed"] == "true"
+    events = sse_events(replay)
+    assert [name for name, _ in events] == ["run.started", "delta", "run.completed"]
+    assert events[-1] == first[-1]
+    assert events[1][1]["text"] == first[-1][1]["output"]
+    assert EMAIL in events[1][1]["text"]
+    assert (as_json.status_code, as_json.json()["code"]) == (409, "idempotency_conflict")
+    assert len(sandbox_requests(world)) == 1
+
+
+def test_a_stream_that_failed_or_was_left_frees_its_idempotency_key(world):
+    inject(world, status="stream_error")
+    assert sse_events(run(world, stream=True, headers={"HTTP_IDEMPOTENCY_KEY": "k"}))[-1][0] == "error"
+    httpx2.post(f"{world['sandbox'].url}/_sandbox/config", json={"stream_chunk_chars": 2}).raise_for_status()
+    left = run(world, stream=True, headers={"HTTP_IDEMPOTENCY_KEY": "k"})
+    chunks = iter(left.streaming_content)
+    next(chunks)  # run.started
+    next(chunks)  # a first delta
+    left._iterator.close()  # the caller went away
+
+    retried = sse_events(run(world, stream=True, headers={"HTTP_IDEMPOTENCY_KEY": "k"}))
+
+    assert retried[-1][0] == "run.completed"
+    assert len(sandbox_requests(world)) == 3
+
+
+def test_a_caller_leaving_before_the_upstream_call_gives_the_hold_back(world):
+    response = run(world, stream=True)
+    next(iter(response.streaming_content))  # run.started
+
+    response._iterator.close()
+
+    assert SpendReservation.objects.get().status == "released"
+    assert sandbox_requests(world) == []
+    assert not UsageRecord.objects.exists()  # no upstream call, no ledger row
+
+
 def test_a_client_sees_its_usage_grouped(world):
     run(world)
     run(world, metadata={"feature": "triage"})
