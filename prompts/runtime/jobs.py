@@ -142,7 +142,12 @@ def job_execute(job_id: int) -> float | None:
         if lost_request_id:
             _attempt_lost(job, lost_request_id)
         with bound(RequestContext(request_id=job.attempt_request_id)):
-            return _attempt(job)
+            delay = _attempt(job)
+        # Logged under the request that queued the job; the attempt's id is the ledger row's request id.
+        logger.info(
+            "Job %s: attempt %s %s", job, job.attempt_request_id, "ended" if delay is None else "will be retried"
+        )
+        return delay
     finally:
         throttle.slot_give_back(job.environment, slot)
 

@@ -3,6 +3,7 @@ upstream, and a worker process killed with SIGKILL in the middle of a job."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 
 from config.celery_app import app
 from prompts.models import Job, WebhookDelivery
-from tests.conftest import start_worker, stop_worker
+from tests.conftest import ROOT, start_worker, stop_worker
 from tests.prompts.test_jobs import submit
 from tests.prompts.upstream import EMAIL
 from usage.models import SpendReservation, UsageRecord
@@ -45,6 +46,22 @@ def test_a_worker_runs_the_job_and_calls_back(world, celery_worker, receiver):
     assert job["status"] == "succeeded"
     assert EMAIL in job["result"]["output"]
     assert UsageRecord.objects.get().endpoint == "job"
+
+
+def test_the_worker_logs_under_the_request_id_of_the_call_that_queued_the_job(world, celery_worker):
+    trace = f"trace-{time.monotonic_ns()}"
+    body = {"variables": {"ticket": "A ticket", "customer_email": EMAIL}}
+    response = world["http"].post("/api/v1/prompts/support-summary/jobs", body, format="json", HTTP_X_REQUEST_ID=trace)
+    job_id = response.json()["id"]
+
+    wait_for(finished(job_id))
+
+    log = ROOT / "var" / "test-celery-worker.log"
+    wait_for(lambda: f"Job {job_id}: attempt" in log.read_text())
+    lines = [json.loads(line) for line in log.read_text().splitlines() if f"Job {job_id}: attempt" in line]
+    assert [line["request_id"] for line in lines] == [trace]
+    attempt = UsageRecord.objects.get().request_id  # the ledger row names the attempt the line names
+    assert lines[0]["message"] == f"Job {job_id}: attempt {attempt} ended"
 
 
 def test_a_spike_drains_under_the_upstream_rate_without_a_429(world, celery_worker):
