@@ -9,7 +9,8 @@ from django.conf import settings
 
 from audit.evidence import EvidenceType, Period, register
 from audit.models import AuditEvent
-from prompts.models import Prompt, PromptVersion, Release
+from prompts.choices import EvaluationStatus
+from prompts.models import EvaluationRun, Prompt, PromptVersion, Release
 
 CHANGE_COLUMNS = (
     "change_id",
@@ -26,12 +27,30 @@ CHANGE_COLUMNS = (
     "approver",
     "approved_at",
     "author_is_not_approver",
+    "evaluation_before_approval",
+    "evaluated_at",
     "released_by",
     "released_at",
     "rollback_of",
     "audit_sequence",
     "audit_hash",
 )
+
+
+def _evaluation_before_approval(version: PromptVersion | None) -> EvaluationRun | None:
+    """The last finished evaluation of the version's content before it was approved."""
+    if version is None or version.reviewed_at is None:
+        return None
+    return (
+        EvaluationRun.objects.filter(
+            version=version,
+            content_hash=version.content_hash,
+            status__in=[EvaluationStatus.PASSED, EvaluationStatus.FAILED],
+            finished_at__lte=version.reviewed_at,
+        )
+        .order_by("-finished_at")
+        .first()
+    )
 
 
 def _change_rows(period: Period) -> Iterator[dict[str, Any]]:
@@ -49,6 +68,7 @@ def _change_rows(period: Period) -> Iterator[dict[str, Any]]:
             )
         }
         before, after = versions.get(number_from), versions.get(number_to)
+        evaluation = _evaluation_before_approval(after)
         yield {
             "change_id": f"CHG-{event.sequence}",
             "object": slug,
@@ -64,6 +84,10 @@ def _change_rows(period: Period) -> Iterator[dict[str, Any]]:
             "approver": after.reviewed_by.get_username() if after and after.reviewed_by else "",
             "approved_at": after.reviewed_at if after else None,
             "author_is_not_approver": bool(after and after.reviewed_by_id and after.reviewed_by_id != after.author_id),
+            "evaluation_before_approval": (
+                f"{evaluation.status} {evaluation.cases_passed} of {evaluation.cases_total}" if evaluation else ""
+            ),
+            "evaluated_at": evaluation.finished_at if evaluation else None,
             "released_by": event.actor_repr,
             "released_at": event.occurred_at,
             "rollback_of": number_from if event.action == "release.rollback" else None,
@@ -127,7 +151,8 @@ def register_all() -> None:
             name="change_management",
             title="Change management (prompt releases)",
             description="Every release and rollback of a prompt version in the period: what changed, who "
-            "wrote, approved and released it, with the audit event that records it (CC8.1).",
+            "wrote, approved and released it, the last evaluation of its content finished before approval, "
+            "and the audit event that records it (CC8.1).",
             columns=CHANGE_COLUMNS,
             rows=_change_rows,
         )

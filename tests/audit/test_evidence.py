@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from datetime import UTC, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from audit.evidence_verify import verify_package
 from audit.models import AuditEvent
 from keys import services as key_services
 from keys.models import ProviderKey
-from prompts.models import Prompt
+from prompts.models import EvaluationRun, Prompt, PromptVersion
 from usage.models import BudgetAlert, UsageRecord
 from usage.services import budget_alert_acknowledge, usage_record_write
 
@@ -128,6 +129,25 @@ def test_change_management_rows_carry_the_four_eyes_and_the_audit_event(world):
     assert row["author"] != row["approver"]
     assert row["author_is_not_approver"] is True
     assert len(row["content_hash_after"]) == 64
+    assert (row["evaluation_before_approval"], row["evaluated_at"]) == ("", None)  # the demo data has none
+
+
+def test_change_management_rows_show_the_evaluation_the_approver_saw(world):
+    version = PromptVersion.objects.get(prompt__slug="support-summary", number=1)
+    finished = version.reviewed_at - timedelta(minutes=5)
+    EvaluationRun.objects.create(version=version, content_hash=version.content_hash, trigger="manual",
+                                 status="passed", environment="development", cases_total=2, cases_passed=2,
+                                 pass_rate=1.0, finished_at=finished)  # fmt: skip
+    EvaluationRun.objects.create(version=version, content_hash=version.content_hash, trigger="scheduled",
+                                 status="failed", environment="development", cases_total=2, cases_passed=1,
+                                 pass_rate=0.5, finished_at=timezone.now())  # after approval: not shown  # fmt: skip
+    data, _ = export("change_management")
+
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        rows = [json.loads(line) for line in archive.read("change_management.jsonl").splitlines()]
+    row = next(row for row in rows if row["object"] == "support-summary")
+    assert row["evaluation_before_approval"] == "passed 2 of 2"
+    assert row["evaluated_at"] == finished.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def test_key_inventory_shows_cap_changes_and_never_the_secret(world):
