@@ -67,6 +67,8 @@ TOLLGATE_EVALUATION_ENVIRONMENT: str = env.str("TOLLGATE_EVALUATION_ENVIRONMENT"
 if TOLLGATE_EVALUATION_ENVIRONMENT not in ("development", "staging", "production"):
     raise ImproperlyConfigured("TOLLGATE_EVALUATION_ENVIRONMENT is one of development, staging, production.")
 TOLLGATE_EVALUATION_MIN_PASS_RATE: float = env.float("TOLLGATE_EVALUATION_MIN_PASS_RATE", default=1.0)
+if not 0 <= TOLLGATE_EVALUATION_MIN_PASS_RATE <= 1:
+    raise ImproperlyConfigured("TOLLGATE_EVALUATION_MIN_PASS_RATE is a share of cases, from 0 to 1.")
 TOLLGATE_APPROVAL_REQUIRES_EVALUATION: bool = env.bool("TOLLGATE_APPROVAL_REQUIRES_EVALUATION", default=False)
 
 # GET /metrics: with a token, scrapes must send it as a bearer token; without, only loopback is answered.

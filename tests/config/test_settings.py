@@ -67,3 +67,13 @@ def test_check_deploy_is_clean_with_production_variables():
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("TOLLGATE_EVALUATION_ENVIRONMENT", "prod"), ("TOLLGATE_EVALUATION_MIN_PASS_RATE", "95")]
+)
+def test_evaluation_settings_out_of_range_stop_start_up_with_their_name(name, value):
+    result = manage("check", **PRODUCTION, **{name: value})
+
+    assert result.returncode != 0
+    assert name in result.stderr
