@@ -141,23 +141,15 @@ def audit_checkpoints_write(*, now: datetime | None = None) -> list[AuditCheckpo
             last_sequence, last_hash = top["sequence"], top["hash"]
         else:
             first_sequence, count = None, 0
-        payload = checkpoint_payload(
-            period_end=period_end,
-            first_sequence=first_sequence,
-            last_sequence=last_sequence,
-            count=count,
-            last_hash=last_hash,
-            previous_signature=previous_signature,
-        )
-        checkpoint = AuditCheckpoint.objects.create(
-            period_end=period_end,
-            first_sequence=first_sequence,
-            last_sequence=last_sequence,
-            count=count,
-            last_hash=last_hash,
-            previous_signature=previous_signature,
-            signature=sign(payload),
-        )
+        signed: dict[str, Any] = {
+            "period_end": period_end,
+            "first_sequence": first_sequence,
+            "last_sequence": last_sequence,
+            "count": count,
+            "last_hash": last_hash,
+            "previous_signature": previous_signature,
+        }
+        checkpoint = AuditCheckpoint.objects.create(**signed, signature=sign(checkpoint_payload(**signed)))
         written.append(checkpoint)
         previous_signature = checkpoint.signature
         period_end += HOUR

@@ -15,14 +15,13 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import httpx2
 import redis
 
-from bench.run_endpoint import PG, REDIS, ROOT, VARIABLES, environment, free_port, prepare, wait_for
+from bench.run_endpoint import PG, REDIS, ROOT, VARIABLES, environment, free_port, prepare, serve, wait_for
 
 WORKER_THREADS = 16
 
@@ -147,12 +146,7 @@ def main() -> None:
     try:
         token = prepare(env)
         wait_for(sandbox_port)
-        web = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{web_port}",
-             "--workers", "2", "--threads", "16", "--worker-class", "gthread", "--log-level", "warning"],
-            cwd=ROOT, env=env,
-        )  # fmt: skip
-        wait_for(web_port)
+        web = serve(env, web_port, threads=16)
         url, sandbox_url = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{sandbox_port}"
         print(json.dumps(throughput(url, token, env)), flush=True)
         print(json.dumps(spike(url, token, env, sandbox_url)), flush=True)

@@ -70,6 +70,17 @@ def environment(sandbox_port: int) -> dict[str, str]:
     }
 
 
+def serve(env: dict[str, str], port: int, *, threads: int) -> subprocess.Popen[bytes]:
+    """Tollgate as production serves it: gunicorn, two gthread workers; returns once it listens."""
+    web = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
+         "--workers", "2", "--threads", str(threads), "--worker-class", "gthread", "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    wait_for(port)
+    return web
+
+
 def prepare(env: dict[str, str]) -> str:
     """A fresh database with the demo data; returns the production demo client's token."""
     subprocess.run(["psql", PG + "/postgres", "-qc", "DROP DATABASE IF EXISTS tollgate_bench"], check=True)
@@ -221,12 +232,7 @@ def main() -> None:
     try:
         token = prepare(env)
         wait_for(sandbox_port)
-        web = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{web_port}",
-             "--workers", "2", "--threads", "32", "--worker-class", "gthread", "--log-level", "warning"],
-            cwd=ROOT, env=env,
-        )  # fmt: skip
-        wait_for(web_port)
+        web = serve(env, web_port, threads=32)
         url, sandbox_url = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{sandbox_port}"
         for figures in (
             overhead(url, token, sandbox_url),

@@ -356,10 +356,6 @@ class EvaluationCaseAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
         return False  # a case is made inactive instead: past runs name it
 
 
-RUN_FIELDS = ("version", "content_hash", "status", "pass_rate_shown", "trigger", "requested_by", "environment",
-              "error", "created_at", "started_at", "finished_at", "case_results")  # fmt: skip
-
-
 @admin.register(EvaluationRun)
 class EvaluationRunAdmin(ReadOnlyAdmin):
     """Evaluation runs and each case's result. Started from a version's page ("Run evaluation") or by
@@ -369,8 +365,9 @@ class EvaluationRunAdmin(ReadOnlyAdmin):
     list_filter = ["status", "trigger", "version__prompt"]
     list_select_related = ["version__prompt", "requested_by"]
     date_hierarchy = "created_at"
-    fields = RUN_FIELDS
-    readonly_fields = RUN_FIELDS
+    fields = readonly_fields = ("version", "content_hash", "status", "pass_rate_shown", "trigger", "requested_by",
+                                "environment", "error", "created_at", "started_at", "finished_at",
+                                "case_results")  # fmt: skip
 
     @admin.display(description="pass rate", ordering="pass_rate")
     def pass_rate_shown(self, obj: EvaluationRun) -> str:

@@ -214,7 +214,7 @@ def _claim(run_id: int) -> EvaluationRun | None:
 def _case_result(run: EvaluationRun, case: EvaluationCase) -> dict[str, Any]:
     result: dict[str, Any] = {"case": case.pk, "name": case.name}
     try:
-        intake = version_intake(run.version, case.variables)
+        intake = version_intake(run.version, case.variables, verified=True)  # verified when the run began
         prepared = run_prepare(
             client=None,
             environment=run.environment,
@@ -249,25 +249,26 @@ def evaluation_execute(run_id: int) -> EvaluationRun | None:
         run.error, run.results = "The evaluation stopped on an unexpected error; the logs have the details.", []
     run.cases_total = len(run.results)
     run.cases_passed = sum(1 for result in run.results if result["passed"])
-    run.pass_rate = run.cases_passed / run.cases_total if run.cases_total else 0.0
-    passed = not run.error and run.pass_rate >= settings.TOLLGATE_EVALUATION_MIN_PASS_RATE
+    rate = run.cases_passed / run.cases_total if run.cases_total else 0.0
+    run.pass_rate = rate
+    passed = not run.error and rate >= settings.TOLLGATE_EVALUATION_MIN_PASS_RATE
     run.status = EvaluationStatus.PASSED if passed else EvaluationStatus.FAILED
     run.finished_at = timezone.now()
     run.save(update_fields=["results", "error", "cases_total", "cases_passed", "pass_rate", "status",
                             "finished_at"])  # fmt: skip
-    _drift_check(run)
+    _drift_check(run, rate)
     return run
 
 
-def _drift_check(run: EvaluationRun) -> None:
+def _drift_check(run: EvaluationRun, rate: float) -> None:
     """A pass rate lower than the same version's previous run: the model's answers changed under it."""
-    previous = (
+    before = (
         EvaluationRun.objects.filter(version=run.version, finished_at__lt=run.finished_at, pass_rate__isnull=False)
-        .exclude(pk=run.pk)
         .order_by("-finished_at")
+        .values_list("pass_rate", flat=True)
         .first()
     )
-    if previous is None or previous.pass_rate is None or run.pass_rate is None or run.pass_rate >= previous.pass_rate:
+    if before is None or rate >= before:
         return
     day = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     subject = f"{run.version.prompt.slug} v{run.version.number}"
@@ -275,9 +276,9 @@ def _drift_check(run: EvaluationRun) -> None:
         kind=MonitorAlert.Kind.QUALITY_DRIFT,
         subject=subject,
         window_start=day - timedelta(days=day.weekday()),  # one alert per version and week
-        value=run.pass_rate,
-        threshold=previous.pass_rate,
-        message=f"Evaluation pass rate of {subject} fell from {previous.pass_rate:.0%} to {run.pass_rate:.0%} "
+        value=rate,
+        threshold=before,
+        message=f"Evaluation pass rate of {subject} fell from {before:.0%} to {rate:.0%} "
         f"({run.cases_passed} of {run.cases_total} cases passed)",
     )
 

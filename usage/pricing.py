@@ -9,7 +9,7 @@ the model's threshold. Without a 5m/1h breakdown, all cache writes count as 5-mi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +27,10 @@ class TokenUsage:
     cache_write_5m_tokens: int = 0
     cache_write_1h_tokens: int = 0
     cache_read_tokens: int = 0
+
+    def ledger_fields(self) -> dict[str, int]:
+        """The counts as the ledger's token columns (they share these names)."""
+        return asdict(self)
 
     @property
     def prompt_tokens(self) -> int:

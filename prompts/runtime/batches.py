@@ -318,11 +318,7 @@ def batch_results_collect(batch: Batch) -> None:
                 usage_record_write(
                     **base,
                     model=message.model,
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    cache_write_5m_tokens=usage.cache_write_5m_tokens,
-                    cache_write_1h_tokens=usage.cache_write_1h_tokens,
-                    cache_read_tokens=usage.cache_read_tokens,
+                    **usage.ledger_fields(),
                     cost_usd=charged,
                     default_model_cost_usd=charged,
                     price=price,
