@@ -53,6 +53,11 @@ TOLLGATE_JOB_MAPPING_TTL_HOURS: int = env.int("TOLLGATE_JOB_MAPPING_TTL_HOURS", 
 TOLLGATE_WEBHOOK_MAX_ATTEMPTS: int = env.int("TOLLGATE_WEBHOOK_MAX_ATTEMPTS", default=8)
 TOLLGATE_WEBHOOK_BACKOFF_SECONDS: float = env.float("TOLLGATE_WEBHOOK_BACKOFF_SECONDS", default=15.0)
 TOLLGATE_WEBHOOK_ALLOW_LOOPBACK: bool = env.bool("TOLLGATE_WEBHOOK_ALLOW_LOOPBACK", default=DEBUG)
+# Callback receivers allowed ("hooks.example.com", "*.example.com" for the names under it); empty: any
+# public host. The address checks of prompts.runtime.egress apply either way.
+TOLLGATE_WEBHOOK_ALLOWED_HOSTS: list[str] = [
+    host.strip().lower() for host in env.list("TOLLGATE_WEBHOOK_ALLOWED_HOSTS", default=[]) if host.strip()
+]
 TOLLGATE_BATCH_POLL_SECONDS: float = env.float("TOLLGATE_BATCH_POLL_SECONDS", default=30.0)
 
 # Alerts on the last whole hour's roll-ups (with at least MIN_CALLS calls): p95 latency of a prompt, and

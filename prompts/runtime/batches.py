@@ -34,7 +34,8 @@ from prompts.errors import InvalidVariables
 from prompts.models import Batch, BatchItem
 from prompts.rendering import render_values, variables_validate
 from prompts.runtime.checks import output_checks_run
-from prompts.runtime.jobs import callback_url_validate, sealed_for, unsealed
+from prompts.runtime.egress import callback_url_validate
+from prompts.runtime.jobs import sealed_for, unsealed
 from prompts.runtime.pipeline import (
     NoProviderKey,
     caps_for,

@@ -10,13 +10,11 @@ attempt takes over (see `_attempt_lost`).
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 from datetime import timedelta
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -31,6 +29,7 @@ from prompts.choices import JobStatus
 from prompts.errors import VersionTampered
 from prompts.models import Job
 from prompts.runtime import throttle
+from prompts.runtime.egress import callback_url_validate
 from prompts.runtime.pipeline import Intake, UpstreamError, public_id, run_execute, run_intake, run_prepare
 from prompts.runtime.redact import Redaction
 from usage.choices import CapScope, Endpoint, Outcome
@@ -63,22 +62,6 @@ def sealed_for(kind: str, row: str, environment: str, plaintext: str) -> Sealed:
 
 def unsealed(kind: str, row: str, environment: str, ciphertext: str, kek_id: str) -> str:
     return unseal(Sealed(ciphertext, kek_id), aad=associated_data(kind=kind, row=row, environment=environment))
-
-
-def callback_url_validate(url: str) -> str:
-    """`https` only; plain `http` to a loopback address when TOLLGATE_WEBHOOK_ALLOW_LOOPBACK (DEBUG)."""
-    if not url:
-        return ""
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return url
-    if parts.scheme == "http" and parts.hostname and settings.TOLLGATE_WEBHOOK_ALLOW_LOOPBACK:
-        try:
-            if parts.hostname == "localhost" or ipaddress.ip_address(parts.hostname).is_loopback:
-                return url
-        except ValueError:
-            pass
-    raise DomainError("callback_url must be an https URL.", extra={"errors": {"callback_url": "must be https"}})
 
 
 # --- accepting a job --------------------------------------------------------------------------------------

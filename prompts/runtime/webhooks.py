@@ -1,8 +1,10 @@
 """Callbacks of jobs and batches (DESIGN.md §6 Webhooks): the final JSON, POSTed and signed with the API
 client's webhook secret as `Tollgate-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
 
-Every attempt is recorded (WebhookDelivery). A non-2xx answer, a redirect (never followed) or a network
-error is retried with exponential backoff, up to TOLLGATE_WEBHOOK_MAX_ATTEMPTS.
+Every attempt is recorded (WebhookDelivery). A non-2xx answer, a redirect (never followed), a host that
+does not resolve or a network error is retried with exponential backoff, up to TOLLGATE_WEBHOOK_MAX_ATTEMPTS.
+A URL the egress checks refuse (prompts.runtime.egress: an address that is not public, a host not in the
+allow-list) is recorded once with that reason and never tried again.
 """
 
 from __future__ import annotations
@@ -10,9 +12,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import http.client
 import time
-import urllib.error
-import urllib.request
 from functools import partial
 from typing import Any
 
@@ -21,17 +22,9 @@ from django.db import transaction
 
 from keys.services import api_client_webhook_secret
 from prompts.models import Batch, Job, WebhookDelivery
+from prompts.runtime.egress import EgressRefused, Unresolvable, egress_post
 
-TIMEOUT_SECONDS = 10
 USER_AGENT = "Tollgate-Webhooks/1"
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a 3xx is answered as an HTTPError: a failed attempt
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
 
 
 def signature(secret: str, body: bytes, at: int) -> str:
@@ -59,31 +52,29 @@ def _payload(kind: str, pk: int) -> tuple[Job | Batch, dict[str, Any]]:
 
 
 def webhook_attempt(kind: str, pk: int, attempt: int) -> float | None:
-    """POST the final JSON once. Returns None when done (delivered, or out of attempts), else the seconds
-    to wait before the next attempt."""
+    """POST the final JSON once. Returns None when done (delivered, refused by the egress checks, or out of
+    attempts), else the seconds to wait before the next attempt."""
     target, payload = _payload(kind, pk)
     body = json.dumps(payload, ensure_ascii=False).encode()
     at = int(time.time())
-    request = urllib.request.Request(  # noqa: S310  (https, or loopback when allowed: callback_url_validate)
-        target.callback_url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            "Tollgate-Signature": signature(api_client_webhook_secret(client=target.api_client), body, at),
-            "Tollgate-Delivery-Attempt": str(attempt),
-        },
-    )
-    status, error = None, ""
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "Tollgate-Signature": signature(api_client_webhook_secret(client=target.api_client), body, at),
+        "Tollgate-Delivery-Attempt": str(attempt),
+    }
+    status, error, final = None, "", False
     began = time.perf_counter()
     try:
-        with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        status, error = exc.code, f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError) as exc:
-        error = type(getattr(exc, "reason", exc)).__name__
+        status = egress_post(target.callback_url, body=body, headers=headers)
+        if not 200 <= status < 300:
+            error = f"HTTP {status}"  # a 3xx too: its Location is not followed
+    except EgressRefused as exc:
+        error, final = exc.reason, True  # never retried: another attempt would only probe the target again
+    except Unresolvable:
+        error = "unresolvable"
+    except (OSError, http.client.HTTPException) as exc:
+        error = type(exc).__name__
     delivered = status is not None and 200 <= status < 300
     WebhookDelivery.objects.create(
         job=target if isinstance(target, Job) else None,
@@ -95,6 +86,6 @@ def webhook_attempt(kind: str, pk: int, attempt: int) -> float | None:
         duration_ms=round((time.perf_counter() - began) * 1000),
         delivered=delivered,
     )
-    if delivered or attempt >= settings.TOLLGATE_WEBHOOK_MAX_ATTEMPTS:
+    if delivered or final or attempt >= settings.TOLLGATE_WEBHOOK_MAX_ATTEMPTS:
         return None
     return float(min(settings.TOLLGATE_WEBHOOK_BACKOFF_SECONDS * 2 ** (attempt - 1), 3600))
