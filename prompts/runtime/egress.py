@@ -13,12 +13,13 @@ Refused (`address_refusal`), for every address a name resolves to — one bad ad
   assignments), 192.0.2/24, 198.51.100/24, 203.0.113/24 (documentation), 192.88.99/24 (6to4 relays),
   198.18/15 (benchmarking), 224/4 (multicast), 240/4 (reserved, with the broadcast address).
 - IPv6: :: and ::1, ::/96 (IPv4-compatible, deprecated), 64:ff9b:1::/48 (local-use NAT64), 100::/64
-  (discard), 2001::/23 (IETF assignments), 2001:db8::/32 and 3fff::/20 (documentation), fc00::/7 (unique
-  local), fe80::/10 (link-local), fec0::/10 (site-local), ff00::/8 (multicast), and whatever else Python
-  does not call global or calls reserved.
-- IPv6 forms that carry an IPv4 address are judged by that address: IPv4-mapped ::ffff:0:0/96, NAT64
-  64:ff9b::/96, 6to4 2002::/16 and Teredo 2001::/32 (server and client). An embedded loopback address is
-  refused even where loopback is allowed: only the plain forms are.
+  (discard), 2001::/23 (IETF assignments, with Teredo 2001::/32), 2001:db8::/32 and 3fff::/20
+  (documentation), 2002::/16 (6to4), fc00::/7 (unique local), fe80::/10 (link-local), fec0::/10
+  (site-local), ff00::/8 (multicast), and whatever else Python does not call global or calls reserved.
+  Teredo and 6to4 tunnel to whatever IPv4 address they embed, and no receiver publishes one: all refused.
+- IPv4-mapped ::ffff:0:0/96 and NAT64 64:ff9b::/96 (what DNS64 answers on an IPv6-only network) are judged
+  by the IPv4 address they carry. An embedded loopback address is refused even where loopback is allowed:
+  only the plain forms are.
 Loopback (127/8, ::1) is allowed only with TOLLGATE_WEBHOOK_ALLOW_LOOPBACK (development and tests).
 
 The URL itself must be `https` (plain `http` only to localhost or a loopback literal, with the loopback
@@ -67,6 +68,7 @@ BLOCKED_NETWORKS: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str
     (_v6("2001::/23"), "IETF protocol assignments"),
     (_v6("2001:db8::/32"), "documentation"),
     (_v6("3fff::/20"), "documentation"),
+    (_v6("2002::/16"), "6to4"),
     (_v6("fc00::/7"), "unique local"),
     (_v6("fe80::/10"), "link-local"),
     (_v6("fec0::/10"), "site-local"),
@@ -75,7 +77,9 @@ BLOCKED_NETWORKS: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str
 NAT64 = _v6("64:ff9b::/96")
 TIMEOUT_SECONDS = 10
 # A host name as DNS spells it (IDNs in their xn-- form), or an IP literal that `ipaddress` parses.
-_HOST_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$"
+)
 
 
 class EgressRefused(DomainError):
@@ -129,14 +133,11 @@ def address_refusal(address: IPAddress, *, allow_loopback: bool) -> str | None:
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 address an IPv4-mapped or NAT64 address reaches."""
     if address.ipv4_mapped:
         return (address.ipv4_mapped,)
     if address in NAT64:
         return (ipaddress.IPv4Address(int(address) & 0xFFFFFFFF),)
-    if address.sixtofour:
-        return (address.sixtofour,)
-    if address.teredo:
-        return address.teredo
     return ()
 
 
@@ -277,5 +278,5 @@ def egress_post(url: str, *, body: bytes, headers: dict[str, str]) -> int:
             return connection.getresponse().status
         finally:
             connection.close()
-    assert failure is not None  # noqa: S101  (egress_check returns at least one address)
+    assert failure is not None
     raise failure

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import http.client
+import json
 import time
 from functools import partial
 from typing import Any

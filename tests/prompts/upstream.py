@@ -3,6 +3,7 @@ of what reached it, faults, and a webhook receiver."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -22,9 +23,10 @@ def inject(world, **fault) -> None:
 
 
 class Receiver:
-    """A webhook receiver on 127.0.0.1: answers each POST with the next status in `statuses`."""
+    """A webhook receiver on 127.0.0.1: answers each POST with the next status in `statuses`; over TLS with
+    the certificate of `tls` when given."""
 
-    def __init__(self, statuses: list[int]) -> None:
+    def __init__(self, statuses: list[int], tls: ssl.SSLContext | None = None) -> None:
         self.statuses = statuses
         self.received: list[tuple[dict[str, str], bytes]] = []
         receiver = self
@@ -44,5 +46,9 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            self.url = f"https://127.0.0.1:{self.port}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
