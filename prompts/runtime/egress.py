@@ -112,19 +112,15 @@ class Target:
 
 def address_refusal(address: IPAddress, *, allow_loopback: bool) -> str | None:
     """Why Tollgate must not connect to `address`, or None when it is a public unicast address."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(address)
-        if embedded:
-            for inner in embedded:
-                why = address_refusal(inner, allow_loopback=False)
-                if why:
-                    return f"embeds a {why} IPv4 address"
-            return None
+    if isinstance(address, ipaddress.IPv6Address) and (embedded := _embedded_ipv4(address)):
+        why = address_refusal(embedded, allow_loopback=False)
+        return f"embeds a {why} IPv4 address" if why else None
     if allow_loopback and address.is_loopback:
         return None
     for network, why in BLOCKED_NETWORKS:
         if address.version == network.version and address in network:
             return why
+    # What the list above misses and Python knows of (its tables grow with each release).
     if address.is_multicast or address.is_reserved or address.is_unspecified or address.is_link_local:
         return "reserved"
     if address.is_private or not address.is_global:
@@ -132,13 +128,13 @@ def address_refusal(address: IPAddress, *, allow_loopback: bool) -> str | None:
     return None
 
 
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     """The IPv4 address an IPv4-mapped or NAT64 address reaches."""
     if address.ipv4_mapped:
-        return (address.ipv4_mapped,)
+        return address.ipv4_mapped
     if address in NAT64:
-        return (ipaddress.IPv4Address(int(address) & 0xFFFFFFFF),)
-    return ()
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
 
 
 def resolve(host: str, port: int) -> list[IPAddress]:
