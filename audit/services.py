@@ -337,7 +337,7 @@ def audit_chain_verify(
     now = now or timezone.now()
     directory = anchor_dir or anchor_directory()
     events = AuditEvent.objects.order_by("sequence").values("hash", *HASHED_FIELDS).iterator(chunk_size=5000)
-    problem, last_sequence, _ = first_break(events)
+    problem, last_sequence, last_hash = first_break(events)
     problems = [problem] if problem is not None else []
     head = AuditChainHead.objects.filter(id=1).first()
     head_sequence = head.last_sequence if head else 0
@@ -348,6 +348,9 @@ def audit_chain_verify(
         )
     elif problem is None and last_sequence > head_sequence:
         problems.append(Problem(head_sequence + 1, "the chain head never handed out this number (inserted)"))
+    elif problem is None and head is not None and head.last_hash != last_hash:
+        # The next append would chain from this hash: the trail would break there.
+        problems.append(Problem(head_sequence, "the chain head's hash is not this event's (edited)"))
     anchors, unreadable = anchors_read(directory)
     problems.extend(Problem(1, f"anchor {name} in {directory} is not a readable anchor") for name in unreadable)
     checkpoints = list(AuditCheckpoint.objects.order_by("period_end"))
