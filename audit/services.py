@@ -350,7 +350,13 @@ def audit_chain_verify(
         problems.append(Problem(head_sequence + 1, "the chain head never handed out this number (inserted)"))
     elif problem is None and head is not None and head.last_hash != last_hash:
         # The next append would chain from this hash: the trail would break there.
-        problems.append(Problem(head_sequence, "the chain head's hash is not this event's (edited)"))
+        problems.append(
+            Problem(
+                head_sequence + 1,
+                f"the chain head's hash is not event #{head_sequence}'s: events after it were cut off "
+                "(truncated), or the head was edited",
+            )
+        )
     anchors, unreadable = anchors_read(directory)
     problems.extend(Problem(1, f"anchor {name} in {directory} is not a readable anchor") for name in unreadable)
     checkpoints = list(AuditCheckpoint.objects.order_by("period_end"))
