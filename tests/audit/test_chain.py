@@ -31,7 +31,7 @@ NOW = datetime(2026, 11, 2, 13, 10, tzinfo=UTC)
 
 
 @pytest.fixture
-def trail() -> None:
+def trail(empty_trail: None) -> None:
     """Five events at 10:15, checkpoints for the hours up to 13:00."""
     with time_machine.travel(T0, tick=False):
         for number in range(1, 6):
@@ -230,7 +230,7 @@ def test_each_checkpoint_leaves_the_database_as_a_read_only_file_that_verifies_o
     assert stat.S_IMODE(os.stat(anchor_dir / names[0]).st_mode) == 0o444
 
 
-def test_each_checkpoint_is_logged_as_one_json_line_for_a_log_shipper(db, caplog):
+def test_each_checkpoint_is_logged_as_one_json_line_for_a_log_shipper(empty_trail, caplog):
     with time_machine.travel(T0, tick=False):
         audit_event_record(action="test.change", actor_repr="system")
     with caplog.at_level(logging.INFO, logger="tollgate.audit.anchor"), time_machine.travel(NOW, tick=False):
@@ -305,7 +305,7 @@ def test_the_last_whole_hour_must_be_anchored_once_the_grace_has_passed(trail):
     assert "newest anchor: checkpoint-20261102T1300Z.json" in err
 
 
-def test_a_trail_that_was_never_checkpointed_fails_once_an_hour_is_due(db):
+def test_a_trail_that_was_never_checkpointed_fails_once_an_hour_is_due(empty_trail):
     with time_machine.travel(T0, tick=False):
         audit_event_record(action="test.change", actor_repr="system")
 

@@ -259,7 +259,7 @@ def anchor_attack(directory: Path, attack: Attack) -> None:
             doomed.unlink()
 
 
-def test_any_single_tampering_fails_verification(anchor_dir, tmp_path):
+def test_any_single_tampering_fails_verification(empty_trail, anchor_dir, tmp_path):
     for hour, minute in TIMES:
         with time_machine.travel(datetime(2026, 11, 2, hour, minute, tzinfo=UTC), tick=False):
             audit_event_record(action="test.change", actor_repr="system", changes={"at": f"{hour}:{minute}"})
