@@ -195,7 +195,7 @@ def test_the_public_key_to_publish_is_printed_with_its_fingerprint():
 # --- malformed packages -----------------------------------------------------------------------------
 
 
-def rebuilt(data: bytes, members: Callable[[dict[str, bytes]], None]) -> bytes:
+def rebuilt(data: bytes, members: Callable[[dict[str, bytes]], object]) -> bytes:
     with zipfile.ZipFile(io.BytesIO(data)) as source:
         content = {name: source.read(name) for name in source.namelist()}
     members(content)

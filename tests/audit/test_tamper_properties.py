@@ -33,7 +33,7 @@ NOW = datetime(2026, 11, 2, 13, 10, tzinfo=UTC)
 TIMES = [(10, 5), (10, 40), (10, 41), (11, 20), (12, 1), (12, 30), (12, 59)]
 EVENTS = len(TIMES)
 
-TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20)
+TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=20)
 EVENT_FIELDS = {
     "actor_repr": TEXT,
     "action": TEXT,
@@ -141,7 +141,8 @@ def attacks(draw: st.DrawFn) -> Attack:
     elif target == "head":
         kind = "edit"
         field = draw(st.sampled_from(["last_sequence", "last_hash", "row"]))
-        details.update(field=field, value=draw(st.integers(0, 20) if field == "last_sequence" else st.just("f" * 64)))
+        value: object = draw(st.integers(0, 20)) if field == "last_sequence" else "f" * 64
+        details.update(field=field, value=value)
     else:
         kind = draw(st.sampled_from(["edit", "delete", "insert", "reorder", "truncate"]))
         details["index"] = draw(st.integers(0, 2))
