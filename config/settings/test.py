@@ -6,7 +6,9 @@ PostgreSQL + Redis.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 if os.environ.get("TOLLGATE_TEST_WORKER") == "1":
@@ -21,6 +23,7 @@ os.environ["DJANGO_DEBUG"] = "false"
 # a Celery worker started by the tests inherits through the environment.
 if not os.environ.get("TOLLGATE_AUDIT_ANCHOR_DIR"):
     os.environ["TOLLGATE_AUDIT_ANCHOR_DIR"] = tempfile.mkdtemp(prefix="tollgate-test-anchors-")
+    atexit.register(shutil.rmtree, os.environ["TOLLGATE_AUDIT_ANCHOR_DIR"], ignore_errors=True)
 os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
 
 from config.settings.base import *  # noqa: F403

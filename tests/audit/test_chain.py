@@ -360,3 +360,12 @@ def test_postgresql_refuses_update_and_delete_of_the_trail_and_the_ledger(trail,
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(statement)
     assert verify()[0] == 0
+
+
+def test_a_negative_grace_stops_start_up_naming_the_setting():
+    from tests.config.test_settings import PRODUCTION, manage
+
+    result = manage("check", **PRODUCTION, TOLLGATE_AUDIT_CHECKPOINT_GRACE_MINUTES="-5")
+
+    assert result.returncode != 0
+    assert "TOLLGATE_AUDIT_CHECKPOINT_GRACE_MINUTES" in result.stderr
