@@ -42,13 +42,14 @@ def canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
-def _timestamp(moment: datetime) -> str:
+def chain_timestamp(moment: datetime) -> str:
+    """A time as hashes and signatures carry it: UTC, microseconds, "Z" (sorts as it runs)."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def event_hash(fields: dict[str, Any]) -> str:
     data = {name: fields[name] for name in HASHED_FIELDS}
-    data["occurred_at"] = _timestamp(data["occurred_at"])
+    data["occurred_at"] = chain_timestamp(data["occurred_at"])
     return hashlib.sha256(canonical(data)).hexdigest()
 
 
@@ -58,7 +59,7 @@ def checkpoint_payload(
 ) -> bytes:  # fmt: skip
     return canonical(
         {
-            "period_end": _timestamp(period_end),
+            "period_end": chain_timestamp(period_end),
             "first_sequence": first_sequence,
             "last_sequence": last_sequence,
             "count": count,

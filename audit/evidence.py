@@ -91,6 +91,17 @@ _CONVERTERS: dict[type, Callable[[Any], Any]] = {datetime: utc_text, date: date.
                                                  dict: _json_text}  # fmt: skip
 
 
+# CSV cells a spreadsheet would evaluate (a formula, "CSV injection"): those starting with one of these,
+# full-width forms included, get a leading "'"; so does a cell that already starts with "'", so that the
+# rule reverses exactly (strip one leading "'"). The JSON Lines file keeps every value exact.
+FORMULA_START = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20'")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as the CSV file carries it (see FORMULA_START)."""
+    return "'" + value if value.__class__ is str and value[:1] in FORMULA_START else value
+
+
 class _Outbox(io.RawIOBase):
     """Where the archive is written: bytes wait here until the exporter hands them on. Not seekable, so
     zipfile streams (sizes in data descriptors)."""
@@ -138,7 +149,7 @@ def _write_files(
     then copied in. Pauses (yields) after each batch so the caller can pass the bytes on; returns each
     file's manifest entry (name, SHA-256, size, rows)."""
     name, columns = evidence_type.name, evidence_type.columns
-    converters = _CONVERTERS.get
+    converters, formula_start = _CONVERTERS.get, FORMULA_START
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
     writer.writerow(columns)
@@ -165,7 +176,8 @@ def _write_files(
                         convert(value) if (convert := converters(type(value))) is not None else value
                         for value in map(row.get, columns)
                     ]
-                writer.writerow(values)
+                # Inlined csv_cell(): one comparison a cell, millions of rows.
+                writer.writerow([("'" + v) if v.__class__ is str and v[:1] in formula_start else v for v in values])
                 json_lines.append(_row_encoder.encode(dict(zip(columns, values, strict=True))) + "\n")
                 rows += 1
                 if rows % BATCH_ROWS == 0:
@@ -199,16 +211,26 @@ README = """Tollgate evidence package: {title}
 Period: {first_day} to {last_day} (UTC, both days included). Generated {generated_at} by {generated_by}.
 
 Files
-  {name}.csv     the rows, with a header line
-  {name}.jsonl   the same rows, one JSON object a line
+  {name}.csv     the rows, with a header line, for spreadsheets (see below)
+  {name}.jsonl   the same rows, one JSON object a line, every value exact
   manifest.json  what this package holds: each file's SHA-256 and row count, the audit chain head
   manifest.sig   Ed25519 signature (base64) of manifest.json
   public_key.pem the key that signed it; compare its SHA-256 with the one Tollgate publishes
 
+CSV cells
+  A text cell that a spreadsheet would evaluate as a formula, one starting with = + - @ a tab or a
+  carriage return (or the full-width forms of = + - @), is written with a leading ' so that it is shown
+  as text; a cell already starting with ' gets one more. To recover the exact value, remove one leading
+  ' where there is one. Recompute hashes (the audit log's previous_hash and hash) from {name}.jsonl,
+  which holds every value exactly.
+
 Verifying (no database needed)
-  python manage.py verify_export THIS.zip [--public-key tollgate_public_key.pem]
-or by hand: check manifest.sig over manifest.json with public_key.pem (Ed25519), then each file's
-SHA-256 and row count against manifest.json.
+  python manage.py verify_export THIS.zip --public-key tollgate_public_key.pem
+  python manage.py verify_export THIS.zip --fingerprint SHA256_OF_THE_KEY
+or without Django: python -m audit.evidence_verify THIS.zip --public-key tollgate_public_key.pem
+Either checks manifest.sig over manifest.json with the key you expect (Ed25519), then each file's
+SHA-256 and row count against manifest.json. The public_key.pem inside the package only proves that
+the package is intact, not who made it: compare it with the key Tollgate publishes.
 """
 
 

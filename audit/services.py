@@ -4,21 +4,35 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import models, transaction
 from django.utils import timezone
 
+from audit.anchors import (
+    Anchor,
+    AuditAnchorConflict,
+    anchor_content,
+    anchor_directory,
+    anchor_log,
+    anchor_name,
+    anchor_write,
+    anchors_read,
+)
 from audit.chain import (
     GENESIS,
     HASHED_FIELDS,
     Problem,
     canonical,
+    chain_timestamp,
     checkpoint_payload,
     event_hash,
     first_break,
@@ -113,20 +127,81 @@ def audit_event_record(
         return AuditEvent.objects.create(**fields)
 
 
-# --- checkpoints and verification -------------------------------------------------------------------------
+# --- checkpoints, anchors and verification ------------------------------------------------------------------
 
 HOUR = timedelta(hours=1)
+logger = logging.getLogger(__name__)
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _signed_fields(checkpoint: AuditCheckpoint) -> dict[str, Any]:
+    return {
+        "period_end": checkpoint.period_end,
+        "first_sequence": checkpoint.first_sequence,
+        "last_sequence": checkpoint.last_sequence,
+        "count": checkpoint.count,
+        "last_hash": checkpoint.last_hash,
+        "previous_signature": checkpoint.previous_signature,
+    }
+
+
+def _anchor(*, signed: dict[str, Any], signature: str) -> None:
+    """Write the checkpoint's anchor file, or on a conflict raise the alarm (CRITICAL log, audit event) and
+    stop: the database no longer matches what was signed for that hour."""
+    payload = checkpoint_payload(**signed)
+    try:
+        anchor_write(
+            period_end=signed["period_end"], content=anchor_content(signed_payload=payload, signature=signature)
+        )
+    except AuditAnchorConflict as exc:
+        logger.critical("Audit checkpoint anchor conflict: %s", exc)
+        audit_event_record(
+            action="audit.anchor_conflict",
+            actor_repr="system",
+            object_type="audit.auditcheckpoint",
+            object_repr=anchor_name(signed["period_end"]),
+            changes={"period_end": _hour(signed["period_end"]).isoformat(), "directory": str(anchor_directory())},
+            reason=str(exc),
+        )
+        raise
+    anchor_log(signed_payload=payload, signature=signature)
+
+
+def _anchors_backfill() -> None:
+    """Checkpoints signed before anchors existed (or before this directory was configured) get their
+    anchors once, while the directory holds none: only those whose signatures verify and chain."""
+    anchors, unreadable = anchors_read()
+    if anchors or unreadable:
+        return
+    public_key, previous_signature, written = signing_key().public_key(), "", 0
+    for checkpoint in AuditCheckpoint.objects.order_by("period_end"):
+        signed = _signed_fields(checkpoint)
+        if checkpoint.previous_signature != previous_signature or not signature_valid(
+            public_key, checkpoint_payload(**signed), checkpoint.signature
+        ):
+            logger.critical("Audit checkpoint %s does not verify: not anchored; run verify_audit_chain.", checkpoint)
+            break
+        _anchor(signed=signed, signature=checkpoint.signature)
+        previous_signature, written = checkpoint.signature, written + 1
+    if written:
+        logger.warning("Anchored %d audit checkpoints signed before the anchor directory held any.", written)
 
 
 def audit_checkpoints_write(*, now: datetime | None = None) -> list[AuditCheckpoint]:
     """Sign a checkpoint for every whole hour not yet checkpointed, empty hours included (the hourly beat
-    task). The first checkpoint covers the hour of the first event (or the last whole hour)."""
+    task). The first checkpoint covers the hour of the first event (or the last whole hour). Each is
+    anchored (written to TOLLGATE_AUDIT_ANCHOR_DIR, logged) before its row is saved, so a row never
+    exists without its anchor; a run that failed in between signs the same bytes again."""
     now = now or timezone.now()
-    last_whole_hour = now.replace(minute=0, second=0, microsecond=0)
+    last_whole_hour = _hour(now)
+    _anchors_backfill()
     previous = AuditCheckpoint.objects.order_by("-period_end").first()
     if previous is None:
         first = AuditEvent.objects.order_by("sequence").values_list("occurred_at", flat=True).first()
-        start = (first or last_whole_hour - HOUR).replace(minute=0, second=0, microsecond=0)
+        start = _hour(first or last_whole_hour - HOUR)
         period_end, last_sequence, last_hash, previous_signature = start + HOUR, 0, GENESIS, ""
     else:
         period_end = previous.period_end + HOUR
@@ -149,9 +224,10 @@ def audit_checkpoints_write(*, now: datetime | None = None) -> list[AuditCheckpo
             "last_hash": last_hash,
             "previous_signature": previous_signature,
         }
-        checkpoint = AuditCheckpoint.objects.create(**signed, signature=sign(checkpoint_payload(**signed)))
-        written.append(checkpoint)
-        previous_signature = checkpoint.signature
+        signature = sign(checkpoint_payload(**signed))
+        _anchor(signed=signed, signature=signature)
+        written.append(AuditCheckpoint.objects.create(**signed, signature=signature))
+        previous_signature = signature
         period_end += HOUR
     return written
 
@@ -160,49 +236,162 @@ def audit_checkpoints_write(*, now: datetime | None = None) -> list[AuditCheckpo
 class ChainReport:
     events: int
     checkpoints: int
+    anchors: int
     head_sequence: int
+    # The end of the newest anchored hour, and of the hour that had to be anchored by now.
+    covered_to: str | None
+    due: datetime
     problem: Problem | None
 
 
-def audit_chain_verify(*, public_key: Ed25519PublicKey | None = None) -> ChainReport:
-    """Recompute the chain and check it against the head row and every signed checkpoint. Reports the
-    first bad sequence number: an edited, deleted, reordered or inserted event, or the newest events
-    cut off (truncation, caught by the head and the checkpoints)."""
+def _event_hashes(sequences: set[int]) -> dict[int, str]:
+    found: dict[int, str] = {}
+    wanted = sorted(sequences)
+    for start in range(0, len(wanted), 500):  # bounded IN lists (SQLite's variable limit)
+        chunk = wanted[start : start + 500]
+        found.update(AuditEvent.objects.filter(sequence__in=chunk).values_list("sequence", "hash"))
+    return found
+
+
+def _checkpoint_problems(
+    *,
+    public_key: Ed25519PublicKey,
+    anchors: list[Anchor],
+    checkpoints: list[AuditCheckpoint],
+    directory: str,
+    chain_end: int | None,
+) -> list[Problem]:
+    """The anchors verify and chain; the checkpoint rows verify, chain and equal the anchors one for one;
+    every event an anchor vouches for exists with the signed hash."""
+    problems: list[Problem] = []
+    previous_signature = ""
+    for checkpoint in checkpoints:
+        where = f"checkpoint {checkpoint.period_end:%Y-%m-%d %H:%M}"
+        if checkpoint.previous_signature != previous_signature or not signature_valid(
+            public_key, checkpoint_payload(**_signed_fields(checkpoint)), checkpoint.signature
+        ):
+            problems.append(Problem(checkpoint.last_sequence, f"{where}: its signature does not verify"))
+        previous_signature = checkpoint.signature
+    previous_signature = ""
+    for anchor in anchors:
+        where = f"anchor {anchor.name}"
+        if anchor.previous_signature != previous_signature:
+            problems.append(
+                Problem(anchor.last_sequence, f"{where} does not follow the anchor before it (one is missing)")
+            )
+        elif not signature_valid(public_key, anchor.payload(), anchor.signature):
+            problems.append(Problem(anchor.last_sequence, f"{where}: its signature does not verify"))
+        previous_signature = anchor.signature
+    rows = {json.loads(checkpoint_payload(**_signed_fields(c)))["period_end"]: c for c in checkpoints}
+    anchored = {anchor.period_end for anchor in anchors}
+    for anchor in anchors:
+        row = rows.get(anchor.period_end)
+        if row is None:
+            problems.append(
+                Problem(anchor.last_sequence, f"anchor {anchor.name} has no checkpoint row in the database (deleted)")
+            )
+        elif json.loads(checkpoint_payload(**_signed_fields(row))) != anchor.checkpoint or (
+            row.signature != anchor.signature
+        ):
+            problems.append(Problem(anchor.last_sequence, f"the checkpoint row of {anchor.name} differs from it"))
+    for period_end, row in rows.items():
+        if period_end not in anchored:
+            problems.append(
+                Problem(
+                    row.last_sequence,
+                    f"checkpoint {row.period_end:%Y-%m-%d %H:%M} has no anchor in {directory} "
+                    "(inserted, or its anchor was removed)",
+                )
+            )
+    hashes = _event_hashes({anchor.last_sequence for anchor in anchors if anchor.last_sequence})
+    vouched_before = 0  # the last event the previous anchor vouched for
+    for anchor in anchors:
+        sequence, where = anchor.last_sequence, f"anchor {anchor.name}"
+        if sequence and sequence not in hashes:
+            first = chain_end + 1 if chain_end is not None and chain_end < sequence else sequence
+            problems.append(
+                Problem(first, f"{where} vouches for events up to #{sequence}; #{first} on are missing (truncated)")
+            )
+        elif sequence and hashes[sequence] != anchor.last_hash:
+            problems.append(
+                Problem(
+                    vouched_before + 1,
+                    f"{where}: event #{sequence}'s hash differs from the signed one: an event from "
+                    f"#{vouched_before + 1} to #{sequence} was edited and the chain recomputed after it",
+                )
+            )
+        vouched_before = sequence
+    return problems
+
+
+def audit_chain_verify(
+    *, public_key: Ed25519PublicKey | None = None, now: datetime | None = None, anchor_dir: Path | None = None
+) -> ChainReport:
+    """Recompute the chain and check it against the head row, the signed checkpoints and their anchors
+    outside the database. Reports the first bad sequence number: an edited, deleted, reordered or
+    inserted event; the newest events cut off (truncation, even with the head and the checkpoint rows
+    rewritten: the anchors still vouch for them); a checkpoint row deleted, edited or inserted; an anchor
+    missing; or no anchor for the last whole hour once TOLLGATE_AUDIT_CHECKPOINT_GRACE_MINUTES have
+    passed after it (unless no event is older than that hour: a new installation)."""
     public_key = public_key or signing_key().public_key()
+    now = now or timezone.now()
+    directory = anchor_dir or anchor_directory()
     events = AuditEvent.objects.order_by("sequence").values("hash", *HASHED_FIELDS).iterator(chunk_size=5000)
-    problem, last_sequence, _ = first_break(events)
+    problem, last_sequence, last_hash = first_break(events)
+    problems = [problem] if problem is not None else []
     head = AuditChainHead.objects.filter(id=1).first()
     head_sequence = head.last_sequence if head else 0
     count = AuditEvent.objects.count()
     if problem is None and head_sequence > last_sequence:
-        problem = Problem(last_sequence + 1, f"events #{last_sequence + 1}–#{head_sequence} are missing (truncated)")
-    elif problem is None and last_sequence > head_sequence:
-        problem = Problem(head_sequence + 1, "the chain head never handed out this number (inserted)")
-    checkpoints = list(AuditCheckpoint.objects.order_by("period_end"))
-    hashes = dict(
-        AuditEvent.objects.filter(sequence__in={c.last_sequence for c in checkpoints}).values_list("sequence", "hash")
-    )
-    previous_signature = ""
-    for checkpoint in checkpoints:
-        payload = checkpoint_payload(
-            period_end=checkpoint.period_end,
-            first_sequence=checkpoint.first_sequence,
-            last_sequence=checkpoint.last_sequence,
-            count=checkpoint.count,
-            last_hash=checkpoint.last_hash,
-            previous_signature=checkpoint.previous_signature,
+        problems.append(
+            Problem(last_sequence + 1, f"events #{last_sequence + 1}–#{head_sequence} are missing (truncated)")
         )
-        found: Problem | None = None
-        where = f"checkpoint {checkpoint.period_end:%Y-%m-%d %H:%M}"
-        if checkpoint.previous_signature != previous_signature or not signature_valid(
-            public_key, payload, checkpoint.signature
-        ):
-            found = Problem(checkpoint.last_sequence, f"{where}: its signature does not verify")
-        elif checkpoint.last_sequence and hashes.get(checkpoint.last_sequence) is None:
-            found = Problem(checkpoint.last_sequence, f"{where} vouches for this event and it is missing (truncated)")
-        elif checkpoint.last_sequence and hashes[checkpoint.last_sequence] != checkpoint.last_hash:
-            found = Problem(checkpoint.last_sequence, f"{where}: the event's hash differs from the signed one")
-        if found is not None and (problem is None or found.sequence < problem.sequence):
-            problem = found
-        previous_signature = checkpoint.signature
-    return ChainReport(events=count, checkpoints=len(checkpoints), head_sequence=head_sequence, problem=problem)
+    elif problem is None and last_sequence > head_sequence:
+        problems.append(Problem(head_sequence + 1, "the chain head never handed out this number (inserted)"))
+    elif problem is None and head is not None and head.last_hash != last_hash:
+        # The next append would chain from this hash: the trail would break there.
+        problems.append(
+            Problem(
+                head_sequence + 1,
+                f"the chain head's hash is not event #{head_sequence}'s: events after it were cut off "
+                "(truncated), or the head was edited",
+            )
+        )
+    anchors, unreadable = anchors_read(directory)
+    problems.extend(Problem(1, f"anchor {name} in {directory} is not a readable anchor") for name in unreadable)
+    checkpoints = list(AuditCheckpoint.objects.order_by("period_end"))
+    problems.extend(
+        _checkpoint_problems(
+            public_key=public_key,
+            anchors=anchors,
+            checkpoints=checkpoints,
+            directory=str(directory),
+            # The last event of an unbroken chain (None when it is broken somewhere).
+            chain_end=last_sequence if problem is None else None,
+        )
+    )
+    due = _hour(now - timedelta(minutes=settings.TOLLGATE_AUDIT_CHECKPOINT_GRACE_MINUTES))
+    newest = anchors[-1] if anchors else None
+    covered_to = newest.period_end if newest else None
+    if (covered_to is None or covered_to < chain_timestamp(due)) and AuditEvent.objects.filter(
+        occurred_at__lt=due
+    ).exists():
+        sequence = newest.last_sequence + 1 if newest else 1
+        problems.append(
+            Problem(
+                sequence,
+                f"no anchor covers the hour to {due:%Y-%m-%d %H:%M} UTC (newest anchor: "
+                f"{newest.name if newest else f'none in {directory}'}): the checkpoint task has not run, "
+                f"or checkpoints were removed; events from #{sequence} on are vouched for by nothing",
+            )
+        )
+    first = min(problems, key=lambda found: found.sequence) if problems else None
+    return ChainReport(
+        events=count,
+        checkpoints=len(checkpoints),
+        anchors=len(anchors),
+        head_sequence=head_sequence,
+        covered_to=covered_to,
+        due=due,
+        problem=first,
+    )

@@ -36,6 +36,13 @@ TOLLGATE_AUDIT_SIGNING_KEY = parse_signing_key(
     secret("TOLLGATE_AUDIT_SIGNING_KEY", dev_default=_dev_only("audit-signing"), debug=DEBUG)
 )
 TOLLGATE_BODY_RETENTION_DAYS: int = env.int("TOLLGATE_BODY_RETENTION_DAYS", default=30)
+# Audit checkpoints leave the database as they are made: one write-once file each in this directory,
+# which the application must not be able to delete from (README, Tamper evidence). Verification fails
+# when no checkpoint covers the last whole hour once the grace after it has passed.
+TOLLGATE_AUDIT_ANCHOR_DIR = Path(env.str("TOLLGATE_AUDIT_ANCHOR_DIR", default=str(VAR_DIR / "audit-anchors")))
+TOLLGATE_AUDIT_CHECKPOINT_GRACE_MINUTES: int = env.int("TOLLGATE_AUDIT_CHECKPOINT_GRACE_MINUTES", default=15)
+if TOLLGATE_AUDIT_CHECKPOINT_GRACE_MINUTES < 0:
+    raise ImproperlyConfigured("TOLLGATE_AUDIT_CHECKPOINT_GRACE_MINUTES is a number of minutes, 0 or more.")
 TOLLGATE_REQUIRE_STAGING_BEFORE_PRODUCTION: bool = env.bool("TOLLGATE_REQUIRE_STAGING_BEFORE_PRODUCTION", default=True)
 # Calls to Anthropic: the SDK retries 408/409/429/5xx/timeouts with backoff, honouring retry-after.
 TOLLGATE_UPSTREAM_TIMEOUT: float = env.float("TOLLGATE_UPSTREAM_TIMEOUT", default=120.0)

@@ -6,7 +6,10 @@ PostgreSQL + Redis.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 if os.environ.get("TOLLGATE_TEST_WORKER") == "1":
     os.environ.setdefault("TOLLGATE_PRICE_CACHE_SECONDS", "0")
@@ -16,6 +19,11 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-" + "x" * 40)
 os.environ.setdefault("TOLLGATE_ENCRYPTION_KEYS", "test:" + "dGVzdC1vbmx5LWtleS1lbmNyeXB0aW9uLTMyLWJ5dGU=")
 os.environ.setdefault("TOLLGATE_AUDIT_SIGNING_KEY", "dGVzdC1vbmx5LWF1ZGl0LXNpZ25pbmcta2V5LTMyYnk=")
 os.environ["DJANGO_DEBUG"] = "false"
+# Checkpoint anchors of the test run go to a directory of its own (audit tests use one per test), which
+# a Celery worker started by the tests inherits through the environment.
+if not os.environ.get("TOLLGATE_AUDIT_ANCHOR_DIR"):
+    os.environ["TOLLGATE_AUDIT_ANCHOR_DIR"] = tempfile.mkdtemp(prefix="tollgate-test-anchors-")
+    atexit.register(shutil.rmtree, os.environ["TOLLGATE_AUDIT_ANCHOR_DIR"], ignore_errors=True)
 os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
 
 from config.settings.base import *  # noqa: F403

@@ -195,8 +195,10 @@ def test_the_commands_export_and_verify_from_the_shell(world, tmp_path):
     out = io.StringIO()
     call_command("export_evidence", "--type", "usage_ledger", "--from", today, "--to", today, "--out", str(path),
                  stdout=out)  # fmt: skip
+    pem = tmp_path / "tollgate.pem"
+    pem.write_bytes(public_key_pem())
     verified = io.StringIO()
-    call_command("verify_export", str(path), stdout=verified)
+    call_command("verify_export", str(path), "--public-key", str(pem), stdout=verified)
 
     assert "usage_ledger.csv 3 rows" in out.getvalue()
     assert "OK: usage_ledger" in verified.getvalue()
@@ -204,7 +206,7 @@ def test_the_commands_export_and_verify_from_the_shell(world, tmp_path):
     assert event.changes == {"type": "usage_ledger", "from": today, "to": today}
     path.write_bytes(rewritten(path.read_bytes(), "usage_ledger.csv", lambda b: b + b"x"))
     with pytest.raises(SystemExit) as failed:
-        call_command("verify_export", str(path), stderr=io.StringIO())
+        call_command("verify_export", str(path), "--public-key", str(pem), stderr=io.StringIO())
     assert failed.value.code == 1
 
 

@@ -1,5 +1,6 @@
-"""manage.py verify_export FILE.zip: check an evidence package's hashes, row counts and signature.
-Uses no database (`python -m audit.evidence_verify FILE.zip` does the same without Django)."""
+"""manage.py verify_export FILE.zip --public-key PEM | --fingerprint HEX | --trust-embedded-key: check an
+evidence package's hashes, row counts and signature. Uses no database (`python -m audit.evidence_verify`
+does the same without Django). Exit status 0 verified, 1 a mismatch or malformed package, 2 refused."""
 
 from __future__ import annotations
 
@@ -8,19 +9,28 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from audit.evidence_verify import report
+from audit.evidence_verify import add_key_arguments, verify_from_command_line
 
 
 class Command(BaseCommand):
-    help = "Check an evidence package offline: every file's SHA-256 and row count, and the manifest's signature."
+    help = (
+        "Check an evidence package offline: every file's SHA-256 and row count, and the manifest's signature by "
+        "the expected key."
+    )
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path)
-        parser.add_argument("--public-key", type=Path, help="the PEM the package must be signed with")
+        add_key_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        expected = options["public_key"].read_bytes() if options["public_key"] else None
-        status = report(options["file"], expected, self.stdout, self.stderr)  # type: ignore[arg-type]
+        status = verify_from_command_line(
+            file=options["file"],
+            public_key=options["public_key"],
+            fingerprint=options["fingerprint"],
+            trust_embedded_key=options["trust_embedded_key"],
+            out=self.stdout,  # type: ignore[arg-type]
+            err=self.stderr,  # type: ignore[arg-type]
+        )
         if status:
             raise SystemExit(status)
