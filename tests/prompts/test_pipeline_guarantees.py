@@ -21,7 +21,7 @@ from prompts import services
 from prompts.models import Job, Run
 from prompts.runtime.pipeline import end_user_pseudonym, run_prepare
 from tests.factories import version_content
-from tests.prompts.upstream import EMAIL, TICKET, sandbox_requests
+from tests.prompts.upstream import EMAIL, TICKET, close_response, sandbox_requests
 from usage.choices import CapScope, Endpoint, Period
 from usage.models import BudgetAlert, SpendCounter, SpendReservation, UsageRecord, UsageRollup
 from usage.services import Cap, spend_reservations_reap, spend_reserve, spend_settle
@@ -32,9 +32,7 @@ pytestmark = pytest.mark.django_db
 def run(world, variables=None, **extra):
     body = {"variables": variables or {"ticket": TICKET, "customer_email": EMAIL}, **extra}
     # As a client sends it: escaped JSON, so that unpaired surrogates travel as `\ud800`.
-    return world["http"].post(
-        "/api/v1/prompts/support-summary/run", json.dumps(body), content_type="application/json"
-    )
+    return world["http"].post("/api/v1/prompts/support-summary/run", json.dumps(body), content_type="application/json")
 
 
 def release(author, approver, prompt, content):
@@ -156,7 +154,8 @@ def test_an_end_user_id_leaves_and_is_stored_only_as_its_pseudonym(world):
 
     assert first.status_code == second.status_code == 200
     pseudonym = end_user_pseudonym(EMAIL)
-    assert pseudonym.startswith("eu_") and EMAIL not in pseudonym
+    assert pseudonym.startswith("eu_")
+    assert EMAIL not in pseudonym
     assert [call["body"]["metadata"]["user_id"] for call in upstream_calls(world)] == [pseudonym, pseudonym]
     assert set(UsageRecord.objects.values_list("end_user", flat=True)) == {pseudonym}  # stable: reports work
     assert end_user_pseudonym("someone-else") != pseudonym
@@ -240,7 +239,8 @@ def test_a_fault_of_tollgate_after_the_call_still_records_and_settles_it(world, 
     assert len(upstream_calls(world)) == 1
     row = UsageRecord.objects.get()
     assert (row.outcome, row.error_class) == ("internal_error", "RuntimeError")
-    assert row.output_tokens > 0 and row.cost_usd > 0  # the tokens it used are billed
+    assert row.output_tokens > 0
+    assert row.cost_usd > 0
     assert SpendReservation.objects.get().status == "settled"
 
 
@@ -267,7 +267,8 @@ def test_a_fault_mid_stream_ends_with_an_error_event_and_the_call_recorded(world
     response = run(world, stream=True)
     text = b"".join(response.streaming_content).decode()
 
-    assert "event: error" in text and "internal_error" in text
+    assert "event: error" in text
+    assert "internal_error" in text
     assert UsageRecord.objects.get().outcome == "internal_error"
     assert SpendReservation.objects.get().status == "settled"
 
@@ -276,7 +277,7 @@ def test_a_stream_whose_body_is_never_read_gives_its_hold_back(world):
     response = run(world, stream=True)
     assert SpendReservation.objects.get().status == "held"
 
-    response.close()  # the caller went away before the first byte
+    close_response(response)  # the caller went away before the first byte
 
     assert SpendReservation.objects.get().status == "released"
     assert upstream_calls(world) == []
