@@ -67,6 +67,8 @@ def environment(sandbox_port: int) -> dict[str, str]:
         "DJANGO_SECURE_SSL_REDIRECT": "false",
         "DJANGO_LOG_LEVEL": "WARNING",
         "TOLLGATE_SANDBOX_URL": f"http://127.0.0.1:{sandbox_port}",
+        "TOLLGATE_UPSTREAM_BASE_URLS": f"http://127.0.0.1:{sandbox_port}",
+        "TOLLGATE_PSEUDONYM_KEY": secrets.token_urlsafe(32),
     }
 
 

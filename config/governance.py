@@ -3,6 +3,8 @@ the acting user and the reason (django-simple-history)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import User
 from django.db import models
 
@@ -26,3 +28,11 @@ def save_with_history(instance: models.Model, *, actor: User | None, reason: str
     instance._history_user = actor  # type: ignore[attr-defined]
     instance._change_reason = reason  # type: ignore[attr-defined]
     instance.save()
+
+
+def history_user(request: Any = None, **kwargs: Any) -> User | None:
+    """Who simple-history records for a save that names no actor: the request's user, only when that is a
+    person. On API requests the principal is an API client, which no history row can point to; the save
+    must go through (a ledger row and a settlement may ride on the same transaction)."""
+    user = getattr(request, "user", None)
+    return user if isinstance(user, User) else None

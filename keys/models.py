@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -12,6 +13,8 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from config.environments import Environment
+from config.governance import history_user
+from keys.upstreams import upstream_url_allowed
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 
@@ -58,7 +61,7 @@ class ProviderKey(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", editable=False
     )
 
-    history = HistoricalRecords(excluded_fields=["secret_ciphertext", "secret_kek_id"])
+    history = HistoricalRecords(get_user=history_user, excluded_fields=["secret_ciphertext", "secret_kek_id"])
 
     class Meta:
         ordering = ["environment", "-created_at"]
@@ -73,6 +76,12 @@ class ProviderKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} ({self.environment}, …{self.last_four})"
+
+    def clean(self) -> None:
+        if not upstream_url_allowed(self.base_url):
+            raise ValidationError(
+                {"base_url": "Not an allowed upstream: keys may only go to the origins in TOLLGATE_UPSTREAM_BASE_URLS."}
+            )
 
     @property
     def next_due(self) -> datetime:
@@ -115,7 +124,9 @@ class ApiClient(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
-    history = HistoricalRecords(excluded_fields=["webhook_secret_ciphertext", "webhook_secret_kek_id"])
+    history = HistoricalRecords(
+        get_user=history_user, excluded_fields=["webhook_secret_ciphertext", "webhook_secret_kek_id"]
+    )
 
     class Meta:
         ordering = ["environment", "name"]
@@ -150,7 +161,7 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     # last_used_at changes on use, not by anyone's decision: it stays out of the change history.
-    history = HistoricalRecords(excluded_fields=["token_digest", "last_used_at"])
+    history = HistoricalRecords(get_user=history_user, excluded_fields=["token_digest", "last_used_at"])
 
     class Meta:
         ordering = ["-created_at"]

@@ -214,7 +214,9 @@ def _claim(run_id: int) -> EvaluationRun | None:
 def _case_result(run: EvaluationRun, case: EvaluationCase) -> dict[str, Any]:
     result: dict[str, Any] = {"case": case.pk, "name": case.name}
     try:
-        intake = version_intake(run.version, case.variables, verified=True)  # verified when the run began
+        intake = version_intake(
+            run.version, case.variables, environment=run.environment, verified=True
+        )  # verified when the run began
         prepared = run_prepare(
             client=None,
             environment=run.environment,

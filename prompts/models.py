@@ -12,6 +12,7 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from config.environments import Environment
+from config.governance import history_user
 from prompts.choices import (
     BatchStatus,
     CacheTTL,
@@ -71,7 +72,7 @@ class Prompt(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["slug"]
@@ -165,7 +166,7 @@ class PromptVersion(models.Model):
     retired_at = models.DateTimeField(null=True, blank=True)
     retire_reason = models.TextField(blank=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
     objects = PromptVersionQuerySet.as_manager()
 
     class Meta:
@@ -242,7 +243,7 @@ class Release(models.Model):
     reason = models.TextField()
     is_rollback = models.BooleanField(default=False)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["prompt__slug", "environment"]
@@ -413,7 +414,7 @@ class EvaluationCase(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["prompt__slug", "name"]

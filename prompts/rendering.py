@@ -19,6 +19,16 @@ PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 ANY_PLACEHOLDER = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 VARIABLE_KEYS = {"name", "type", "required", "max_length", "sensitive", "choices"}
+# NUL cannot be stored (PostgreSQL text) and an unpaired surrogate cannot be encoded to be sent: text
+# holding either is refused before anything is reserved or sent.
+UNSENDABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def unsendable(text: str) -> str | None:
+    """Why `text` can be neither sent nor stored, or None when it can."""
+    if UNSENDABLE.search(text):
+        return "contains a character that cannot be sent (NUL or an unpaired surrogate)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,8 @@ def template_errors(system_prompt: str, user_template: str, variables: list[dict
 
 def _check_value(variable: dict[str, Any], value: Any) -> str | None:
     kind = variable.get("type", VariableType.STRING)
+    if isinstance(value, str) and (problem := unsendable(value)):
+        return problem
     if kind in (VariableType.STRING, VariableType.ENUM) and not isinstance(value, str):
         return "must be a string"
     if kind == VariableType.INTEGER and (isinstance(value, bool) or not isinstance(value, int)):

@@ -41,6 +41,9 @@ if [ -n "${CELERY_BROKER_URL:-${REDIS_URL:-}}" ]; then
   pids+=($!)
   worker_note="a Celery worker with beat"
 else
+  # No broker, so no beat: the schedule (reaping, checkpoints, reminders, alerts) runs in a process of its own.
+  $PY manage.py run_periodic_tasks &
+  pids+=($!)
   worker_note="tasks run in-process (set REDIS_URL for a worker)"
 fi
 

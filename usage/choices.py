@@ -36,6 +36,9 @@ class Outcome(models.TextChoices):
     TIMEOUT = "timeout", "Timeout"
     CLIENT_ERROR = "client_error", "Client error"
     CAP_EXCEEDED = "cap_exceeded", "Cap exceeded"
+    # Tollgate itself failed after the reservation (a bug or an outage of its own): the call is recorded
+    # and its spend settled all the same.
+    INTERNAL_ERROR = "internal_error", "Internal error"
 
 
 # Failures of Anthropic itself (after the SDK's retries), as dashboards and alerts count them.

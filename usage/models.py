@@ -15,6 +15,7 @@ from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from config.governance import history_user
 from usage.choices import CapScope, Endpoint, Outcome, Period, ReservationStatus
 
 # Prices per million tokens to 1/100 of a cent; amounts to 1e-10 USD, so that a single cached token at
@@ -44,7 +45,7 @@ class Price(models.Model):
     min_cache_tokens = models.PositiveIntegerField(default=1024, help_text="Shorter prefixes are not cached.")
     note = models.CharField(max_length=200, blank=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["model", "-effective_from"]
@@ -88,8 +89,20 @@ class SpendCounter(models.Model):
         return f"{self.scope} {self.scope_id} {self.period} {self.period_start}"
 
 
+def _reservation_expiry() -> Any:
+    from usage.services import RESERVATION_TTL  # the services own the policy
+
+    return timezone.now() + RESERVATION_TTL
+
+
 class SpendReservation(models.Model):
-    """The worst-case cost held against every applicable cap while one upstream call is in flight."""
+    """The worst-case cost held against every applicable cap while one upstream call is in flight.
+
+    It is also the call's write-ahead record: `ledger` holds the ledger row's identifying fields, so a
+    reservation whose holder died (a killed process) is closed by the reaper with a ledger row of its
+    own. Settling (or releasing) and writing the call's ledger row happen in one transaction, so a
+    reservation still `held` means its call has no ledger row yet.
+    """
 
     request_id = models.CharField(max_length=128, db_index=True)
     amount_usd = models.DecimalField(max_digits=20, decimal_places=10)
@@ -97,6 +110,9 @@ class SpendReservation(models.Model):
     holds = models.JSONField(default=list)
     status = models.CharField(max_length=10, choices=ReservationStatus.choices, default=ReservationStatus.HELD)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # After this, the holder is presumed dead and the reaper closes the reservation.
+    expires_at = models.DateTimeField(default=_reservation_expiry, db_index=True)
+    ledger = models.JSONField(default=dict, blank=True)
     settled_usd = models.DecimalField(null=True, blank=True, max_digits=20, decimal_places=10)
     closed_at = models.DateTimeField(null=True, blank=True)
 
@@ -277,7 +293,7 @@ class BudgetAlert(models.Model):
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     triage_note = models.TextField(blank=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["-created_at"]

@@ -29,7 +29,7 @@ from django.utils import timezone
 from audit.roles import Role
 from audit.services import audit_event_record
 from config.governance import require_permission, require_reason, save_with_history
-from usage.choices import Period, ReservationStatus
+from usage.choices import Outcome, Period, ReservationStatus
 from usage.errors import ADVERB, SpendCapExceeded
 from usage.models import BudgetAlert, Price, SpendCounter, SpendReservation, UsageRecord
 from usage.rollups import rollup_add
@@ -84,10 +84,34 @@ def _hold(cap: Cap, start: date, amount: Decimal) -> int | None:
     return None
 
 
-def spend_reserve(*, request_id: str, caps: list[Cap], amount: Decimal, at: datetime | None = None) -> SpendReservation:
+def spend_reserve(
+    *,
+    request_id: str,
+    caps: list[Cap],
+    amount: Decimal,
+    at: datetime | None = None,
+    ledger: dict[str, Any] | None = None,
+    ttl: timedelta = RESERVATION_TTL,
+) -> SpendReservation:
     """Hold `amount` against every cap, all or none. Raises SpendCapExceeded naming the first cap that
-    cannot take it."""
+    cannot take it.
+
+    `ledger` is the call's write-ahead record (its ledger row's identifying fields): should the holder die
+    before settling, the reaper writes the call's ledger row from it. `ttl` is how long the holder may
+    take before it is presumed dead. A cap that refuses is tried once more after stale holds are reaped,
+    so a crashed process cannot block a cap where no beat task runs (the embedded default)."""
     at = at or timezone.now()
+    try:
+        return _reserve(request_id=request_id, caps=caps, amount=amount, at=at, ledger=ledger or {}, ttl=ttl)
+    except SpendCapExceeded:
+        if not spend_reservations_reap():
+            raise
+    return _reserve(request_id=request_id, caps=caps, amount=amount, at=at, ledger=ledger or {}, ttl=ttl)
+
+
+def _reserve(
+    *, request_id: str, caps: list[Cap], amount: Decimal, at: datetime, ledger: dict[str, Any], ttl: timedelta
+) -> SpendReservation:
     holds: list[dict[str, Any]] = []
     with transaction.atomic():
         # A fixed order (by scope, id, period) so that concurrent reservations never deadlock.
@@ -96,22 +120,26 @@ def spend_reserve(*, request_id: str, caps: list[Cap], amount: Decimal, at: date
             if counter_id is None:
                 raise SpendCapExceeded(cap=cap.scope, label=cap.label, period=cap.period)
             holds.append({**asdict(cap), "limit_usd": str(cap.limit_usd), "counter": counter_id})
-        return SpendReservation.objects.create(request_id=request_id, amount_usd=amount, holds=holds)
+        return SpendReservation.objects.create(
+            request_id=request_id, amount_usd=amount, holds=holds, ledger=ledger, expires_at=timezone.now() + ttl
+        )
 
 
-def _close(reservation: SpendReservation, *, status: str, spent: Decimal) -> list[tuple[SpendCounter, dict[str, Any]]]:
+def _close(reservation: SpendReservation, *, status: str, spent: Decimal) -> list[tuple[int, dict[str, Any]]] | None:
     """Give back the hold on every counter and add what was really spent. Idempotent: the reservation
-    closes by compare-and-swap, so a second close (the reaper racing a late settle) changes nothing."""
+    closes by compare-and-swap, so a second close (the reaper racing a late settle) changes nothing and
+    returns None. Returns the counters touched, with their holds."""
     closed = SpendReservation.objects.filter(pk=reservation.pk, status=ReservationStatus.HELD).update(
         status=status, settled_usd=spent, closed_at=timezone.now()
     )
     if not closed:
-        return []
+        return None
     touched = []
     for hold in reservation.holds:
-        counters = SpendCounter.objects.filter(pk=hold["counter"])
-        counters.update(reserved_usd=F("reserved_usd") - reservation.amount_usd, spent_usd=F("spent_usd") + spent)
-        touched.append((counters.get(), hold))
+        SpendCounter.objects.filter(pk=hold["counter"]).update(
+            reserved_usd=F("reserved_usd") - reservation.amount_usd, spent_usd=F("spent_usd") + spent
+        )
+        touched.append((hold["counter"], hold))
     return touched
 
 
@@ -120,10 +148,18 @@ def _close(reservation: SpendReservation, *, status: str, spent: Decimal) -> lis
 
 
 def spend_settle(*, reservation: SpendReservation, actual: Decimal) -> None:
-    """Replace the hold by the real cost, and raise the budget alerts this spend crosses."""
+    """Replace the hold by the real cost. The budget alerts this spend crosses are raised after the
+    commit, in a transaction of their own: raising, auditing or notifying an alert can never undo the
+    settlement or the ledger row written with it."""
+    if actual > reservation.amount_usd:
+        # The reservation is the worst case; a call that cost more means the bound is wrong somewhere.
+        logger.critical(
+            "Reservation %s held %s USD but the call cost %s USD", reservation.pk, reservation.amount_usd, actual
+        )
     with transaction.atomic(savepoint=False):
-        for counter, hold in _close(reservation, status=ReservationStatus.SETTLED, spent=actual):
-            _alerts_check(counter, hold)
+        touched = _close(reservation, status=ReservationStatus.SETTLED, spent=actual)
+        if touched and actual > 0:
+            transaction.on_commit(partial(budget_alerts_check, touched))
 
 
 def spend_release(*, reservation: SpendReservation) -> None:
@@ -132,19 +168,40 @@ def spend_release(*, reservation: SpendReservation) -> None:
         _close(reservation, status=ReservationStatus.RELEASED, spent=Decimal(0))
 
 
-def spend_reservations_reap(*, older_than: timedelta = RESERVATION_TTL) -> int:
-    """Release reservations whose holder died (a killed worker, a crashed process)."""
-    stale = SpendReservation.objects.filter(status=ReservationStatus.HELD, created_at__lt=timezone.now() - older_than)
-    count = 0
-    for reservation in stale:
-        spend_release(reservation=reservation)
-        count += 1
+def spend_reservation_abandon(*, reservation: SpendReservation, error_class: str) -> bool:
+    """Close a reservation whose holder died (a killed process or worker): give the hold back and, when it
+    carries a write-ahead record, write the call's ledger row — the call may have reached Anthropic; its
+    tokens are unknown. One transaction; returns False when the reservation was already closed."""
+    with transaction.atomic():
+        if _close(reservation, status=ReservationStatus.RELEASED, spent=Decimal(0)) is None:
+            return False
+        if reservation.ledger:
+            usage_record_write(**reservation.ledger, outcome=Outcome.SERVER_ERROR, error_class=error_class)
+    logger.warning("Reservation %s of %s was abandoned (%s)", reservation.pk, reservation.request_id, error_class)
+    return True
+
+
+def spend_reservations_reap(*, now: datetime | None = None) -> int:
+    """Close reservations whose holder died (a killed worker, a crashed process): their time is up."""
+    stale = SpendReservation.objects.filter(status=ReservationStatus.HELD, expires_at__lt=now or timezone.now())
+    count = sum(spend_reservation_abandon(reservation=reservation, error_class="HolderLost") for reservation in stale)
     if count:
-        logger.warning("Released %d stale spend reservation(s)", count)
+        logger.warning("Closed %d stale spend reservation(s)", count)
     return count
 
 
 # --- budget alerts ----------------------------------------------------------------------------------------
+
+
+def budget_alerts_check(touched: list[tuple[int, dict[str, Any]]]) -> None:
+    """Raise the alerts that the spend on these counters crossed. Runs after the settlement committed; a
+    failure is logged and leaves nothing half-done: the next settlement on the cap raises the alert."""
+    for counter_id, hold in touched:
+        try:
+            with transaction.atomic():
+                _alerts_check(SpendCounter.objects.get(pk=counter_id), hold)
+        except Exception:
+            logger.exception("Budget alert check failed for spend counter %s; the next settlement retries", counter_id)
 
 
 def _alerts_check(counter: SpendCounter, hold: dict[str, Any]) -> None:

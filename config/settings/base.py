@@ -35,6 +35,9 @@ TOLLGATE_ENCRYPTION_KEYS = parse_encryption_keys(
 TOLLGATE_AUDIT_SIGNING_KEY = parse_signing_key(
     secret("TOLLGATE_AUDIT_SIGNING_KEY", dev_default=_dev_only("audit-signing"), debug=DEBUG)
 )
+# The key of the keyed hash (HMAC-SHA256) that turns a caller's end-user id into the pseudonym that is
+# sent upstream and stored (usage.pseudonyms). Changing it changes every pseudonym.
+TOLLGATE_PSEUDONYM_KEY: str = secret("TOLLGATE_PSEUDONYM_KEY", dev_default=_dev_only("pseudonyms"), debug=DEBUG)
 TOLLGATE_BODY_RETENTION_DAYS: int = env.int("TOLLGATE_BODY_RETENTION_DAYS", default=30)
 # Audit checkpoints leave the database as they are made: one write-once file each in this directory,
 # which the application must not be able to delete from (README, Tamper evidence). Verification fails
@@ -95,6 +98,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = TOLLGATE_MAX_REQUEST_BYTES
 TOLLGATE_ALERT_WEBHOOK_URL: str = env.str("TOLLGATE_ALERT_WEBHOOK_URL", default="")
 # Where the demo data's provider keys point (`make run` starts the sandbox there).
 TOLLGATE_SANDBOX_URL: str = env.str("TOLLGATE_SANDBOX_URL", default="http://127.0.0.1:8765")
+# The only origins a provider key may be sent to (keys/upstreams.py): Anthropic's API, plus the sandbox
+# under DEBUG. `scheme://host` allows the default port; `scheme://host:*` any port.
+TOLLGATE_UPSTREAM_BASE_URLS: list[str] = env.list(
+    "TOLLGATE_UPSTREAM_BASE_URLS", default=["https://api.anthropic.com", *([TOLLGATE_SANDBOX_URL] if DEBUG else [])]
+)
 
 # How many reverse proxies in front of Tollgate append to X-Forwarded-For (0: trust REMOTE_ADDR only).
 TOLLGATE_TRUSTED_PROXIES: int = env.int("TOLLGATE_TRUSTED_PROXIES", default=0)
@@ -302,7 +310,10 @@ LOG_FORMAT: str = env.str("DJANGO_LOG_FORMAT", default="text" if DEBUG else "jso
 LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_context": {"()": "config.logging.RequestContextFilter"}},
+    "filters": {
+        "request_context": {"()": "config.logging.RequestContextFilter"},
+        "no_request_bodies": {"()": "config.logging.NoRequestBodiesFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -314,7 +325,7 @@ LOGGING: dict[str, Any] = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "filters": ["request_context"],
+            "filters": ["no_request_bodies", "request_context"],
             "formatter": LOG_FORMAT,
         }
     },
@@ -325,6 +336,8 @@ LOGGING: dict[str, Any] = {
         "django.server": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "anthropic": {"level": "INFO"},
     },
 }
 

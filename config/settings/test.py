@@ -18,6 +18,7 @@ if os.environ.get("TOLLGATE_TEST_WORKER") == "1":
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-" + "x" * 40)
 os.environ.setdefault("TOLLGATE_ENCRYPTION_KEYS", "test:" + "dGVzdC1vbmx5LWtleS1lbmNyeXB0aW9uLTMyLWJ5dGU=")
 os.environ.setdefault("TOLLGATE_AUDIT_SIGNING_KEY", "dGVzdC1vbmx5LWF1ZGl0LXNpZ25pbmcta2V5LTMyYnk=")
+os.environ.setdefault("TOLLGATE_PSEUDONYM_KEY", "test-only-pseudonym-key-" + "y" * 40)
 os.environ["DJANGO_DEBUG"] = "false"
 # Checkpoint anchors of the test run go to a directory of its own (audit tests use one per test), which
 # a Celery worker started by the tests inherits through the environment.
@@ -51,3 +52,5 @@ LOGGING["root"]["level"] = "WARNING"
 # Test receivers of webhooks listen on 127.0.0.1; retries come quickly.
 TOLLGATE_WEBHOOK_ALLOW_LOOPBACK = True
 TOLLGATE_WEBHOOK_BACKOFF_SECONDS = 0.2
+# The sandbox listens on a free loopback port of each test session.
+TOLLGATE_UPSTREAM_BASE_URLS = ["https://api.anthropic.com", "http://127.0.0.1:*"]

@@ -39,13 +39,14 @@ from prompts.runtime.jobs import sealed_for, unsealed
 from prompts.runtime.pipeline import (
     NoProviderKey,
     caps_for,
-    estimate_tokens,
     message_params,
     metadata_fields,
+    metadata_intake,
     public_id,
+    worst_case_cost,
 )
 from prompts.runtime.redact import Redaction, custom_patterns, redact_variables
-from prompts.runtime.upstream import classify, client_for
+from prompts.runtime.upstream import classify, client_for, provider_key_check
 from prompts.runtime.webhooks import webhook_enqueue
 from prompts.services import released_version_for_run
 from usage.choices import Endpoint, Outcome, ReservationStatus
@@ -62,6 +63,9 @@ MAX_ITEMS = 100_000
 PROVIDER_MAX_REQUESTS = 100_000
 PROVIDER_MAX_BYTES = 256 * 1000 * 1000 - 1_000_000  # a margin for the JSON around the requests
 CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+# A batch's hold lasts until its results are collected: Anthropic ends every batch within 24 hours, and
+# results are collected at the next poll. Past this the holder is presumed dead and the hold reaped.
+BATCH_RESERVATION_TTL = timedelta(hours=30)
 
 
 class BatchNotFound(DomainError):
@@ -120,6 +124,8 @@ def batch_create(
     key = active_provider_key(environment=client.environment)
     if key is None:
         raise NoProviderKey(f"No active provider key is configured for {client.environment}.")
+    provider_key_check(key)
+    metadata = metadata_intake(metadata)
     extra = custom_patterns(version.redaction or {})
     price = price_for(version.model)
     batch = Batch(
@@ -139,15 +145,15 @@ def batch_create(
         rendered = render_values(
             system_prompt=version.system_prompt, user_template=version.user_template, values=values
         )
-        worst_case += cost(
-            price, TokenUsage(input_tokens=estimate_tokens(rendered), output_tokens=version.max_tokens), batch=True
-        )
+        worst_case += worst_case_cost(price, version, rendered, batch=True)
         mappings[item["custom_id"]] = redaction.to_json()
         rows.append(BatchItem(custom_id=item["custom_id"], request_redacted=rendered.messages))
     sealed = sealed_for("batch_mapping", batch.public_id, batch.environment, json.dumps(mappings))
     batch.mapping_ciphertext, batch.mapping_kek_id = sealed.ciphertext, sealed.key_id
     try:
-        spend_reserve(request_id=batch.request_id, caps=caps_for(key, client), amount=worst_case)
+        spend_reserve(
+            request_id=batch.request_id, caps=caps_for(key, client), amount=worst_case, ttl=BATCH_RESERVATION_TTL
+        )
     except SpendCapExceeded:
         usage_record_write(
             **_ledger_base(batch, key_last_four=key.last_four),

@@ -17,6 +17,7 @@ from django.core.cache import cache
 from config.errors import DomainError
 from keys.crypto import Sealed, associated_data, seal, unseal
 from keys.models import ApiClient
+from prompts.runtime.streams import ClosingStream
 
 IDEMPOTENCY_TTL = 24 * 60 * 60
 IN_FLIGHT_TTL = 10 * 60
@@ -96,13 +97,15 @@ def idempotency_abort(client: ApiClient, key: str) -> None:
 
 def idempotent_stream(
     events: Iterator[bytes], *, client: ApiClient, key: str, digest: str, completed: dict[str, Any]
-) -> Iterator[bytes]:
-    """Pass a stream's events on; when it ends, keep its result under the key if the run completed
-    (`completed` was filled), else free the key (an error, or the caller went away)."""
-    try:
-        yield from events
-    finally:
+) -> ClosingStream:
+    """Pass a stream's events on; when the body is closed, keep its result under the key if the run
+    completed (`completed` was filled), else free the key (an error, the caller went away, or the body was
+    never read)."""
+
+    def finish(started: bool) -> None:
         if completed:
             idempotency_store(client, key, digest, completed)
         else:
             idempotency_abort(client, key)
+
+    return ClosingStream(events, on_close=finish)

@@ -24,18 +24,26 @@ from audit.context import RequestContext, bound, new_request_id
 from config.errors import DomainError
 from config.exceptions import domain_problem_body, problem_body
 from keys.crypto import Sealed, associated_data, seal, unseal
-from keys.models import ApiClient, ProviderKey
+from keys.models import ApiClient
 from prompts.choices import JobStatus
 from prompts.errors import VersionTampered
 from prompts.models import Job
 from prompts.runtime import throttle
 from prompts.runtime.egress import callback_url_validate
-from prompts.runtime.pipeline import Intake, UpstreamError, public_id, run_execute, run_intake, run_prepare
+from prompts.runtime.pipeline import (
+    Intake,
+    UpstreamError,
+    metadata_intake,
+    public_id,
+    run_execute,
+    run_intake,
+    run_prepare,
+)
 from prompts.runtime.redact import Redaction
-from usage.choices import CapScope, Endpoint, Outcome
+from usage.choices import Endpoint, ReservationStatus
 from usage.errors import SpendCapExceeded
-from usage.models import SpendReservation, UsageRecord
-from usage.services import spend_release, usage_record_write
+from usage.models import SpendReservation
+from usage.services import spend_reservation_abandon
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +80,7 @@ def job_submit(
 ) -> Job:
     """Validate and redact now (the documented 400/403/404 before anything is queued), store, enqueue."""
     intake = run_intake(client=client, slug=slug, variables=variables)
+    metadata = metadata_intake(metadata)
     callback_url = callback_url_validate(callback_url)
     job = Job(
         public_id=public_id("job_"),
@@ -156,33 +165,11 @@ def _claim(job_id: int) -> tuple[Job, str] | None:
 
 
 def _attempt_lost(job: Job, request_id: str) -> None:
-    """An attempt died (worker killed) after reserving spend: its call may have reached Anthropic. Give the
-    hold back and write its ledger row (tokens unknown), unless it managed to write one itself."""
-    if UsageRecord.objects.filter(request_id=request_id).exists():
-        return
-    reservation = SpendReservation.objects.filter(request_id=request_id).first()
-    if reservation is None:
-        return  # it died before reserving: no call was made
-    spend_release(reservation=reservation)
-    key_id = next((hold["scope_id"] for hold in reservation.holds if hold["scope"] == CapScope.PROVIDER_KEY), None)
-    key = ProviderKey.objects.filter(pk=key_id).first() if key_id else None
-    usage_record_write(
-        request_id=request_id,
-        environment=job.environment,
-        api_client_id=job.api_client_id,
-        api_client_name=job.api_client.name,
-        provider_key_id=key_id,
-        provider_key_last_four=key.last_four if key else "",
-        prompt_id=job.prompt_id,
-        prompt_slug=job.version.prompt.slug,
-        prompt_version=job.version.number,
-        endpoint=Endpoint.JOB,
-        requested_model=job.version.model,
-        model=job.version.model,
-        outcome=Outcome.SERVER_ERROR,
-        error_class="WorkerLost",
-        **{name: str(job.metadata.get(name, ""))[:200] for name in ("feature", "user_tier", "end_user")},
-    )
+    """An attempt died (worker killed) after reserving spend: its call may have reached Anthropic. Every
+    reservation it still holds is given back and its call gets a ledger row (tokens unknown) from the
+    reservation's write-ahead record. A reservation that was closed already has its ledger row."""
+    for reservation in SpendReservation.objects.filter(request_id=request_id, status=ReservationStatus.HELD):
+        spend_reservation_abandon(reservation=reservation, error_class="WorkerLost")
     logger.warning("Job %s: attempt %s was lost with its worker; recorded and released", job, request_id)
 
 

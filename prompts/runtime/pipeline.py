@@ -9,6 +9,8 @@ held across the upstream call.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import math
@@ -30,18 +32,26 @@ from django.utils import timezone
 from config.errors import DomainError, RoleRequired
 from keys.models import ApiClient, ProviderKey
 from keys.selectors import active_provider_key
+from prompts.errors import PromptNotFound
 from prompts.models import PromptVersion, Run
-from prompts.rendering import RenderedPrompt, render_values, variables_validate
+from prompts.rendering import RenderedPrompt, render_values, unsendable, variables_validate
 from prompts.runtime.checks import output_checks_run
 from prompts.runtime.redact import Redaction, StreamRehydrator, custom_patterns, redact_variables
-from prompts.runtime.upstream import UpstreamFailure, classify, client_for, retries_of
+from prompts.runtime.streams import ClosingStream
+from prompts.runtime.upstream import UpstreamFailure, classify, client_for, provider_key_check, retries_of
 from prompts.services import prompt_version_verify, released_version_for_run
 from usage.choices import CapScope, Endpoint, Outcome, Period
 from usage.errors import SpendCapExceeded
 from usage.models import Price, SpendReservation
 from usage.pricing import TokenUsage, cost
 from usage.selectors import decimal_text, price_for
-from usage.services import Cap, spend_release, spend_reserve, spend_settle, usage_record_write
+from usage.services import (
+    Cap,
+    spend_release,
+    spend_reserve,
+    spend_settle,
+    usage_record_write,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +71,14 @@ class NoProviderKey(DomainError):
     code = "upstream_error"
     title = "No provider key"
     status = 502
+
+
+class InternalError(DomainError):
+    """A fault of Tollgate's own, told to a stream's caller as its `error` event."""
+
+    code = "internal_error"
+    title = "Internal error"
+    status = 500
 
 
 @dataclass
@@ -93,8 +111,36 @@ def public_id(prefix: str) -> str:
 
 
 def estimate_tokens(rendered: RenderedPrompt) -> int:
-    """Tokens before the call, ≈ 4 characters a token: for routing and the worst-case reservation."""
+    """Tokens before the call, ≈ 4 characters a token: an estimate, for routing rules only."""
     return math.ceil((len(rendered.system) + sum(len(m["content"]) for m in rendered.messages)) / 4)
+
+
+# The worst case a reservation holds rests on a bound, not an estimate: Claude's tokenizer works on UTF-8
+# bytes, so a text is never more tokens than it has bytes; the request's framing (roles, system block) adds
+# a few tokens, bounded generously here. Every prompt token is priced at the dearest prompt-side rate that
+# can apply (the cache write of the version's TTL when it is dearer than input), the output at max_tokens.
+FRAMING_TOKENS = 64
+FRAMING_TOKENS_PER_MESSAGE = 8
+
+
+def input_tokens_bound(rendered: RenderedPrompt) -> int:
+    """At most this many prompt tokens: one per UTF-8 byte, plus the framing."""
+    text_bytes = len(rendered.system.encode()) + sum(len(m["content"].encode()) for m in rendered.messages)
+    return text_bytes + FRAMING_TOKENS + FRAMING_TOKENS_PER_MESSAGE * len(rendered.messages)
+
+
+def worst_case_cost(price: Price, version: PromptVersion, rendered: RenderedPrompt, *, batch: bool = False) -> Decimal:
+    """What the call can cost at most: what its reservation holds against the caps."""
+    tokens = input_tokens_bound(rendered)
+    plain = TokenUsage(input_tokens=tokens, output_tokens=version.max_tokens)
+    if version.cache_ttl == "off":
+        return cost(price, plain, batch=batch)
+    written = TokenUsage(
+        cache_write_5m_tokens=tokens if version.cache_ttl == "5m" else 0,
+        cache_write_1h_tokens=tokens if version.cache_ttl == "1h" else 0,
+        output_tokens=version.max_tokens,
+    )
+    return max(cost(price, plain, batch=batch), cost(price, written, batch=batch))
 
 
 def caps_for(key: ProviderKey, client: ApiClient | None) -> list[Cap]:
@@ -133,16 +179,10 @@ def _ledger_base(
     }
 
 
-def _route(
-    version: PromptVersion,
-    rendered: RenderedPrompt,
-    *,
-    client: ApiClient | None,
-    environment: str,
-    variables: dict[str, Any],
-    request_id: str,
-) -> tuple[str, str | None]:
+def _route(prepared_intake: Intake, rendered: RenderedPrompt, *, client: ApiClient | None, environment: str,
+           request_id: str) -> tuple[str, str | None]:  # fmt: skip
     """The model to call and the rule that chose it (None: the default model)."""
+    version = prepared_intake.version
     tokens = estimate_tokens(rendered)
     routing = version.routing or {}
     for rule in routing.get("rules", []):
@@ -151,7 +191,7 @@ def _route(
     classifier = routing.get("classifier")
     if classifier:
         answer = _classify(
-            classifier["prompt"], client=client, environment=environment, variables=variables, request_id=request_id
+            classifier["prompt"], client=client, environment=environment, intake=prepared_intake, request_id=request_id
         )
         route = _route_named(answer, classifier["routes"])
         if route:
@@ -167,23 +207,22 @@ def _route_named(answer: str, routes: dict[str, str]) -> str | None:
     return named[0] if len(named) == 1 else None
 
 
-def _classify(
-    slug: str, *, client: ApiClient | None, environment: str, variables: dict[str, Any], request_id: str
-) -> str:
+def _classify(slug: str, *, client: ApiClient | None, environment: str, intake: Intake, request_id: str) -> str:
     """Run the classifier prompt (its own ledger row, its own reservation) and return its answer. The
-    caller's permission was checked for the prompt that routes, not for its classifier."""
+    caller's permission was checked for the prompt that routes, not for its classifier. It is given the
+    values redacted at intake (with the stricter of both prompts' policies) and never the raw ones."""
     classifier = released_version_for_run(slug=slug, environment=environment)
     wanted = {variable["name"] for variable in classifier.variables}
-    given = {name: value for name, value in variables.items() if name in wanted}
+    given = {name: value for name, value in intake.values.items() if name in wanted}
     prepared = run_prepare(
         client=client,
         environment=environment,
         slug=slug,
-        variables=given,
+        variables=None,
         metadata={},
         endpoint=Endpoint.CLASSIFIER,
         request_id=request_id,
-        intake=version_intake(classifier, given, verified=True),
+        intake=Intake(version=classifier, values=given, redaction=intake.redaction, verified=True),
     )
     return str(run_execute(prepared)["output"]).strip().lower()
 
@@ -198,10 +237,34 @@ class Intake:
     verified: bool = False  # the version was read and checked against its hash for this very call
 
 
-def version_intake(version: PromptVersion, variables: Any, *, verified: bool = False) -> Intake:
-    """The variables validated against the version (400) and redacted."""
+def _classifier_of(version: PromptVersion, environment: str) -> PromptVersion | None:
+    """The classifier version that routes `version`'s calls in `environment`, if any is released there."""
+    classifier = (version.routing or {}).get("classifier")
+    if not classifier or not environment:
+        return None
+    try:
+        return released_version_for_run(slug=classifier["prompt"], environment=environment)
+    except PromptNotFound:
+        return None  # routing answers 404 for it when the call is made
+
+
+def version_intake(version: PromptVersion, variables: Any, *, environment: str, verified: bool = False) -> Intake:
+    """The variables validated against the version (400) and redacted, once, for every upstream call the
+    request makes: when a classifier routes the version, its schema and redaction rules are applied too
+    (a variable sensitive in either prompt is replaced whole), so the classifier, the main call and any
+    retry all see the same redacted values."""
     variables_validate(version.variables, variables)
-    values, redaction = redact_variables(version.variables, variables, custom_patterns(version.redaction or {}))
+    schema, rules = list(version.variables), [version.redaction or {}]
+    classifier = _classifier_of(version, environment)
+    if classifier is not None:
+        wanted = {variable["name"] for variable in classifier.variables}
+        variables_validate(classifier.variables, {k: v for k, v in variables.items() if k in wanted})
+        sensitive = {variable["name"] for variable in classifier.variables if variable.get("sensitive")}
+        schema = [{**variable, "sensitive": variable.get("sensitive") or variable["name"] in sensitive}
+                  for variable in schema]  # fmt: skip
+        rules.append(classifier.redaction or {})
+    patterns = [pattern for rule in rules for pattern in custom_patterns(rule)]
+    values, redaction = redact_variables(schema, variables, patterns)
     return Intake(version=version, values=values, redaction=redaction, verified=verified)
 
 
@@ -211,7 +274,33 @@ def run_intake(*, client: ApiClient, slug: str, variables: Any) -> Intake:
     version = released_version_for_run(slug=slug, environment=client.environment)
     if not client.may_run(slug):
         raise RoleRequired(f"This API client may not run '{slug}'.")
-    return version_intake(version, variables)
+    return version_intake(version, variables, environment=client.environment)
+
+
+def end_user_pseudonym(end_user: str) -> str:
+    """The pseudonym of a caller's end-user id: a keyed hash (HMAC-SHA256 under TOLLGATE_PSEUDONYM_KEY),
+    the same for the same id, so per-user reports still work, and no use without the key."""
+    digest = hmac.new(settings.TOLLGATE_PSEUDONYM_KEY.encode(), end_user.encode(), hashlib.sha256).hexdigest()
+    return "eu_" + digest[:32]
+
+
+def metadata_intake(metadata: Any) -> dict[str, str]:
+    """A request's metadata as it may leave and be stored: `end_user` pseudonymised, personal data in the
+    `feature` and `user_tier` labels redacted (placeholders stay: labels are never rehydrated), every
+    value text of at most 200 characters. Unknown keys are dropped."""
+    if not isinstance(metadata, dict):
+        metadata = {}
+    clean: dict[str, str] = {}
+    for name in ("feature", "user_tier", "end_user"):
+        value = metadata.get(name)
+        if value is None or value == "":
+            continue
+        text = value if isinstance(value, str) else json.dumps(value)
+        problem = unsendable(text)
+        if problem:
+            raise DomainError("The metadata cannot be sent; see `errors`.", extra={"errors": {name: problem}})
+        clean[name] = end_user_pseudonym(text) if name == "end_user" else Redaction().redact_text(text)[:200]
+    return clean
 
 
 def run_prepare(
@@ -236,40 +325,41 @@ def run_prepare(
     if intake is None:
         if client is None:
             raise TypeError("run_prepare needs an API client or an intake")
+        metadata = metadata_intake(metadata)
         intake = run_intake(client=client, slug=slug, variables=variables)
     elif not intake.verified:
         intake.version = prompt_version_verify(version=intake.version)  # tampering since it was accepted
-    version, redacted_values, redaction = intake.version, intake.values, intake.redaction
+    version, redaction = intake.version, intake.redaction
     rendered = render_values(
-        system_prompt=version.system_prompt, user_template=version.user_template, values=redacted_values
+        system_prompt=version.system_prompt, user_template=version.user_template, values=intake.values
     )
     key = active_provider_key(environment=environment)
     if key is None:
         raise NoProviderKey(f"No active provider key is configured for {environment}.")
+    provider_key_check(key)
     model, rule = version.model, None
     if endpoint != Endpoint.CLASSIFIER:
-        # Queued work keeps no raw values: its classifier sees the redacted ones.
-        seen = variables if variables is not None else redacted_values
-        model, rule = _route(
-            version, rendered, client=client, environment=environment, variables=seen, request_id=request_id
-        )
+        model, rule = _route(intake, rendered, client=client, environment=environment, request_id=request_id)
     price, default_price = price_for(model), price_for(version.model)
-    worst_case = cost(price, TokenUsage(input_tokens=estimate_tokens(rendered), output_tokens=version.max_tokens))
-    base = _ledger_base(
-        client=client, version=version, environment=environment, endpoint=endpoint, request_id=request_id, key=key
-    )
+    base = {
+        **_ledger_base(
+            client=client, version=version, environment=environment, endpoint=endpoint, request_id=request_id, key=key
+        ),
+        "requested_model": version.model,
+        "model": model,
+        "routing_rule": rule or "",
+        "redactions": redaction.as_counts(),
+        **metadata_fields(metadata),
+    }
     try:
-        reservation = spend_reserve(request_id=request_id, caps=caps_for(key, client), amount=worst_case)
-    except SpendCapExceeded:
-        usage_record_write(
-            **base,
-            requested_model=version.model,
-            model=model,
-            routing_rule=rule or "",
-            outcome=Outcome.CAP_EXCEEDED,
-            redactions=redaction.as_counts(),
-            **metadata_fields(metadata),
+        reservation = spend_reserve(
+            request_id=request_id,
+            caps=caps_for(key, client),
+            amount=worst_case_cost(price, version, rendered),
+            ledger=base,
         )
+    except SpendCapExceeded:
+        usage_record_write(**base, outcome=Outcome.CAP_EXCEEDED)
         raise
     return Prepared(
         client=client,
@@ -293,6 +383,7 @@ def run_prepare(
 
 
 def metadata_fields(metadata: dict[str, str]) -> dict[str, str]:
+    """The ledger's metadata columns, from metadata that went through `metadata_intake`."""
     return {name: str(metadata.get(name, ""))[:200] for name in ("feature", "user_tier", "end_user")}
 
 
@@ -382,21 +473,28 @@ def _succeed(
     retries: int,
     upstream_request_id: str,
 ) -> dict[str, Any]:
-    """Settle, write the ledger row and the run, and build the result (output rehydrated)."""
+    """Settle, write the ledger row and the run, and build the result (output rehydrated). Whatever fails
+    on the way, the call is recorded and its real cost settled before the error goes on."""
     charged = cost(prepared.price, usage)
-    output = prepared.redaction.rehydrate(output_redacted)
-    checks = output_checks_run(prepared.version.output_checks or {}, output)
-    result = _result(
-        prepared,
-        output=output,
-        stop_reason=stop_reason,
-        usage=usage,
-        charged=charged,
-        upstream_ms=upstream_ms,
-        ttft_ms=ttft_ms,
-        checks=checks,
-        upstream_request_id=upstream_request_id,
-    )
+    latency = _latency(prepared, upstream_ms=upstream_ms, ttft_ms=ttft_ms)
+    try:
+        output = prepared.redaction.rehydrate(output_redacted)
+        checks = output_checks_run(prepared.version.output_checks or {}, output)
+        result = _result(
+            prepared,
+            output=output,
+            stop_reason=stop_reason,
+            usage=usage,
+            charged=charged,
+            upstream_ms=upstream_ms,
+            ttft_ms=ttft_ms,
+            checks=checks,
+            upstream_request_id=upstream_request_id,
+        )
+    except Exception as exc:
+        _record_internal_error(prepared, exc, usage=usage, latency=latency, retries=retries,
+                               upstream_request_id=upstream_request_id)  # fmt: skip
+        raise
     _close_and_record(
         prepared,
         settle=True,
@@ -431,25 +529,15 @@ def _close_and_record(
     output_redacted: str = "",
 ) -> None:
     """Settle the reservation (or give it back) and write the ledger row in one transaction, so the
-    spend counters and the ledger always agree; then the run record (the request log)."""
-    version = prepared.version
+    spend counters and the ledger always agree; then the run record (the request log). The ledger row is
+    the reservation's write-ahead record completed with what the call did."""
     with transaction.atomic():
         if settle:
             spend_settle(reservation=prepared.reservation, actual=charged)
         else:
             spend_release(reservation=prepared.reservation)
         usage_record_write(
-            **_ledger_base(
-                client=prepared.client,
-                version=version,
-                environment=prepared.environment,
-                endpoint=prepared.endpoint,
-                request_id=prepared.request_id,
-                key=prepared.key,
-            ),
-            requested_model=prepared.requested_model,
-            model=prepared.model,
-            routing_rule=prepared.rule or "",
+            **prepared.reservation.ledger,
             **usage.ledger_fields(),
             cost_usd=charged,
             default_model_cost_usd=cost(prepared.default_price, usage),
@@ -462,26 +550,30 @@ def _close_and_record(
             retries=retries,
             upstream_request_id=upstream_request_id,
             stop_reason=stop_reason,
-            redactions=prepared.redaction.as_counts(),
             checks=checks or {},
-            **metadata_fields(prepared.metadata),
         )
     if prepared.client is None or prepared.endpoint == Endpoint.CLASSIFIER:
         return  # the request log holds API clients' runs
-    Run.objects.create(
-        public_id=prepared.run_id,
-        request_id=prepared.request_id,
-        api_client=prepared.client,
-        environment=prepared.environment,
-        prompt_id=version.prompt_id,
-        version=version,
-        endpoint=prepared.endpoint,
-        succeeded=outcome == Outcome.OK,
-        result={k: v for k, v in result.items() if k != "output"},
-        request_redacted=json.dumps(prepared.rendered.messages, ensure_ascii=False),
-        output_redacted=output_redacted,
-        bodies_expire_at=timezone.now() + timedelta(days=settings.TOLLGATE_BODY_RETENTION_DAYS),
-    )
+    try:
+        Run.objects.create(
+            public_id=prepared.run_id,
+            request_id=prepared.request_id,
+            api_client=prepared.client,
+            environment=prepared.environment,
+            prompt_id=prepared.version.prompt_id,
+            version=prepared.version,
+            endpoint=prepared.endpoint,
+            succeeded=outcome == Outcome.OK,
+            result={k: v for k, v in result.items() if k != "output"},
+            request_redacted=json.dumps(prepared.rendered.messages, ensure_ascii=False),
+            output_redacted=output_redacted,
+            bodies_expire_at=timezone.now() + timedelta(days=settings.TOLLGATE_BODY_RETENTION_DAYS),
+        )
+    except Exception:
+        # The call is paid for and recorded in the ledger: the caller gets its answer. Only the request-log
+        # entry is missing, and the log says so.
+        logger.exception("Run %s (request %s): the request-log row could not be written", prepared.run_id,
+                         prepared.request_id)  # fmt: skip
 
 
 def _fail(
@@ -507,25 +599,71 @@ def _fail(
     return UpstreamError(failure)
 
 
+def _record_internal_error(
+    prepared: Prepared,
+    exc: BaseException,
+    *,
+    usage: TokenUsage,
+    latency: dict[str, int | None],
+    retries: int = 0,
+    upstream_request_id: str = "",
+    output_redacted: str = "",
+) -> None:
+    """Tollgate failed after the reservation (in the SDK before the request left, or after the answer
+    came): the call gets its ledger row (`internal_error`, the exception's class) and the tokens it used
+    are settled; the error then goes on to the caller as a 500. Idempotent with a normal close: a
+    reservation already settled is left alone."""
+    if prepared.reservation.status != "held" or _closed(prepared):
+        return
+    charged = cost(prepared.price, usage)
+    _close_and_record(
+        prepared,
+        settle=bool(charged),
+        outcome=Outcome.INTERNAL_ERROR,
+        usage=usage,
+        charged=charged,
+        retries=retries,
+        latency=latency,
+        result={"id": prepared.run_id, "error": {"code": "internal_error", "status": 500}},
+        error_class=type(exc).__name__,
+        upstream_request_id=upstream_request_id,
+        output_redacted=output_redacted,
+    )
+    logger.error("Run %s failed inside Tollgate (%s); recorded", prepared.request_id, type(exc).__name__)
+
+
+def _closed(prepared: Prepared) -> bool:
+    """Whether the reservation was settled or released already (its call then has its ledger row)."""
+    prepared.reservation.refresh_from_db(fields=["status"])
+    return prepared.reservation.status != "held"
+
+
 def run_execute(prepared: Prepared) -> dict[str, Any]:
-    """The synchronous call. Returns the run result or raises UpstreamError."""
-    sdk = client_for(prepared.key)
-    _release_connection()
+    """The synchronous call. Returns the run result or raises UpstreamError (or, on a fault of Tollgate's
+    own, the exception, after the call was recorded)."""
     began = time.perf_counter()
     try:
+        sdk = client_for(prepared.key)
+        _release_connection()
         raw = sdk.messages.with_raw_response.create(**_call_kwargs(prepared))
         message = raw.parse()
+        upstream_ms = round((time.perf_counter() - began) * 1000)
+        output = "".join(block.text for block in message.content if block.type == "text")
+        usage = TokenUsage.from_api(message.usage)
     except (anthropic.APIError, anthropic.APIConnectionError) as exc:
         raise _fail(
             prepared, exc, usage=TokenUsage(), upstream_ms=round((time.perf_counter() - began) * 1000), ttft_ms=None
         ) from None
-    upstream_ms = round((time.perf_counter() - began) * 1000)
-    output = "".join(block.text for block in message.content if block.type == "text")
+    except Exception as exc:
+        upstream_ms = round((time.perf_counter() - began) * 1000)
+        _record_internal_error(prepared, exc, usage=TokenUsage(),
+                               latency=_latency(prepared, upstream_ms=upstream_ms, ttft_ms=None))  # fmt: skip
+        raise
     return _succeed(
         prepared,
         output_redacted=output,
         stop_reason=message.stop_reason,
-        usage=TokenUsage.from_api(message.usage),
+        usage=usage,
         upstream_ms=upstream_ms,
         ttft_ms=None,
         retries=retries_of(raw),
@@ -537,12 +675,20 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-def run_stream(prepared: Prepared, problem: Any, *, completed: dict[str, Any] | None = None) -> Iterator[bytes]:
+def run_stream(prepared: Prepared, problem: Any, *, completed: dict[str, Any] | None = None) -> ClosingStream:
     """Server-sent events: run.started, delta…, then run.completed or error. Placeholders are held back
-    until complete. If the caller goes away, the call is recorded and the reservation settled anyway.
-    `completed` receives the run result once the run has completed."""
-    sdk = client_for(prepared.key)
-    _release_connection()
+    until complete. If the caller goes away, the call is recorded and the reservation settled anyway; if
+    the body is closed before the call was made, the hold is given back. `completed` receives the run
+    result once the run has completed."""
+
+    def give_back_if_unstarted(started: bool) -> None:
+        if not started:  # closed before the call was made: nothing was spent
+            spend_release(reservation=prepared.reservation)
+
+    return ClosingStream(_stream_events(prepared, problem, completed), on_close=give_back_if_unstarted)
+
+
+def _stream_events(prepared: Prepared, problem: Any, completed: dict[str, Any] | None) -> Iterator[bytes]:
     try:
         yield _sse(
             "run.started",
@@ -560,10 +706,11 @@ def run_stream(prepared: Prepared, problem: Any, *, completed: dict[str, Any] | 
     parts: list[str] = []
     rehydrator = StreamRehydrator(prepared.redaction)
     finished = False
-    stream_manager = sdk.messages.stream(**_call_kwargs(prepared))
     stream = None
     try:
-        with stream_manager as stream:
+        sdk = client_for(prepared.key)
+        _release_connection()
+        with sdk.messages.stream(**_call_kwargs(prepared)) as stream:
             for text in stream.text_stream:
                 if ttft_ms is None:
                     ttft_ms = round((time.perf_counter() - began) * 1000)
@@ -599,10 +746,23 @@ def run_stream(prepared: Prepared, problem: Any, *, completed: dict[str, Any] | 
         )
         finished = True
         yield _sse("error", problem(error))
-    finally:
-        if not finished:
-            # The caller disconnected (GeneratorExit) or something unexpected happened: record it.
+    except GeneratorExit:
+        if not finished:  # the caller disconnected mid-stream: record the call with the tokens it used
+            finished = True
             _caller_gone(prepared, stream, began=began, ttft_ms=ttft_ms, output_redacted="".join(parts))
+        raise
+    except Exception as exc:  # a fault of Tollgate's own: recorded, then an error event
+        if not finished:
+            finished = True
+            _record_internal_error(
+                prepared,
+                exc,
+                usage=_partial_usage(stream),
+                latency=_latency(prepared, upstream_ms=round((time.perf_counter() - began) * 1000), ttft_ms=ttft_ms),
+                output_redacted="".join(parts),
+            )
+        logger.exception("Stream %s failed inside Tollgate", prepared.request_id)
+        yield _sse("error", problem(InternalError("The run failed on our side; the request id identifies it.")))
 
 
 def replay_stream(result: dict[str, Any]) -> Iterator[bytes]:

@@ -3,6 +3,7 @@ upstream failures to the API's error codes (DESIGN.md §6)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -10,16 +11,38 @@ import anthropic
 import httpx2
 from django.conf import settings
 
+from config.errors import DomainError
 from keys.models import ProviderKey
 from keys.services import provider_key_secret
+from keys.upstreams import upstream_url_allowed
 from usage.choices import Outcome
+
+logger = logging.getLogger(__name__)
 
 _clients: dict[tuple[int, str, str, float, int], anthropic.Anthropic] = {}
 _lock = threading.Lock()
 
 
+class UpstreamNotAllowed(DomainError):
+    """The environment's provider key points at a host outside TOLLGATE_UPSTREAM_BASE_URLS: it is not sent."""
+
+    code = "upstream_not_allowed"
+    title = "Upstream not allowed"
+    status = 502
+
+
+def provider_key_check(key: ProviderKey) -> None:
+    """Refuse to send a key anywhere but an allowed upstream: its base_url may have been edited in the
+    database, or the allow-list narrowed, since it was saved."""
+    if not upstream_url_allowed(key.base_url):
+        logger.critical("Provider key %s points outside TOLLGATE_UPSTREAM_BASE_URLS; it was not sent", key.pk)
+        raise UpstreamNotAllowed(f"The {key.environment} provider key's upstream is not an allowed one.")
+
+
 def client_for(key: ProviderKey) -> anthropic.Anthropic:
-    """The SDK client of `key`, made once per process (its connection pool is reused across requests)."""
+    """The SDK client of `key`, made once per process (its connection pool is reused across requests).
+    Every call to Anthropic gets its client here, so the allow-list is checked here, every time."""
+    provider_key_check(key)
     timeout, retries = settings.TOLLGATE_UPSTREAM_TIMEOUT, settings.TOLLGATE_UPSTREAM_MAX_RETRIES
     cache_key = (key.pk, key.fingerprint, key.base_url, timeout, retries)
     client = _clients.get(cache_key)

@@ -19,6 +19,7 @@ PRODUCTION = {
     "DJANGO_SECRET_KEY": CANARY_SECRET_KEY,
     "TOLLGATE_ENCRYPTION_KEYS": CANARY_KEK,
     "TOLLGATE_AUDIT_SIGNING_KEY": SIGNING_KEY,
+    "TOLLGATE_PSEUDONYM_KEY": "canary-pseudonym-key-never-print-me-0123456789",
 }
 
 
@@ -30,7 +31,9 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "TOLLGATE_ENCRYPTION_KEYS", "TOLLGATE_AUDIT_SIGNING_KEY"])
+@pytest.mark.parametrize(
+    "missing", ["DJANGO_SECRET_KEY", "TOLLGATE_ENCRYPTION_KEYS", "TOLLGATE_AUDIT_SIGNING_KEY", "TOLLGATE_PSEUDONYM_KEY"]
+)
 def test_production_refuses_to_start_without_each_secret(missing):
     env = {name: value for name, value in PRODUCTION.items() if name != missing}
 

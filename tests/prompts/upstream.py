@@ -52,3 +52,16 @@ class Receiver:
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
             self.url = f"https://127.0.0.1:{self.port}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def close_response(response) -> None:
+    """Close a streamed response as a WSGI server does when the caller goes away — without the test
+    client's end-of-request signal, which would close the test's database connection mid-transaction."""
+    from django.core.signals import request_finished
+    from django.db import close_old_connections
+
+    request_finished.disconnect(close_old_connections)
+    try:
+        response.close()
+    finally:
+        request_finished.connect(close_old_connections)

@@ -81,16 +81,18 @@ def test_alerts_fire_once_per_threshold_and_period(django_capture_on_commit_call
     custodian.save()
 
     def spend(amount: str) -> None:
-        spend_settle(
-            reservation=spend_reserve(request_id="r", caps=[KEY_CAP], amount=Decimal(amount)), actual=Decimal(amount)
-        )
+        # Each settlement commits on its own, and its alerts are raised once it has.
+        with django_capture_on_commit_callbacks(execute=True):
+            spend_settle(
+                reservation=spend_reserve(request_id="r", caps=[KEY_CAP], amount=Decimal(amount)),
+                actual=Decimal(amount),
+            )
 
-    with django_capture_on_commit_callbacks(execute=True):
-        spend("7.00")
-        assert not BudgetAlert.objects.exists()
-        spend("1.50")  # 85 %
-        spend("0.50")  # 90 %: still the same 80 % alert
-        spend("1.00")  # 100 %
+    spend("7.00")
+    assert not BudgetAlert.objects.exists()
+    spend("1.50")  # 85 %
+    spend("0.50")  # 90 %: still the same 80 % alert
+    spend("1.00")  # 100 %
 
     assert list(BudgetAlert.objects.order_by("threshold_percent").values_list("threshold_percent", "spent_usd")) == [
         (80, Decimal("8.5")),
