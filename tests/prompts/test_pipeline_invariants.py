@@ -45,21 +45,25 @@ def _upstream_calls(sandbox) -> int:
     return sum(1 for r in requests if r["path"] == "/v1/messages" and r["retry_count"] == 0)
 
 
-def _do(world, spec, monkeypatch, capture) -> None:
+def _do(world, spec, monkeypatch) -> None:
     sandbox = world["sandbox"]
     if spec["fault"] is not None:
         fault = {"status": spec["fault"], "count": spec["fault_count"]}
         if spec["fault"] == "timeout":
             fault["seconds"] = 1
         httpx2.post(f"{sandbox.url}/_sandbox/faults", json=fault).raise_for_status()
-    if spec["broken_after_call"]:
+    with monkeypatch.context() as patched:
+        if spec["broken_after_call"]:
 
-        def broken(checks, output):
-            raise RuntimeError("a fault of Tollgate's own after the call")
+            def broken(checks, output):
+                raise RuntimeError("a fault of Tollgate's own after the call")
 
-        monkeypatch.setattr("prompts.runtime.pipeline.output_checks_run", broken)
-    else:
-        monkeypatch.undo()
+            patched.setattr("prompts.runtime.pipeline.output_checks_run", broken)
+        _send(world, spec)
+
+
+def _send(world, spec) -> None:
+    capture = world["capture"]
     body = {"variables": {"ticket": spec["ticket"], "customer_email": "jane.doe@example.com"}}
     http = world["http"]
     if spec["endpoint"] == "job":
@@ -90,6 +94,7 @@ def test_every_upstream_call_has_one_ledger_row_and_no_hold_outlives_its_request
     world, monkeypatch, settings_, django_capture_on_commit_callbacks
 ):
     world["http"].raise_request_exception = False
+    world["capture"] = django_capture_on_commit_callbacks
 
     @hypothesis_settings(
         max_examples=10,
@@ -102,8 +107,7 @@ def test_every_upstream_call_has_one_ledger_row_and_no_hold_outlives_its_request
         world["sandbox"].call(lambda state: state.reset())
         rows_before = UsageRecord.objects.exclude(outcome="cap_exceeded").count()
         for spec in steps:
-            _do(world, spec, monkeypatch, django_capture_on_commit_callbacks)
-        monkeypatch.undo()
+            _do(world, spec, monkeypatch)
 
         rows = UsageRecord.objects.exclude(outcome="cap_exceeded").count() - rows_before
         assert rows == _upstream_calls(world["sandbox"])
@@ -141,6 +145,7 @@ def test_runs_against_a_tight_cap_cross_its_alerts_and_never_pass_it(
 ):
     world = tight_world
     world["http"].raise_request_exception = False
+    world["capture"] = django_capture_on_commit_callbacks
 
     @hypothesis_settings(
         max_examples=5,
@@ -153,8 +158,7 @@ def test_runs_against_a_tight_cap_cross_its_alerts_and_never_pass_it(
         world["sandbox"].call(lambda state: state.reset())
         rows_before = UsageRecord.objects.exclude(outcome="cap_exceeded").count()
         for spec in steps:
-            _do(world, {**spec, "ticket": spec["ticket"] * 5}, monkeypatch, django_capture_on_commit_callbacks)
-        monkeypatch.undo()
+            _do(world, {**spec, "ticket": spec["ticket"] * 5}, monkeypatch)
         assert UsageRecord.objects.exclude(outcome="cap_exceeded").count() - rows_before == _upstream_calls(
             world["sandbox"]
         )
@@ -216,7 +220,7 @@ def test_concurrent_runs_never_take_a_cap_past_its_limit(sandbox, author, approv
             thread.start()
         for thread in threads:
             thread.join()
-        assert set(statuses) <= {200, 402}
+        assert set(statuses) <= {200, 400, 402}  # 400: a generated ticket that cannot be sent (NUL)
         counter = SpendCounter.objects.get(scope="provider_key")
         assert counter.spent_usd <= Decimal("0.03")
         assert counter.reserved_usd == 0

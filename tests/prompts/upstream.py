@@ -55,13 +55,9 @@ class Receiver:
 
 
 def close_response(response) -> None:
-    """Close a streamed response as a WSGI server does when the caller goes away — without the test
-    client's end-of-request signal, which would close the test's database connection mid-transaction."""
-    from django.core.signals import request_finished
-    from django.db import close_old_connections
-
-    request_finished.disconnect(close_old_connections)
-    try:
-        response.close()
-    finally:
-        request_finished.connect(close_old_connections)
+    """Close a streamed response as a WSGI server does when the caller goes away: run its closers (the body's
+    among them) — without the end-of-request signal, whose handler would close the test's database
+    connection in the middle of its transaction."""
+    for closer in list(response._resource_closers):
+        closer()
+    response.closed = True
