@@ -152,7 +152,7 @@ class ProviderKeyAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
 
     @admin.display(description="spend this month / cap (USD)")
     def month_spend(self, obj: ProviderKey) -> str:
-        amount = spent(scope=CapScope.PROVIDER_KEY, scope_id=obj.pk, period=Period.MONTH)
+        amount = spent(scope=CapScope.PROVIDER_KEY, scope_id=obj.cap_id, period=Period.MONTH)
         share = amount * 100 / obj.monthly_cap_usd if obj.monthly_cap_usd else Decimal(0)
         return f"{amount:.2f} / {obj.monthly_cap_usd:.2f} ({share:.0f} %)"
 

@@ -60,6 +60,11 @@ class ProviderKey(models.Model):
     revoked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+", editable=False
     )
+    # The first key of the line this key continues by rotation: the caps belong to the line, so a rotation
+    # never starts a month's or a day's spend afresh. Empty on a line's first key.
+    rotated_from_first = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="+", editable=False
+    )
 
     history = HistoricalRecords(get_user=history_user, excluded_fields=["secret_ciphertext", "secret_kek_id"])
 
@@ -82,6 +87,11 @@ class ProviderKey(models.Model):
             raise ValidationError(
                 {"base_url": "Not an allowed upstream: keys may only go to the origins in TOLLGATE_UPSTREAM_BASE_URLS."}
             )
+
+    @property
+    def cap_id(self) -> int:
+        """Whose spend counters this key's calls count against: its line's (see `rotated_from_first`)."""
+        return self.rotated_from_first_id or self.pk
 
     @property
     def next_due(self) -> datetime:

@@ -185,6 +185,7 @@ def provider_key_rotate(
         **{field: getattr(old, field) for field in KEY_SETTINGS},
         created_by=actor,
         last_rotated_at=now,
+        rotated_from_first_id=old.cap_id,  # the caps carry over: the month's spend goes on counting
     )
     _set_secret(new, new_secret)
     if new.fingerprint == old.fingerprint:

@@ -24,9 +24,9 @@ def spend_families() -> list[Family]:
     now = timezone.now()
     capped: list[tuple[str, int, str, str, object]] = []
     for key in ProviderKey.objects.filter(status=KeyStatus.ACTIVE):
-        capped.append((CapScope.PROVIDER_KEY, key.pk, key.label, Period.MONTH, key.monthly_cap_usd))
+        capped.append((CapScope.PROVIDER_KEY, key.cap_id, key.label, Period.MONTH, key.monthly_cap_usd))
         if key.daily_cap_usd is not None:
-            capped.append((CapScope.PROVIDER_KEY, key.pk, key.label, Period.DAY, key.daily_cap_usd))
+            capped.append((CapScope.PROVIDER_KEY, key.cap_id, key.label, Period.DAY, key.daily_cap_usd))
     for client in ApiClient.objects.filter(is_active=True, monthly_cap_usd__isnull=False):
         capped.append((CapScope.API_CLIENT, client.pk, client.name, Period.MONTH, client.monthly_cap_usd))
     starts = {period: period_start(period, now) for period in Period.values}

@@ -90,9 +90,9 @@ class SpendCounter(models.Model):
 
 
 def _reservation_expiry() -> Any:
-    from usage.services import RESERVATION_TTL  # the services own the policy
+    from usage.services import reservation_ttl  # the services own the policy
 
-    return timezone.now() + RESERVATION_TTL
+    return timezone.now() + reservation_ttl()
 
 
 class SpendReservation(models.Model):

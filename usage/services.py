@@ -37,7 +37,14 @@ from usage.rollups import rollup_add
 logger = logging.getLogger(__name__)
 
 WORKER_HEARTBEAT_KEY = "usage:worker-heartbeat"
+# How long a call's holder may take before it is presumed dead. Far longer than a call can last: the SDK
+# gives up after TOLLGATE_UPSTREAM_TIMEOUT × (retries + 1), and a stream renews its hold as it flows.
 RESERVATION_TTL = timedelta(minutes=15)
+
+
+def reservation_ttl() -> timedelta:
+    longest_call = settings.TOLLGATE_UPSTREAM_TIMEOUT * (settings.TOLLGATE_UPSTREAM_MAX_RETRIES + 1) + 60
+    return max(RESERVATION_TTL, timedelta(seconds=longest_call))
 
 
 def worker_heartbeat_record() -> None:
@@ -91,7 +98,7 @@ def spend_reserve(
     amount: Decimal,
     at: datetime | None = None,
     ledger: dict[str, Any] | None = None,
-    ttl: timedelta = RESERVATION_TTL,
+    ttl: timedelta | None = None,
 ) -> SpendReservation:
     """Hold `amount` against every cap, all or none. Raises SpendCapExceeded naming the first cap that
     cannot take it.
@@ -100,7 +107,7 @@ def spend_reserve(
     before settling, the reaper writes the call's ledger row from it. `ttl` is how long the holder may
     take before it is presumed dead. A cap that refuses is tried once more after stale holds are reaped,
     so a crashed process cannot block a cap where no beat task runs (the embedded default)."""
-    at = at or timezone.now()
+    at, ttl = at or timezone.now(), ttl or reservation_ttl()
     try:
         return _reserve(request_id=request_id, caps=caps, amount=amount, at=at, ledger=ledger or {}, ttl=ttl)
     except SpendCapExceeded:
@@ -147,10 +154,11 @@ def _close(reservation: SpendReservation, *, status: str, spent: Decimal) -> lis
 # commit for the whole record of a call); alone, each is its own transaction.
 
 
-def spend_settle(*, reservation: SpendReservation, actual: Decimal) -> None:
+def spend_settle(*, reservation: SpendReservation, actual: Decimal) -> bool:
     """Replace the hold by the real cost. The budget alerts this spend crosses are raised after the
     commit, in a transaction of their own: raising, auditing or notifying an alert can never undo the
-    settlement or the ledger row written with it."""
+    settlement or the ledger row written with it. Returns False when the reservation was closed already
+    (the reaper took it for a dead holder's: its ledger row is written)."""
     if actual > reservation.amount_usd:
         # The reservation is the worst case; a call that cost more means the bound is wrong somewhere.
         logger.critical(
@@ -160,23 +168,42 @@ def spend_settle(*, reservation: SpendReservation, actual: Decimal) -> None:
         touched = _close(reservation, status=ReservationStatus.SETTLED, spent=actual)
         if touched and actual > 0:
             transaction.on_commit(partial(budget_alerts_check, touched))
+    return touched is not None
 
 
-def spend_release(*, reservation: SpendReservation) -> None:
-    """The call failed before it cost anything: give the hold back."""
+def spend_release(*, reservation: SpendReservation) -> bool:
+    """The call failed before it cost anything: give the hold back. False when it was closed already."""
     with transaction.atomic(savepoint=False):
-        _close(reservation, status=ReservationStatus.RELEASED, spent=Decimal(0))
+        return _close(reservation, status=ReservationStatus.RELEASED, spent=Decimal(0)) is not None
+
+
+def spend_reservation_renew(*, reservation: SpendReservation, ttl: timedelta) -> bool:
+    """The holder is alive (a stream still flowing): push the expiry on. False when the reservation was
+    closed meanwhile — the reaper took it, and its call's ledger row is written."""
+    return bool(
+        SpendReservation.objects.filter(pk=reservation.pk, status=ReservationStatus.HELD).update(
+            expires_at=timezone.now() + ttl
+        )
+    )
 
 
 def spend_reservation_abandon(*, reservation: SpendReservation, error_class: str) -> bool:
-    """Close a reservation whose holder died (a killed process or worker): give the hold back and, when it
-    carries a write-ahead record, write the call's ledger row — the call may have reached Anthropic; its
-    tokens are unknown. One transaction; returns False when the reservation was already closed."""
+    """Close a reservation whose holder died (a killed process or worker). The call may have reached
+    Anthropic and its tokens are unknown, so the worst case it held is settled — the cap never carries
+    less than the call can have cost — and, when the reservation carries a write-ahead record, the call's
+    ledger row is written at that cost. One transaction; False when the reservation was closed already.
+    Should the holder turn out alive after all, its own close finds the reservation closed and writes no
+    second row (`spend_settle` returns False)."""
     with transaction.atomic():
-        if _close(reservation, status=ReservationStatus.RELEASED, spent=Decimal(0)) is None:
+        if _close(reservation, status=ReservationStatus.SETTLED, spent=reservation.amount_usd) is None:
             return False
         if reservation.ledger:
-            usage_record_write(**reservation.ledger, outcome=Outcome.SERVER_ERROR, error_class=error_class)
+            usage_record_write(
+                **reservation.ledger,
+                outcome=Outcome.SERVER_ERROR,
+                error_class=error_class,
+                cost_usd=reservation.amount_usd,
+            )
     logger.warning("Reservation %s of %s was abandoned (%s)", reservation.pk, reservation.request_id, error_class)
     return True
 

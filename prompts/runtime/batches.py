@@ -46,7 +46,7 @@ from prompts.runtime.pipeline import (
     worst_case_cost,
 )
 from prompts.runtime.redact import Redaction, custom_patterns, redact_variables
-from prompts.runtime.upstream import classify, client_for, provider_key_check
+from prompts.runtime.upstream import UpstreamNotAllowed, classify, client_for, provider_key_check
 from prompts.runtime.webhooks import webhook_enqueue
 from prompts.services import released_version_for_run
 from usage.choices import Endpoint, Outcome, ReservationStatus
@@ -127,7 +127,6 @@ def batch_create(
     provider_key_check(key)
     metadata = metadata_intake(metadata)
     extra = custom_patterns(version.redaction or {})
-    price = price_for(version.model)
     batch = Batch(
         public_id=public_id("batch_"),
         api_client=client,
@@ -139,6 +138,9 @@ def batch_create(
         metadata=metadata,
         callback_url=callback_url,
     )
+    # Reserved, and later charged, at the price in force when the batch was accepted (its items are sent
+    # then), whatever the price book says by the time the results are collected.
+    price = price_for(version.model, at=batch.created_at)
     rows, mappings, worst_case = [], {}, Decimal(0)
     for item in items:
         values, redaction = redact_variables(version.variables, item["variables"], extra)
@@ -214,18 +216,27 @@ def chunks(requests: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]
 
 
 def batch_submit_chunks(batch_id: int) -> None:
-    """Send the batch's requests to Anthropic (once: a redelivered task finds them sent)."""
+    """Send the batch's requests to Anthropic (once: a redelivered task finds them sent). A batch canceled
+    before it was sent ends here, canceled, its hold given back; one canceled while it was being sent is
+    canceled at Anthropic once sent."""
     batch = Batch.objects.select_related("api_client", "version__prompt", "provider_key").get(pk=batch_id)
+    if batch.status == BatchStatus.CANCELING and not batch.provider_batch_ids:
+        _end_unsent(batch, status=BatchStatus.ENDED, item_status=ItemStatus.CANCELED, error={"type": "canceled"})
+        return
     if batch.provider_batch_ids or batch.status != BatchStatus.IN_PROGRESS:
         return
-    sdk = client_for(batch.provider_key)
     items = batch.items.only("custom_id", "request_redacted").iterator()
     requests = ({"custom_id": item.custom_id, "params": _params(batch, item.request_redacted)} for item in items)
     ids: list[str] = []
     try:
+        sdk = client_for(batch.provider_key)
         for chunk in chunks(requests):
             ids.append(sdk.messages.batches.create(requests=chunk).id)  # type: ignore[arg-type]
             Batch.objects.filter(pk=batch.pk).update(provider_batch_ids=ids)
+    except UpstreamNotAllowed as exc:
+        _end_unsent(batch, status=BatchStatus.FAILED, item_status=ItemStatus.ERRORED,
+                    error={"code": exc.code, "detail": exc.detail})  # fmt: skip
+        return
     except (anthropic.APIError, anthropic.APIConnectionError) as exc:
         failure = classify(exc)
         usage_record_write(
@@ -237,14 +248,23 @@ def batch_submit_chunks(batch_id: int) -> None:
         if ids:
             logger.error("Batch %s: %d provider batches sent before %s; polling them", batch, len(ids), failure.code)
             return
-        _reservation_release(batch)
-        with transaction.atomic():
-            Batch.objects.filter(pk=batch.pk).update(status=BatchStatus.FAILED, ended_at=timezone.now())
-            BatchItem.objects.filter(batch=batch).update(
-                status=ItemStatus.ERRORED, error={"code": failure.code, "detail": failure.detail}
-            )
-            if batch.callback_url:
-                webhook_enqueue("batch", batch.pk)
+        _end_unsent(batch, status=BatchStatus.FAILED, item_status=ItemStatus.ERRORED,
+                    error={"code": failure.code, "detail": failure.detail})  # fmt: skip
+        return
+    if Batch.objects.filter(pk=batch.pk, status=BatchStatus.CANCELING).exists():
+        for provider_batch_id in ids:  # the caller canceled while the batch was being sent
+            sdk.messages.batches.cancel(provider_batch_id)
+
+
+def _end_unsent(batch: Batch, *, status: str, item_status: str, error: dict[str, Any]) -> None:
+    """A batch that never reached Anthropic ends: nothing was spent, its hold is given back."""
+    _reservation_release(batch)
+    with transaction.atomic():
+        Batch.objects.filter(pk=batch.pk).update(status=status, ended_at=timezone.now(), mapping_ciphertext="",
+                                                 mapping_kek_id="")  # fmt: skip
+        BatchItem.objects.filter(batch=batch).update(status=item_status, error=error)
+        if batch.callback_url:
+            webhook_enqueue("batch", batch.pk)
 
 
 def _reservation_release(batch: Batch) -> None:
@@ -290,7 +310,7 @@ def batch_results_collect(batch: Batch) -> None:
     mappings = json.loads(
         unsealed("batch_mapping", batch.public_id, batch.environment, batch.mapping_ciphertext, batch.mapping_kek_id)
     )
-    price, version = price_for(batch.version.model), batch.version
+    price, version = price_for(batch.version.model, at=batch.created_at), batch.version
     base = _ledger_base(batch, key_last_four=batch.provider_key.last_four)
     total = Decimal(0)
     items = {item.custom_id: item for item in batch.items.all()}

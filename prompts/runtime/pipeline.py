@@ -47,7 +47,9 @@ from usage.pricing import TokenUsage, cost
 from usage.selectors import decimal_text, price_for
 from usage.services import (
     Cap,
+    reservation_ttl,
     spend_release,
+    spend_reservation_renew,
     spend_reserve,
     spend_settle,
     usage_record_write,
@@ -56,6 +58,8 @@ from usage.services import (
 logger = logging.getLogger(__name__)
 
 _ALPHABET = string.ascii_letters + string.digits
+# A stream renews its reservation this often while it flows, so the reaper never takes a live call's hold.
+LEASE_RENEWAL_SECONDS = 60
 
 
 class UpstreamError(DomainError):
@@ -145,11 +149,15 @@ def worst_case_cost(price: Price, version: PromptVersion, rendered: RenderedProm
 
 def caps_for(key: ProviderKey, client: ApiClient | None) -> list[Cap]:
     caps = [
-        Cap(CapScope.PROVIDER_KEY, key.pk, Period.MONTH, key.monthly_cap_usd, key.label, key.alert_threshold_percent)
+        Cap(
+            CapScope.PROVIDER_KEY, key.cap_id, Period.MONTH, key.monthly_cap_usd, key.label, key.alert_threshold_percent
+        )
     ]
     if key.daily_cap_usd is not None:
         caps.append(
-            Cap(CapScope.PROVIDER_KEY, key.pk, Period.DAY, key.daily_cap_usd, key.label, key.alert_threshold_percent)
+            Cap(
+                CapScope.PROVIDER_KEY, key.cap_id, Period.DAY, key.daily_cap_usd, key.label, key.alert_threshold_percent
+            )
         )
     if client is not None and client.monthly_cap_usd is not None:
         caps.append(Cap(CapScope.API_CLIENT, client.pk, Period.MONTH, client.monthly_cap_usd, client.name))
@@ -530,27 +538,35 @@ def _close_and_record(
 ) -> None:
     """Settle the reservation (or give it back) and write the ledger row in one transaction, so the
     spend counters and the ledger always agree; then the run record (the request log). The ledger row is
-    the reservation's write-ahead record completed with what the call did."""
+    the reservation's write-ahead record completed with what the call did, and it is written only by
+    whoever closes the reservation: a call the reaper took for a dead holder's has its row already."""
     with transaction.atomic():
         if settle:
-            spend_settle(reservation=prepared.reservation, actual=charged)
+            closed = spend_settle(reservation=prepared.reservation, actual=charged)
         else:
-            spend_release(reservation=prepared.reservation)
-        usage_record_write(
-            **prepared.reservation.ledger,
-            **usage.ledger_fields(),
-            cost_usd=charged,
-            default_model_cost_usd=cost(prepared.default_price, usage),
-            price=prepared.price,
-            latency_total_ms=latency["total"],
-            latency_upstream_ms=latency["upstream"],
-            time_to_first_token_ms=latency["time_to_first_token"],
-            outcome=outcome,
-            error_class=error_class,
-            retries=retries,
-            upstream_request_id=upstream_request_id,
-            stop_reason=stop_reason,
-            checks=checks or {},
+            closed = spend_release(reservation=prepared.reservation)
+        if closed:
+            usage_record_write(
+                **prepared.reservation.ledger,
+                **usage.ledger_fields(),
+                cost_usd=charged,
+                default_model_cost_usd=cost(prepared.default_price, usage),
+                price=prepared.price,
+                latency_total_ms=latency["total"],
+                latency_upstream_ms=latency["upstream"],
+                time_to_first_token_ms=latency["time_to_first_token"],
+                outcome=outcome,
+                error_class=error_class,
+                retries=retries,
+                upstream_request_id=upstream_request_id,
+                stop_reason=stop_reason,
+                checks=checks or {},
+            )
+    if not closed:
+        logger.error(
+            "Run %s ended after its reservation expired; the reaper's ledger row stands for it (%s USD held)",
+            prepared.request_id,
+            prepared.reservation.amount_usd,
         )
     if prepared.client is None or prepared.endpoint == Endpoint.CLASSIFIER:
         return  # the request log holds API clients' runs
@@ -710,10 +726,14 @@ def _stream_events(prepared: Prepared, problem: Any, completed: dict[str, Any] |
     try:
         sdk = client_for(prepared.key)
         _release_connection()
+        renewed = time.monotonic()
         with sdk.messages.stream(**_call_kwargs(prepared)) as stream:
             for text in stream.text_stream:
                 if ttft_ms is None:
                     ttft_ms = round((time.perf_counter() - began) * 1000)
+                if time.monotonic() - renewed > LEASE_RENEWAL_SECONDS:  # a long stream keeps its hold alive
+                    spend_reservation_renew(reservation=prepared.reservation, ttl=reservation_ttl())
+                    renewed = time.monotonic()
                 parts.append(text)
                 visible = rehydrator.feed(text)
                 if visible:

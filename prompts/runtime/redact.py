@@ -246,6 +246,11 @@ def redact_variables(
             redacted[name] = redaction.placeholder(name.upper(), str(value))
         elif isinstance(value, str):
             redacted[name] = redaction.redact_text(value, extra)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            # A number is rendered as text: a card or phone number sent as a JSON number is found too.
+            text = str(value)
+            scanned = redaction.redact_text(text, extra)
+            redacted[name] = value if scanned == text else scanned
         else:
             redacted[name] = value
     return redacted, redaction

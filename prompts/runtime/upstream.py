@@ -55,6 +55,9 @@ def client_for(key: ProviderKey) -> anthropic.Anthropic:
                     base_url=key.base_url,
                     max_retries=retries,
                     timeout=httpx2.Timeout(timeout, connect=5.0),
+                    # A redirect could carry the request (and on the same origin the key) outside the
+                    # allow-list: it is answered as an error instead of followed.
+                    http_client=anthropic.DefaultHttpxClient(follow_redirects=False),
                 )
                 _clients[cache_key] = client
     return client

@@ -53,7 +53,7 @@ def test_a_refusal_names_the_cap_and_holds_nothing():
     assert counter(KEY_CAP).reserved_usd == Decimal("2.9")
 
 
-def test_release_and_reaping_give_the_hold_back():
+def test_a_release_gives_the_hold_back_and_reaping_settles_a_dead_holders_worst_case():
     first = spend_reserve(request_id="r1", caps=[KEY_CAP], amount=Decimal(4))
     spend_reserve(request_id="r2", caps=[KEY_CAP], amount=Decimal(5))
 
@@ -62,7 +62,8 @@ def test_release_and_reaping_give_the_hold_back():
         assert services.spend_reservations_reap() == 1
 
     assert counter(KEY_CAP).reserved_usd == Decimal(0)
-    assert counter(KEY_CAP).spent_usd == Decimal(0)
+    # The dead holder's call may have been made: the cap carries what it can have cost.
+    assert counter(KEY_CAP).spent_usd == Decimal(5)
     spend_release(reservation=first)  # idempotent
     assert counter(KEY_CAP).reserved_usd == Decimal(0)
 
