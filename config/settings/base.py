@@ -91,6 +91,8 @@ ALLOWED_HOSTS: list[str] = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost"
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    # First, so that its createsuperuser and changepassword (audited, four-eyes aware) replace Django's.
+    "identity",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
