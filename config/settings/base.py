@@ -217,6 +217,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+# identity.backends: Django's, allowed to re-hash a role holder's password at their own sign-in.
+AUTHENTICATION_BACKENDS = ["identity.backends.ModelBackend"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
