@@ -82,7 +82,8 @@ def test_grant_access_grants_superuser_status(outsider):
     call_command("grant_access", user=outsider.username, superuser=True, reason="recovery", stdout=StringIO())
 
     outsider.refresh_from_db()
-    assert outsider.is_superuser and outsider.is_staff
+    assert outsider.is_superuser
+    assert outsider.is_staff
 
 
 def test_grant_access_needs_an_existing_account():

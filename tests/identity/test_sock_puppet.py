@@ -69,7 +69,8 @@ def test_the_sock_puppet_path_needs_a_second_administrator(client, superuser, se
         {"subject": puppet.pk, "kind": "role", "group": approvers.pk, "reason": "reviews the support prompts"},
     )
     request = AccessRequest.objects.get(subject=puppet)
-    assert request.status == AccessRequestStatus.PENDING and request.requested_by == superuser
+    assert request.status == AccessRequestStatus.PENDING
+    assert request.requested_by == superuser
 
     # The requester cannot approve it: the decision page says why, and nothing is granted.
     response = client.post(f"/admin/identity/accessrequest/{request.pk}/decide/approve/", {"note": "fine by me"})
