@@ -8,4 +8,5 @@ class IdentityConfig(AppConfig):
     verbose_name = "Identity and access"
 
     def ready(self) -> None:
-        from identity import guard  # noqa: F401  (connects the receivers that guard grants of access)
+        # Connect the receivers that guard grants of access, and those that audit failed sign-ins.
+        from identity import guard, signin  # noqa: F401

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,7 @@ INSTALLED_APPS = [
     "usage",
     "prompts",
     "sandbox",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -122,6 +124,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -217,8 +221,24 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
-# identity.backends: Django's, allowed to re-hash a role holder's password at their own sign-in.
-AUTHENTICATION_BACKENDS = ["identity.backends.ModelBackend"]
+# identity.backends: the lockout check (django-axes), then Django's (which may re-hash the holder's password).
+AUTHENTICATION_BACKENDS = ["identity.backends.LockoutBackend", "identity.backends.ModelBackend"]
+
+# --- Sign-in lockout (django-axes; README, Sign-in lockout) -----------------------------------------------
+# After LIMIT failures from one address for one account, or from one address for any accounts, that source
+# is refused for the cool-off (further failures restart it). The address is the one config.middleware
+# trusts (TOLLGATE_TRUSTED_PROXIES).
+TOLLGATE_LOGIN_FAILURE_LIMIT: int = env.int("TOLLGATE_LOGIN_FAILURE_LIMIT", default=5)
+TOLLGATE_LOGIN_COOLOFF_MINUTES: int = env.int("TOLLGATE_LOGIN_COOLOFF_MINUTES", default=15)
+AXES_FAILURE_LIMIT = TOLLGATE_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=TOLLGATE_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "config.middleware.client_ip"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "identity.signin.lockout_response"
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
+# Lockouts are in the audit trail; an administrator lifts one on the host (`manage.py axes_reset_username`).
+AXES_ENABLE_ADMIN = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
