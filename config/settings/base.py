@@ -384,6 +384,8 @@ LOGGING: dict[str, Any] = {
         "django.server": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        # django-axes announces its configuration at every start-up; its lockout warnings still show.
+        "axes.apps": {"level": "WARNING"},
     },
 }
 
