@@ -19,9 +19,10 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from audit.roles import Role
 from config.errors import DomainError
 from identity import services
-from identity.guard import GRANT_RULE, HOLDER_ONLY_RULE, password_set_allowed
+from identity.guard import GRANT_RULE, HOLDER_ONLY_RULE, ROLE_NAME_RULE, password_set_allowed
 from identity.models import AccessRequest, AccessRequestStatus
 
 
@@ -92,6 +93,13 @@ class GuardedGroupForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = Group
         fields = ["name", "permissions"]
+
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data["name"]
+        stored = self.instance.name if self.instance.pk else None
+        if stored is not None and stored != name and {stored, name} & set(Role.values):
+            raise forms.ValidationError(ROLE_NAME_RULE)
+        return name
 
     def clean_permissions(self) -> Any:
         permissions = self.cleaned_data["permissions"]

@@ -9,7 +9,9 @@ enter. Revoking is never refused. A password is set on a privileged account only
 `access_change()`): an administrator removes the account's roles first.
 
 The guard sits on signals rather than in the admin, so that the shell, a data migration or a future view
-meet the same rule; the admin forms check first only to explain it kindly.
+meet the same rule; the admin forms check first only to explain it kindly. What sends no signal — raw SQL,
+or rows of the link tables written directly (Django sends no signals for auto-created models) — is beyond
+it, as is anything else done with the database's own credentials on the host.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from django.db.models.signals import m2m_changed, pre_save
 from django.dispatch import receiver
 
 from audit.context import access_change, access_change_actor, current
+from audit.roles import Role
 from identity.errors import SecondAdministratorRequired
 
 __all__ = ["access_change", "access_change_actor"]
@@ -29,6 +32,7 @@ GRANT_RULE = (
     "Granting a role, a permission or superuser status needs a second administrator: file an access request, "
     "which another administrator (neither you nor the account holder) approves."
 )
+ROLE_NAME_RULE = "The groups of the roles keep their names: a role's permissions follow its name (audit/roles.py)."
 HOLDER_ONLY_RULE = (
     "Only its holder sets the password of an account that holds a role, a permission or superuser status. "
     "Remove its roles first, or ask the person to change their own password."
@@ -86,6 +90,18 @@ def guard_user_save(sender: Any, instance: User, update_fields: Any = None, **kw
 def _guard_grant(sender: Any, instance: Any, action: str, pk_set: Any, **kwargs: Any) -> None:
     if action == "pre_add" and pk_set and access_change_actor() is None:
         raise SecondAdministratorRequired(GRANT_RULE)
+
+
+@receiver(pre_save, sender=Group, dispatch_uid="identity_guard_group_rename")
+def guard_group_rename(sender: Any, instance: Group, **kwargs: Any) -> None:
+    # `roles_sync` finds a role's group by its name: renaming a group with members into a role's name (or a
+    # role's group into another) would hand the role's permissions to other people at the next migrate.
+    if access_change_actor() is not None or instance.pk is None:
+        return
+    stored = Group.objects.filter(pk=instance.pk).values_list("name", flat=True).first()
+    role_names = set(Role.values)
+    if stored is not None and stored != instance.name and {stored, instance.name} & role_names:
+        raise SecondAdministratorRequired(ROLE_NAME_RULE)
 
 
 m2m_changed.connect(_guard_grant, sender=User.groups.through, dispatch_uid="identity_guard_user_groups")

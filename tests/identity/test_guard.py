@@ -43,6 +43,20 @@ def test_permissions_and_superuser_status_are_refused_too(outsider, superuser):
         User.objects.create_superuser("another-root", "r@example.com", "x")
 
 
+def test_a_group_cannot_be_renamed_into_a_role_or_out_of_one():
+    contractors = Group.objects.create(name="Contractors")
+    approvers = Group.objects.get(name=Role.PROMPT_APPROVERS.value)
+
+    approvers.name = "Former approvers"
+    with pytest.raises(SecondAdministratorRequired), transaction.atomic():
+        approvers.save()
+    contractors.name = Role.PROMPT_APPROVERS.value
+    with pytest.raises(SecondAdministratorRequired), transaction.atomic():
+        contractors.save()
+    contractors.name = "Contractors 2026"
+    contractors.save()  # not a role: renamed freely
+
+
 def test_revoking_is_never_refused(approver, superuser):
     approver.groups.clear()
     superuser.is_superuser = False
