@@ -33,9 +33,12 @@ def _what(*, kind: str, group: Group | None, permission: Permission | None) -> d
 
 def _grant(*, subject: User, kind: str, group: Group | None, permission: Permission | None) -> None:
     """Apply a grant. Only callers that enforce four eyes (or the audited bootstrap) reach here."""
+    # Every role works in the admin, which needs staff status.
+    if not subject.is_staff and kind != AccessKind.SUPERUSER:
+        subject.is_staff = True
+        subject.save(update_fields=["is_staff"])
     if kind == AccessKind.SUPERUSER:
         subject.is_superuser = True
-        # A superuser signs in to the admin, which needs staff status.
         subject.is_staff = True
         subject.save(update_fields=["is_superuser", "is_staff"])
     elif kind == AccessKind.ROLE and group is not None:

@@ -92,6 +92,15 @@ def test_grant_access_bootstraps_a_role_and_is_audited(outsider):
     assert AuditEvent.objects.filter(action="user.groups_change", actor_repr="cli:grant_access").exists()
 
 
+def test_grant_access_gives_a_role_holder_staff_status():
+    newcomer = UserFactory(username="newcomer", is_staff=False)
+
+    call_command("grant_access", user="newcomer", role="Prompt authors", reason="joins", stdout=StringIO())
+
+    newcomer.refresh_from_db()
+    assert newcomer.is_staff
+
+
 def test_grant_access_grants_superuser_status(outsider):
     call_command("grant_access", user=outsider.username, superuser=True, reason="recovery", stdout=StringIO())
 
