@@ -243,6 +243,8 @@ AXES_LOCKOUT_CALLABLE = "identity.signin.lockout_response"
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
 # Lockouts are in the audit trail; an administrator lifts one on the host (`manage.py axes_reset_username`).
 AXES_ENABLE_ADMIN = False
+# No configuration banner at every start-up (failure and lockout warnings are still logged).
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -384,8 +386,6 @@ LOGGING: dict[str, Any] = {
         "django.server": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
-        # django-axes announces its configuration at every start-up; its lockout warnings still show.
-        "axes.apps": {"level": "WARNING"},
     },
 }
 
