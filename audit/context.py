@@ -50,3 +50,25 @@ def bound(context: RequestContext) -> Iterator[RequestContext]:
         yield context
     finally:
         _current.reset(token)
+
+
+# Grants of access (roles, permissions, superuser status) are refused outside this context (identity.guard):
+# it is entered only by the approval of an access request, `roles_sync`, the `grant_access` bootstrap and
+# test factories. Kept here, beside "who is acting", so that `roles_sync` (in this app) can enter it.
+_access_change: ContextVar[str | None] = ContextVar("tollgate_access_change", default=None)
+
+
+@contextmanager
+def access_change(*, actor_repr: str) -> Iterator[None]:
+    """Allow grants of access inside the block; `actor_repr` says who vouches for them ("cli:grant_access",
+    "access_request:42", "roles_sync"). The callers record the audit events."""
+    token = _access_change.set(actor_repr)
+    try:
+        yield
+    finally:
+        _access_change.reset(token)
+
+
+def access_change_actor() -> str | None:
+    """Who vouches for the access change in progress, or None outside `access_change()`."""
+    return _access_change.get()

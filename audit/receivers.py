@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import apps as global_apps
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, User
-from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save, pre_save
 from django.dispatch import receiver
@@ -28,17 +27,7 @@ def on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
         audit_event_record(action="auth.logout", actor=user, target=user)
 
 
-@receiver(user_login_failed, dispatch_uid="audit_login_failed")
-def on_login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
-    # Only the name that was tried: the rest of `credentials` is the password.
-    username = str(credentials.get(get_user_model().USERNAME_FIELD, ""))[:150]
-    audit_event_record(
-        action="auth.login_failed",
-        actor_repr="anonymous",
-        object_type="auth.user",
-        object_repr=username,
-        changes={"username": username},
-    )
+# Failed sign-ins and lockouts are recorded by identity.signin (bounded per source, with django-axes).
 
 
 @receiver(post_migrate, dispatch_uid="audit_roles_sync")

@@ -13,6 +13,8 @@ from typing import Any
 from django.apps import apps as global_apps
 from django.db import DEFAULT_DB_ALIAS, models
 
+from audit.context import access_change
+
 
 class Role(models.TextChoices):
     PROMPT_AUTHORS = "Prompt authors"
@@ -94,6 +96,11 @@ def roles_sync(*, apps: Any = global_apps, using: str = DEFAULT_DB_ALIAS) -> Non
     """Make sure every role exists and holds the permissions declared for it."""
     group_model = apps.get_model("auth", "Group")
     permission_model = apps.get_model("auth", "Permission")
+    with access_change(actor_repr="roles_sync"):  # the grants are declared in code and reviewed there
+        _roles_grant(group_model=group_model, permission_model=permission_model, using=using)
+
+
+def _roles_grant(*, group_model: Any, permission_model: Any, using: str) -> None:
     for role, names in ROLE_PERMISSIONS.items():
         group, _ = group_model.objects.using(using).get_or_create(name=role.value)
         for name in names:

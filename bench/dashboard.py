@@ -73,7 +73,9 @@ RENDER = """
 import statistics, time
 from django.contrib.auth.models import User
 from django.test import Client
-user = User.objects.filter(username="bench").first() or User.objects.create_superuser("bench", "b@example.com", "x")
+from audit.context import access_change
+with access_change(actor_repr="bench"):
+    user = User.objects.filter(username="bench").first() or User.objects.create_superuser("bench", "b@example.com", "x")
 client = Client()
 client.force_login(user)
 client.get("/admin/usage/usagerecord/dashboard/")

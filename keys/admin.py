@@ -32,8 +32,6 @@ from keys.selectors import rotation_state
 from usage.choices import CapScope, Period
 from usage.selectors import spent
 
-BADGE_COLOURS = {"ok": "#2e7d32", "due soon": "#b26a00", "overdue": "#c62828"}
-
 
 def _user(request: HttpRequest) -> User:
     user: User = request.user  # type: ignore[assignment]
@@ -144,8 +142,8 @@ class ProviderKeyAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
             return "—"
         state = rotation_state(obj)
         return format_html(
-            '<span style="color:{};font-weight:bold" title="due {}">{}</span>',
-            BADGE_COLOURS[state],
+            '<span class="tg-badge tg-badge-{}" title="due {}">{}</span>',
+            state.replace(" ", "-"),
             obj.next_due.date().isoformat(),
             state,
         )

@@ -15,6 +15,7 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.utils import timezone
 
+from audit.context import access_change
 from audit.roles import Role
 from config.environments import Environment
 from keys import services as key_services
@@ -44,6 +45,12 @@ DEMO_USERS: list[tuple[str, Role | None]] = [
 
 @transaction.atomic
 def demo_users_seed() -> list[DemoLogin]:
+    # Demo accounts get their roles directly (seed_demo runs only with DEBUG, and is audited as seed_demo).
+    with access_change(actor_repr="seed_demo"):
+        return _demo_users_create()
+
+
+def _demo_users_create() -> list[DemoLogin]:
     logins: list[DemoLogin] = []
     for username, role in DEMO_USERS:
         user, created = User.objects.get_or_create(

@@ -5,6 +5,7 @@ from typing import Any
 import factory
 from django.contrib.auth.models import Group, User
 
+from audit.context import access_change
 from audit.roles import Role
 
 PASSWORD = "correct-horse-battery-staple"
@@ -21,10 +22,17 @@ class UserFactory(factory.django.DjangoModelFactory):
     is_staff = True
     password = factory.django.Password(PASSWORD)
 
+    @classmethod
+    def _create(cls, model_class: type[User], *args: Any, **kwargs: Any) -> User:
+        # Personas are set up directly; the four-eyes rule on grants has its own tests (tests/identity).
+        with access_change(actor_repr="test-factory"):
+            return super()._create(model_class, *args, **kwargs)
+
     @factory.post_generation
     def roles(self: User, create: bool, extracted: list[Role] | None, **kwargs: Any) -> None:
-        for role in extracted or []:
-            self.groups.add(Group.objects.get(name=role.value))
+        with access_change(actor_repr="test-factory"):
+            for role in extracted or []:
+                self.groups.add(Group.objects.get(name=role.value))
 
 
 def version_content(**overrides: Any) -> dict[str, Any]:

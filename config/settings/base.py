@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from celery.schedules import crontab
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env, parse_encryption_keys, parse_signing_key, secret, secret_optional
@@ -111,6 +113,8 @@ ALLOWED_HOSTS: list[str] = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost"
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    # First, so that its createsuperuser and changepassword (audited, four-eyes aware) replace Django's.
+    "identity",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -127,11 +131,15 @@ INSTALLED_APPS = [
     "usage",
     "prompts",
     "sandbox",
+    "axes",
+    "csp",
 ]
 
 MIDDLEWARE = [
     "config.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -140,6 +148,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -235,6 +245,26 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+# identity.backends: the lockout check (django-axes), then Django's (which may re-hash the holder's password).
+AUTHENTICATION_BACKENDS = ["identity.backends.LockoutBackend", "identity.backends.ModelBackend"]
+
+# --- Sign-in lockout (django-axes; README, Sign-in lockout) -----------------------------------------------
+# After LIMIT failures from one address for one account, or from one address for any accounts, that source
+# is refused for the cool-off (further failures restart it). The address is the one config.middleware
+# trusts (TOLLGATE_TRUSTED_PROXIES).
+TOLLGATE_LOGIN_FAILURE_LIMIT: int = env.int("TOLLGATE_LOGIN_FAILURE_LIMIT", default=5)
+TOLLGATE_LOGIN_COOLOFF_MINUTES: int = env.int("TOLLGATE_LOGIN_COOLOFF_MINUTES", default=15)
+AXES_FAILURE_LIMIT = TOLLGATE_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=TOLLGATE_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "config.middleware.client_ip"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "identity.signin.lockout_response"
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
+# Lockouts are in the audit trail; an administrator lifts one on the host (`manage.py axes_reset_username`).
+AXES_ENABLE_ADMIN = False
+# No configuration banner at every start-up (failure and lockout warnings are still logged).
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -283,6 +313,49 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
     SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
+
+# --- Security headers (README, Security headers) ----------------------------------------------------------
+# Only our own scripts, styles, images and fonts; an inline <script> or <style> runs only with the
+# request's nonce (request.csp_nonce), and style="" attributes not at all.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# No page of Tollgate uses any of these browser features: deny them to every frame.
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "browsing-topics",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "hid",
+        "idle-detection",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "screen-wake-lock",
+        "serial",
+        "usb",
+        "xr-spatial-tracking",
+    )
+}
+# The OpenAPI schema and the docs (/api/schema/, /api/docs/): public, or for staff and API clients only.
+TOLLGATE_API_DOCS_PUBLIC: bool = env.bool("TOLLGATE_API_DOCS_PUBLIC", default=DEBUG)
 
 # --- REST framework -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

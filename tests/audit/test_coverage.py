@@ -58,14 +58,19 @@ def _user_add(client: Client, world: dict[str, Any]) -> None:
 def _user_change(client: Client, world: dict[str, Any]) -> None:
     user = world["outsider"]
     url = f"/admin/auth/user/{user.pk}/change/"
-    client.post(
-        url, form_data(client, url, email="moved@example.com", groups=[str(Group.objects.order_by("pk")[0].pk)])
-    )
+    # Removing a role is immediate; granting one is an access request (_access_request_add).
+    client.post(url, form_data(client, url, email="moved@example.com", groups=[]))
 
 
 def _user_delete(client: Client, world: dict[str, Any]) -> None:
     victim = User.objects.create_user("temporary", password="x7#Lq!v9Pz2m")
     client.post(f"/admin/auth/user/{victim.pk}/delete/", {"post": "yes"})
+
+
+def _access_request_add(client: Client, world: dict[str, Any]) -> None:
+    client.post("/admin/identity/accessrequest/add/", {
+        "subject": world["outsider"].pk, "kind": "role", "group": Group.objects.get(name="Auditors").pk,
+        "reason": "joins the audit team"})  # fmt: skip
 
 
 def _group_add(client: Client, world: dict[str, Any]) -> None:
@@ -178,6 +183,7 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("auth.user", "change"): ("superuser", _user_change, "auth.user"),
     ("auth.user", "delete"): ("superuser", _user_delete, "auth.user"),
     ("auth.group", "add"): ("superuser", _group_add, "auth.group"),
+    ("identity.accessrequest", "add"): ("superuser", _access_request_add, "identity.accessrequest"),
     ("auth.group", "change"): ("superuser", _group_change, "auth.group"),
     ("auth.group", "delete"): ("superuser", _group_delete, "auth.group"),
     ("keys.providerkey", "add"): ("custodian", _key_add, "keys.providerkey"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 from collections.abc import Iterator
@@ -49,10 +50,35 @@ def browser() -> Iterator[object]:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
+# Reports every Content-Security-Policy violation to the console, where `page` collects it. Playwright's
+# init scripts are not subject to the page's policy.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || "inline"}`);
+});
+"""
+
+
+def is_csp_violation(text: str) -> bool:
+    return text.startswith(("CSP violation:", "Refused to")) or "Content Security Policy" in text
+
+
 @pytest.fixture
-def page(browser) -> Iterator[object]:
+def csp_violations() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def page(browser, csp_violations: list[str], request: pytest.FixtureRequest) -> Iterator[object]:
+    """A fresh browser context. A test fails if the page broke its Content-Security-Policy (an inline
+    script or style without the nonce, a style attribute, an asset from elsewhere), unless it asked for
+    the violations itself (`csp_violations`) to check them."""
     context = browser.new_context()
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
     page = context.new_page()
+    page.on("console", lambda message: csp_violations.append(message.text) if is_csp_violation(message.text) else None)
     page.set_default_timeout(15_000)
     yield page
     context.close()
+    if "csp_violations" not in inspect.signature(request.function).parameters:
+        assert not csp_violations, f"Content-Security-Policy violations: {csp_violations}"

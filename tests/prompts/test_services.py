@@ -8,6 +8,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from audit.models import AuditEvent
+from audit.roles import Role
 from config.environments import Environment
 from prompts import services
 from prompts.choices import VersionStatus
@@ -160,8 +161,7 @@ def test_approvers_cannot_write_or_edit_content(prompt, draft, approver):
 
 
 def test_only_the_author_edits_a_draft(draft, prompt):
-    other_author = UserFactory(username="other-author", roles=[])
-    other_author.groups.set(draft.author.groups.all())
+    other_author = UserFactory(username="other-author", roles=[Role.PROMPT_AUTHORS])
 
     with pytest.raises(RoleRequired, match="Only the author"):
         services.prompt_version_update(actor=other_author, version=draft, content={"max_tokens": 9}, change_summary="x")
