@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any, NoReturn
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -54,6 +55,13 @@ class Price(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} from {self.effective_from.date().isoformat()}"
+
+    def clean(self) -> None:
+        # A call's worst case is priced from this row: a model that cost nothing would let every call past
+        # every cap.
+        free = [name for name in ("input", "output") if getattr(self, name) is not None and getattr(self, name) <= 0]
+        if free:
+            raise ValidationError(dict.fromkeys(free, "Must be more than zero: caps are reserved at these prices."))
 
     def as_dict(self) -> dict[str, str | int | None]:
         return {

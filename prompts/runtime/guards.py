@@ -20,7 +20,8 @@ from keys.models import ApiClient
 from prompts.runtime.streams import ClosingStream
 
 IDEMPOTENCY_TTL = 24 * 60 * 60
-IN_FLIGHT_TTL = 10 * 60
+# A key stays claimed while its first request may still be running: as long as a call may hold its spend.
+IN_FLIGHT_TTL = 45 * 60
 
 
 class RateLimited(DomainError):

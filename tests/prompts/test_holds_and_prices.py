@@ -309,3 +309,25 @@ def test_a_rotation_mid_month_gives_the_environment_a_fresh_monthly_cap(world, c
         "spent_usd", flat=True))  # fmt: skip
     # Promised: the production key's monthly cap (USD 0.01) bounds the month's spend.
     assert response.status_code == 402, f"ran after rotation; the month's spend is now {month_spend}"
+
+
+def test_a_price_row_that_makes_a_model_free_is_refused(custodian):
+    from django.core.exceptions import ValidationError
+
+    from usage.models import Price
+    from usage.services import price_save
+
+    free = Price(model="claude-haiku-4-5", effective_from=timezone.now(), input=0, cache_write_5m=0,
+                 cache_write_1h=0, cache_read=0, output=0)  # fmt: skip
+    with pytest.raises(ValidationError):  # every cap would let every call through
+        price_save(actor=custodian, price=free, reason="free model")
+
+
+def test_a_batch_custom_id_that_looks_like_personal_data_is_refused(world):
+    items = [{"custom_id": "078-05-1120", "variables": {"ticket": "short", "customer_email": EMAIL}}]
+
+    response = world["http"].post("/api/v1/prompts/support-summary/batches", {"items": items}, format="json")
+
+    assert response.status_code == 400
+    assert "personal data" in json.dumps(response.json()["errors"])
+    assert "078-05-1120" not in json.dumps(sandbox_requests(world))
