@@ -10,6 +10,12 @@ admin.site.site_header = "Tollgate"
 admin.site.site_title = "Tollgate"
 admin.site.index_title = "Governance"
 
+# Under /api/ these answer problem JSON (config/exceptions.py); elsewhere Django's own pages.
+handler400 = "config.exceptions.bad_request_view"
+handler403 = "config.exceptions.permission_denied_view"
+handler404 = "config.exceptions.not_found_view"
+handler500 = "config.exceptions.server_error_view"
+
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
