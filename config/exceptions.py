@@ -125,7 +125,7 @@ def _is_api(request: HttpRequest) -> bool:
 
 @csrf_exempt  # like every API view: the API authenticates with tokens, never with a session cookie
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-    """Any path under /api/v1/ that names no endpoint, whatever the method."""
+    """Any path under /api/ that names no endpoint, whatever the method."""
     return problem_response(
         code="not_found", title="Not found", status_code=404, detail="No API endpoint answers at this path."
     )

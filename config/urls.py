@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import health, metrics
+from config.exceptions import api_not_found
 
 admin.site.site_header = "Tollgate"
 admin.site.site_title = "Tollgate"
@@ -23,5 +24,8 @@ urlpatterns = [
     path("api/v1/", include("config.api_router")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Any other path under /api/ is a problem-JSON 404, with DEBUG on as well as off (handler404 only
+    # answers with DEBUG off). `api/docs` and `api/schema` still get their trailing-slash redirect.
+    re_path(r"^api/(?!docs$|schema$)", api_not_found, name="api-not-found"),
     path("admin/", admin.site.urls),
 ]

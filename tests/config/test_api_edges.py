@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import socket
+import subprocess
 import sys
 import threading
+import time
+from pathlib import Path
 
+import httpx2
 import pytest
+from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 from django.test import Client
 from rest_framework.test import APIClient as HttpClient
 
 from config.exceptions import PROBLEM_CONTENT_TYPE
 from config.parsers import MAX_DEPTH
+from tests.conftest import ROOT, _worker_database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -175,7 +183,15 @@ def test_unknown_fields_and_values_of_the_wrong_json_type_are_named(api):
 def test_an_unknown_api_path_is_a_problem_404_with_debug_on_or_off(api, settings):
     for debug in (False, True):
         settings.DEBUG = debug
-        for path in ("/api/v1/nope", "/api/v1/prompts/support-summary/nope", "/api/v1/", "/api/v1/prompts/a b"):
+        for path in (
+            "/api/v1/nope",
+            "/api/v1/prompts/support-summary/nope",
+            "/api/v1/",
+            "/api/v1/prompts/a b",
+            "/api/v1/prompts/",
+            "/api/v2/prompts",
+            "/api/",
+        ):
             response = api.post(path) if path.endswith("nope") else api.get(path)
             assert (response.status_code, problem(response)["code"]) == (404, "not_found"), path
 
@@ -187,10 +203,9 @@ def test_an_unknown_path_elsewhere_keeps_djangos_html_page(client):
     assert response["Content-Type"].startswith("text/html")
 
 
-def test_the_api_root_outside_v1_is_a_problem_404_too(client):
-    response = client.get("/api/v2/prompts")
-
-    assert (response.status_code, problem(response)["code"]) == (404, "not_found")
+def test_the_docs_and_schema_keep_their_trailing_slash_redirect(client):
+    assert client.get("/api/docs")["Location"] == "/api/docs/"
+    assert client.get("/api/schema")["Location"] == "/api/schema/"
 
 
 def test_nul_in_a_path_or_query_is_a_400_before_any_query(api):
@@ -222,3 +237,42 @@ def test_an_unexpected_error_outside_a_view_is_a_problem_500_under_api_and_html_
     assert "canary-7c41" not in api_answer.content.decode()
     assert page.status_code == 500
     assert page["Content-Type"].startswith("text/html")
+
+
+def test_deep_json_is_a_400_under_gunicorn(transactional_db, api_world):
+    """Production's server (gthread workers, as bench/run_endpoint.py runs it) on the test database."""
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("a gunicorn process cannot share an in-memory SQLite test database")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": _worker_database_url(),
+    }
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
+         "--workers", "1", "--threads", "4", "--worker-class", "gthread", "--log-level", "warning"],
+        cwd=ROOT, env=environment,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        body = b"[" * 10_000 + b"]" * 10_000
+        response = httpx2.post(
+            f"http://127.0.0.1:{port}{ESTIMATE}", content=body, timeout=30,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {api_world['token']}"},
+        )  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    assert response.status_code == 400
+    assert response.headers["Content-Type"] == PROBLEM_CONTENT_TYPE
+    assert response.json()["code"] == "invalid_request"
