@@ -132,6 +132,11 @@ def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpRespon
 
 
 def bad_request_view(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request) and isinstance(exception, RequestDataTooBig):
+        return problem_response(
+            code="request_too_large", title="Request too large", status_code=413,
+            detail="The body is larger than this API accepts.",
+        )  # fmt: skip
     if _is_api(request):
         return problem_response(
             code="invalid_request", title="Malformed request", status_code=400,

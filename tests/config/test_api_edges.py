@@ -16,11 +16,12 @@ from pathlib import Path
 import httpx2
 import pytest
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.handlers.wsgi import WSGIHandler
 from django.test import Client
 from rest_framework.test import APIClient as HttpClient
 
-from config.exceptions import PROBLEM_CONTENT_TYPE
+from config.exceptions import PROBLEM_CONTENT_TYPE, bad_request_view
 from config.parsers import MAX_DEPTH
 from tests.conftest import ROOT, _worker_database_url
 
@@ -276,3 +277,12 @@ def test_deep_json_is_a_400_under_gunicorn(transactional_db, api_world):
     assert response.status_code == 400
     assert response.headers["Content-Type"] == PROBLEM_CONTENT_TYPE
     assert response.json()["code"] == "invalid_request"
+
+
+def test_djangos_body_limit_met_outside_a_view_is_a_413_under_api(rf):
+    response = bad_request_view(rf.post(ESTIMATE), RequestDataTooBig("too big"))
+    page = bad_request_view(rf.post("/admin/login/"), RequestDataTooBig("too big"))
+
+    assert (response.status_code, problem(response)["code"]) == (413, "request_too_large")
+    assert page.status_code == 400
+    assert page["Content-Type"].startswith("text/html")
