@@ -33,3 +33,11 @@ class ReasonRequired(DomainError):
     code = "reason_required"
     title = "Reason required"
     status = 400
+
+
+class RequestTooLarge(DomainError):
+    """A body over TOLLGATE_MAX_REQUEST_BYTES: refused before it is read."""
+
+    code = "request_too_large"
+    title = "Request too large"
+    status = 413

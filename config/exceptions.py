@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
-from django.http import Http404
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import Http404, HttpRequest, HttpResponse
+from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from audit.context import current_request_id
-from config.errors import DomainError
+from config.errors import DomainError, RequestTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +25,7 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 _DRF_CODES: dict[type[exceptions.APIException], tuple[str, str]] = {
     exceptions.ParseError: ("invalid_request", "Malformed request"),
     exceptions.ValidationError: ("invalid_request", "Invalid request"),
-    exceptions.UnsupportedMediaType: ("invalid_request", "Unsupported media type"),
+    exceptions.UnsupportedMediaType: ("unsupported_media_type", "Unsupported media type"),
     exceptions.NotAuthenticated: ("authentication_failed", "Authentication failed"),
     exceptions.AuthenticationFailed: ("authentication_failed", "Authentication failed"),
     exceptions.PermissionDenied: ("permission_denied", "Permission denied"),
@@ -54,13 +59,31 @@ def problem(
     return Response(body, status=status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
 
 
+def problem_response(*, code: str, title: str, status_code: int, detail: str, **extra: Any) -> HttpResponse:
+    """A problem answer outside DRF (middleware, URL handlers), identical to what the views answer."""
+    body = problem_body(code=code, title=title, status_code=status_code, detail=detail, **extra)
+    return HttpResponse(json.dumps(body, cls=DjangoJSONEncoder), status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def _django_exception_as_api_exception(exc: Exception) -> Exception:
+    """Django's own request errors, as what they mean to an API caller (DRF alone maps only Http404)."""
+    if isinstance(exc, RequestDataTooBig):  # a body larger than DATA_UPLOAD_MAX_MEMORY_SIZE was read
+        return RequestTooLarge("The body is larger than this API accepts.")
+    if isinstance(exc, SuspiciousOperation):
+        return exceptions.ParseError("The request was refused as malformed.")
+    if isinstance(exc, PermissionDenied):
+        return exceptions.PermissionDenied()
+    if isinstance(exc, Http404):
+        return exceptions.NotFound()
+    return exc
+
+
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    exc = _django_exception_as_api_exception(exc)
     if isinstance(exc, DomainError):
         retry_after = getattr(exc, "retry_after", None)
         headers = {"Retry-After": str(retry_after)} if retry_after else None
         return Response(domain_problem_body(exc), status=exc.status, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
-    if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
     if isinstance(exc, exceptions.APIException):
         code, title = next(
             (value for klass, value in _DRF_CODES.items() if isinstance(exc, klass)),
@@ -91,3 +114,56 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
         detail="Something went wrong on our side; the request id identifies it in our logs.",
     )
+
+
+# --- Django's error handlers (config/urls.py): problem JSON under /api/, Django's HTML pages elsewhere ----
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path_info.startswith("/api/")
+
+
+@csrf_exempt  # like every API view: the API authenticates with tokens, never with a session cookie
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """Any path under /api/ that names no endpoint, whatever the method."""
+    return problem_response(
+        code="not_found", title="Not found", status_code=404, detail="No API endpoint answers at this path."
+    )
+
+
+def bad_request_view(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request) and isinstance(exception, RequestDataTooBig):
+        return problem_response(
+            code="request_too_large", title="Request too large", status_code=413,
+            detail="The body is larger than this API accepts.",
+        )  # fmt: skip
+    if _is_api(request):
+        return problem_response(
+            code="invalid_request", title="Malformed request", status_code=400,
+            detail="The request was refused as malformed.",
+        )  # fmt: skip
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied_view(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return problem_response(
+            code="permission_denied", title="Permission denied", status_code=403, detail="Permission denied."
+        )
+    return defaults.permission_denied(request, exception)
+
+
+def not_found_view(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return api_not_found(request)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error_view(request: HttpRequest) -> HttpResponse:
+    """Reached when an exception escapes everything else (Django has logged it with its traceback)."""
+    if _is_api(request):
+        return problem_response(
+            code="internal_error", title="Internal error", status_code=500,
+            detail="Something went wrong on our side; the request id identifies it in our logs.",
+        )  # fmt: skip
+    return defaults.server_error(request)

@@ -4,18 +4,23 @@ with any number of web servers and workers. Apps contribute series with `registe
 AppConfig.ready.
 
 Access: with TOLLGATE_METRICS_TOKEN set, a scrape must send `Authorization: Bearer <token>`; without
-it, only loopback clients are answered.
+it, only loopback clients are answered. "Loopback" is the client's address as the trusted proxies saw it
+(TOLLGATE_TRUSTED_PROXIES), not REMOTE_ADDR: behind a proxy on the same host every request arrives from
+127.0.0.1.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
+
+from config.middleware import client_ip
 
 
 @dataclass
@@ -65,7 +70,17 @@ def _allowed(request: HttpRequest) -> bool:
     if token:
         sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         return hmac.compare_digest(sent.encode(), token.encode())
-    return request.META.get("REMOTE_ADDR") in ("127.0.0.1", "::1")
+    return _is_loopback(client_ip(request))
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:  # a forwarded value that is no address at all
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
 
 
 def metrics(request: HttpRequest) -> HttpResponse:

@@ -1,4 +1,5 @@
-"""Request-wide middleware: the request id, the client address and one access log line per request."""
+"""Request-wide middleware: the request id, the client address and one access log line per request; and
+the framing checks every API request passes before anything reads its body."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
 from audit.context import RequestContext, bound, new_request_id
+from config.exceptions import problem_response
 
 logger = logging.getLogger("tollgate.request")
 
@@ -58,3 +60,48 @@ class RequestContextMiddleware:
                 },
             )
         return response
+
+
+_DECIMAL = re.compile(r"^[0-9]+$")
+_ENCODED_NUL = re.compile(r"%00", re.IGNORECASE)
+
+
+def api_request_refusal(request: HttpRequest) -> HttpResponseBase | None:
+    """The problem answer for an API request whose framing is wrong, or None.
+
+    Checked from the headers alone, so a body too large is refused before a byte of it is read (Django's
+    own limit would raise RequestDataTooBig midway through a view). NUL cannot be stored by PostgreSQL,
+    so a path or query string carrying one is refused here rather than failing in a query.
+    """
+    length = str(request.META.get("CONTENT_LENGTH") or "")
+    if length and not _DECIMAL.match(length):
+        return problem_response(
+            code="invalid_request", title="Malformed request", status_code=400,
+            detail="Content-Length must be a non-negative whole number of bytes.",
+        )  # fmt: skip
+    limit: int = settings.TOLLGATE_MAX_REQUEST_BYTES
+    if length and int(length) > limit:
+        return problem_response(
+            code="request_too_large", title="Request too large", status_code=413,
+            detail=f"The body is larger than {limit} bytes.",
+        )  # fmt: skip
+    if "\x00" in request.path_info or _ENCODED_NUL.search(str(request.META.get("QUERY_STRING", ""))):
+        return problem_response(
+            code="invalid_request", title="Malformed request", status_code=400,
+            detail="The path and query string may not contain NUL characters.",
+        )  # fmt: skip
+    return None
+
+
+class ApiRequestGuardMiddleware:
+    """Refuses malformed API requests (above) as problem JSON; other paths pass untouched."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if request.path_info.startswith("/api/"):
+            refusal = api_request_refusal(request)
+            if refusal is not None:
+                return refusal
+        return self.get_response(request)

@@ -1,14 +1,21 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from config import health, metrics
 from config.api_docs import ApiDocsView, ApiSchemaView
+from config.exceptions import api_not_found
 
 admin.site.site_header = "Tollgate"
 admin.site.site_title = "Tollgate"
 admin.site.index_title = "Governance"
+
+# Under /api/ these answer problem JSON (config/exceptions.py); elsewhere Django's own pages.
+handler400 = "config.exceptions.bad_request_view"
+handler403 = "config.exceptions.permission_denied_view"
+handler404 = "config.exceptions.not_found_view"
+handler500 = "config.exceptions.server_error_view"
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -17,5 +24,8 @@ urlpatterns = [
     path("api/v1/", include("config.api_router")),
     path("api/schema/", ApiSchemaView.as_view(), name="api-schema"),
     path("api/docs/", ApiDocsView.as_view(url_name="api-schema"), name="api-docs"),
+    # Any other path under /api/ is a problem-JSON 404, with DEBUG on as well as off (handler404 only
+    # answers with DEBUG off). `api/docs` and `api/schema` still get their trailing-slash redirect.
+    re_path(r"^api/(?!docs$|schema$)", api_not_found, name="api-not-found"),
     path("admin/", admin.site.urls),
 ]

@@ -24,7 +24,7 @@ class ApiTokenAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[ApiClient, ApiToken] | None:
         header = get_authorization_header(request).split()
-        if not header or header[0].decode().lower() != self.keyword.lower():
+        if not header or header[0].decode(errors="replace").lower() != self.keyword.lower():
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed(

@@ -5,7 +5,9 @@ from typing import Any
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
+from config.serializers import StrictInputSerializer
 from prompts.models import Release
+from prompts.runtime.batches import MAX_ITEMS
 
 # Declared inline: a serializer class cannot have a field named `required` (it shadows Field.required).
 VariableSerializer = inline_serializer(
@@ -52,13 +54,13 @@ class PromptOutputSerializer(serializers.Serializer):  # type: ignore[type-arg]
         }
 
 
-class RunMetadataSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class RunMetadataSerializer(StrictInputSerializer):
     feature = serializers.CharField(max_length=100, required=False, allow_blank=True)
     user_tier = serializers.CharField(max_length=50, required=False, allow_blank=True)
     end_user = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
 
-class RunInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class RunInputSerializer(StrictInputSerializer):
     variables = serializers.DictField(help_text="Values for the prompt's variables.")
     stream = serializers.BooleanField(default=False)
     metadata = RunMetadataSerializer(required=False, default=dict)
@@ -82,7 +84,7 @@ class RunResultSerializer(serializers.Serializer):  # type: ignore[type-arg]
     upstream_request_id = serializers.CharField()
 
 
-class JobInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class JobInputSerializer(StrictInputSerializer):
     variables = serializers.DictField(help_text="Values for the prompt's variables.")
     metadata = RunMetadataSerializer(required=False, default=dict)
     callback_url = serializers.URLField(
@@ -111,8 +113,10 @@ class BatchItemInputSerializer(serializers.Serializer):  # type: ignore[type-arg
     variables = serializers.DictField()
 
 
-class BatchInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    items = serializers.ListField(child=serializers.JSONField(), help_text="`{custom_id, variables}` objects.")
+class BatchInputSerializer(StrictInputSerializer):
+    items = serializers.ListField(
+        child=serializers.JSONField(), min_length=1, max_length=MAX_ITEMS, help_text="`{custom_id, variables}` objects."
+    )
     metadata = RunMetadataSerializer(required=False, default=dict)
     callback_url = serializers.URLField(max_length=2000, required=False, default="")
 

@@ -13,7 +13,7 @@ from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from audit.context import current_request_id, new_request_id
-from config.errors import DomainError, RoleRequired
+from config.errors import RoleRequired
 from config.exceptions import domain_problem_body
 from keys.models import ApiClient
 from prompts.api.serializers import (
@@ -58,6 +58,8 @@ class PromptListApi(APIView):
 
 
 class PromptDetailApi(APIView):
+    problem_statuses = (403,)
+
     @extend_schema(responses=PromptOutputSerializer, summary="One prompt this client may run")
     def get(self, request: Request, slug: str) -> Response:
         client: ApiClient = request.user  # type: ignore[assignment]
@@ -69,13 +71,9 @@ class PromptDetailApi(APIView):
         return Response(PromptOutputSerializer(release).data)
 
 
-class RequestTooLarge(DomainError):
-    code = "request_too_large"
-    title = "Request too large"
-    status = 413
-
-
 class PromptRunApi(APIView):
+    problem_statuses = (402, 403, 409, 429, 502, 503, 504)
+
     @extend_schema(
         request=RunInputSerializer,
         responses={200: RunResultSerializer},
@@ -84,8 +82,6 @@ class PromptRunApi(APIView):
     )
     def post(self, request: Request, slug: str) -> HttpResponseBase:
         client: ApiClient = request.user  # type: ignore[assignment]
-        if int(request.META.get("CONTENT_LENGTH") or 0) > settings.TOLLGATE_MAX_REQUEST_BYTES:
-            raise RequestTooLarge(f"The body is larger than {settings.TOLLGATE_MAX_REQUEST_BYTES} bytes.")
         rate_limit_check(client)
         data = RunInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -136,8 +132,6 @@ def _event_stream(events: Iterator[bytes], *, replayed: bool = False) -> Streami
 
 
 def _submit_body(request: Request, serializer: type[Serializer]) -> dict[str, Any]:  # type: ignore[type-arg]
-    if int(request.META.get("CONTENT_LENGTH") or 0) > settings.TOLLGATE_MAX_REQUEST_BYTES:
-        raise RequestTooLarge(f"The body is larger than {settings.TOLLGATE_MAX_REQUEST_BYTES} bytes.")
     rate_limit_check(request.user)  # type: ignore[arg-type]
     data = serializer(data=request.data)
     data.is_valid(raise_exception=True)
@@ -149,6 +143,8 @@ def _accepted(detail: dict[str, Any], url_name: str) -> Response:
 
 
 class PromptJobApi(APIView):
+    problem_statuses = (403, 429)  # the upstream's failures end the job, not the request
+
     @extend_schema(
         request=JobInputSerializer,
         responses={202: JobSerializer},
@@ -174,6 +170,8 @@ class JobDetailApi(APIView):
 
 
 class PromptBatchApi(APIView):
+    problem_statuses = (402, 403, 429, 502)
+
     @extend_schema(
         request=BatchInputSerializer,
         responses={202: BatchSerializer},
@@ -202,6 +200,8 @@ class BatchDetailApi(APIView):
 
 
 class BatchCancelApi(APIView):
+    problem_statuses = (409,)
+
     @extend_schema(request=None, responses=BatchSerializer, summary="Cancel a batch still in progress")
     def post(self, request: Request, batch_id: str) -> Response:
         batch = batch_for_client(client=request.user, batch_id=batch_id)  # type: ignore[arg-type]

@@ -104,3 +104,39 @@ def test_the_docs_are_public_by_default_only_with_debug():
     from config.settings import base
 
     assert base.TOLLGATE_API_DOCS_PUBLIC == base.DEBUG
+
+
+PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+@pytest.mark.usefixtures("public_docs")
+def test_every_operation_documents_its_errors_as_problem_json(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    paths = schema["paths"]
+
+    assert set(schema["components"]["schemas"]["Problem"]["required"]) == {
+        "type", "title", "status", "detail", "code", "request_id"
+    }  # fmt: skip
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            for status in ("400", "401", "406", "413", "500"):
+                assert operation["responses"][status]["content"] == PROBLEM, (method, path, status)
+    assert set(paths["/api/v1/prompts"]["get"]["responses"]) == {"200", "400", "401", "406", "413", "500"}
+    run = paths["/api/v1/prompts/{slug}/run"]["post"]["responses"]
+    assert {"200", "402", "403", "404", "409", "415", "429", "502", "503", "504"} <= set(run)
+    assert "Retry-After" in run["429"]["headers"]
+    assert "404" in paths["/api/v1/batches/{batch_id}/results"]["get"]["responses"]
+    assert "409" in paths["/api/v1/batches/{batch_id}/cancel"]["post"]["responses"]
+    # The success responses are kept as they were.
+    assert "application/x-ndjson" in paths["/api/v1/batches/{batch_id}/results"]["get"]["responses"]["200"]["content"]
+
+
+@pytest.mark.usefixtures("public_docs")
+def test_inputs_are_closed_and_the_estimate_lists_the_priced_models(client):
+    components = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()["components"]
+
+    for name in ("RunInput", "JobInput", "BatchInput", "CostEstimateInput", "RunMetadata"):
+        assert components["schemas"][name]["additionalProperties"] is False, name
+    model = components["schemas"]["CostEstimateInput"]["properties"]["model"]
+    enum_name = model["allOf"][0]["$ref"].rsplit("/", 1)[1]
+    assert "claude-haiku-4-5" in components["schemas"][enum_name]["enum"]

@@ -86,6 +86,24 @@ def test_without_a_token_only_loopback_is_answered(client, ledger, settings):
     assert client.get("/metrics", REMOTE_ADDR="203.0.113.7").status_code == 404
 
 
+def test_behind_a_proxy_on_the_same_host_loopback_means_the_client_not_the_proxy(client, ledger, settings):
+    settings.TOLLGATE_METRICS_TOKEN = ""
+    settings.TOLLGATE_TRUSTED_PROXIES = 1
+    via_proxy = {"REMOTE_ADDR": "127.0.0.1"}  # the proxy's own address
+
+    relayed = client.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.7", **via_proxy)
+    forged = client.get("/metrics", HTTP_X_FORWARDED_FOR="127.0.0.1, 203.0.113.7", **via_proxy)
+    garbage = client.get("/metrics", HTTP_X_FORWARDED_FOR="localhost", **via_proxy)
+    local_scraper = client.get("/metrics", HTTP_X_FORWARDED_FOR="::1", **via_proxy)
+    direct = client.get("/metrics", **via_proxy)  # Prometheus on the host, not through the proxy
+
+    assert relayed.status_code == 404
+    assert forged.status_code == 404  # the proxy appended the real client after the forged entry
+    assert garbage.status_code == 404
+    assert local_scraper.status_code == 200
+    assert direct.status_code == 200
+
+
 def test_label_values_are_escaped(client, settings):
     settings.TOLLGATE_METRICS_TOKEN = ""
     record(prompt_slug='odd"slug\\x')

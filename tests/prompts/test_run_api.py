@@ -20,9 +20,9 @@ from usage.models import SpendCounter, SpendReservation, UsageRecord
 pytestmark = pytest.mark.django_db
 
 
-def run(world, variables=None, *, slug="support-summary", **extra):
+def run(world, variables=None, *, slug="support-summary", headers=None, **extra):
     body = {"variables": variables or {"ticket": TICKET, "customer_email": EMAIL}, **extra}
-    return world["http"].post(f"/api/v1/prompts/{slug}/run", body, format="json", **extra.pop("headers", {}))
+    return world["http"].post(f"/api/v1/prompts/{slug}/run", body, format="json", **(headers or {}))
 
 
 def sse_events(response) -> list[tuple[str, dict]]:
@@ -343,7 +343,9 @@ def test_a_client_sees_its_usage_grouped(world):
 
     by_feature = world["http"].get("/api/v1/usage", {"group_by": "feature"}).json()
     by_model = world["http"].get("/api/v1/usage?group_by=model").json()
-    bad = world["http"].get("/api/v1/usage", {"from": "2026-02-01", "to": "2026-01-01"})
+    reversed_period = world["http"].get("/api/v1/usage", {"from": "2026-02-01", "to": "2026-01-01"}).json()
+    long_period = world["http"].get("/api/v1/usage", {"from": "2000-01-01", "to": "2026-12-31"}).json()
+    bad = world["http"].get("/api/v1/usage", {"group_by": "weather"})
 
     assert [group["key"] for group in by_feature["groups"]] == ["", "triage"]
     assert by_model["groups"][0]["key"] == "claude-haiku-4-5"
@@ -351,6 +353,13 @@ def test_a_client_sees_its_usage_grouped(world):
     assert Decimal(by_model["total"]["cost_usd"]) == sum(
         (Decimal(r.cost_usd) for r in UsageRecord.objects.all()), Decimal(0)
     )
+    # Every pair of dates is answered, and the answer names the period it covers.
+    assert (reversed_period["from"], reversed_period["to"], reversed_period["groups"]) == (
+        "2026-02-01",
+        "2026-01-01",
+        [],
+    )
+    assert (long_period["from"], long_period["to"]) == ("2025-12-31", "2026-12-31")  # 366 days at most
     assert (bad.status_code, bad.json()["code"]) == (400, "invalid_request")
 
 

@@ -38,8 +38,17 @@ class CostEstimateApi(APIView):
 class UsageApi(APIView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("from", OpenApiTypes.DATE, description="First day (UTC); default: first of this month"),
-            OpenApiParameter("to", OpenApiTypes.DATE, description="Last day (UTC), inclusive; default: today"),
+            OpenApiParameter(
+                "from",
+                OpenApiTypes.DATE,
+                description="First day (UTC); default: the first of this month. At most 366 days before `to`: "
+                "an earlier day is moved up, and the answer's `from` says which day was used.",
+            ),
+            OpenApiParameter(
+                "to",
+                OpenApiTypes.DATE,
+                description="Last day (UTC), inclusive; default: today. Before `from`: an empty period.",
+            ),
             OpenApiParameter("group_by", str, enum=["day", "prompt", "model", "feature"]),
         ],
         responses=UsageOutputSerializer,
