@@ -42,18 +42,19 @@ INVISIBLE_MARKS = {0x034F, *range(0xFE00, 0xFE10), *range(0x180B, 0x1810)}
 
 SEPARATORS = " \t\n\r\f\v.()\x03-"
 # One pass finds every run of digits and separators (a single repeated character class is the
-# fastest scan the regex engine has); a run is cut where more than five separators follow each other,
+# fastest scan the regex engine has); a run is cut where more than eight visible separators follow
+# each other (invisible characters do not count: they cost an adversary nothing),
 # split into tokens (at separators holding a space or an invisible character) and classified.
 NUMBER_RUN = re.compile(r"[0-9][0-9 \t\n\r\f\v.()\x03-]*")
-LONG_GAP = re.compile(r"[ \t\n\r\f\v.()\x03-]{6,}")
-TOKEN = re.compile(r"[0-9](?:[.()-]{0,5}[0-9])*")
+LONG_GAP = re.compile(r"\x03*(?:[ \t\n\r\f\v.()-]\x03*){9,}")
+TOKEN = re.compile(r"[0-9](?:[.()-]*[0-9])*")
 IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 NON_DIGIT = re.compile(r"[^0-9]")
 NOT_GROUP_DIGIT = re.compile(r"[^0-9\x03]+")
 # IBANs are found from their check digits, the first run of digits after the two letters of the
 # country code: a pattern starting with two letters would stop at every word of prose.
-IBAN_SEPARATOR = r"[ \t\n\r\f\v.\x03-]{0,3}"
-# The country code just before a run of digits (searched in the nine characters before it).
+IBAN_SEPARATOR = r"[ \t\n\r\f\v.\x03-]{0,6}"
+# The country code just before a run of digits (searched in the fifteen characters before it).
 IBAN_COUNTRY = re.compile(rf"(?:^|[^\w\x01])([A-Za-z]){IBAN_SEPARATOR}([A-Za-z]){IBAN_SEPARATOR}$")
 NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 # E-mail addresses are found from their "@" outwards: scanning every word for a local part is slow.
@@ -61,7 +62,7 @@ NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 # "/" or brackets) and starts at a letter or digit; labels and the top-level domain may be Unicode.
 EMAIL_LOCAL = re.compile(r"[A-Za-z0-9_\x01\x03.%+'!#$&*~^-]{1,64}$")
 EMAIL_LOCAL_LEADING = ".%+'!#$&*~^-\x03"
-EMAIL_DOMAIN = re.compile(r"(?:[A-Za-z0-9_\x01\x03-]+\.)+(?:xn--[A-Za-z0-9-]+|[A-Za-z\x01][A-Za-z\x01\x03]+)")
+EMAIL_DOMAIN = re.compile(r"(?:[A-Za-z0-9_\x01\x03-]+\.)+(?:[Xx][Nn]--[A-Za-z0-9-]+|[A-Za-z\x01][A-Za-z\x01\x03]+)")
 IPV6 = re.compile(
     r"(?<![\w\x01:.])(?:[0-9A-Fa-f]{0,4}:){2,7}"
     r"(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f]{0,4})(?![\w\x01:])"
@@ -164,16 +165,21 @@ def _classify_folded(run: str) -> str | None:
     digits = NON_DIGIT.sub("", run)
     count = len(digits)
     international = run.lstrip(" (\x03").startswith("+")
-    if count <= 12 and IPV4.fullmatch(run) and _valid_ip(run):
+    address = run.lstrip("(")
+    if count <= 12 and IPV4.fullmatch(address) and _valid_ip(address):
         return "IP"
-    if not international:
-        # Any grouping and any separators: "219-09-9999", "219 09 9999", "219099999", "219.09.9999".
-        if count == 9 and _valid_ssn(digits):
-            return "SSN"
-        if 13 <= count <= 19 and luhn.is_valid(digits):
-            return "CARD"
-    # Phone numbers: 10 to 15 digits, or 7 and more with an international prefix.
-    if (10 <= count <= 15 or (international and 7 <= count <= 15)) and _valid_phone(digits, international):
+    # Phone numbers: 7 to 15 digits after "+" or "00" (no card starts with 0); else 10 to 15 digits,
+    # read as dialled in the US.
+    if international:
+        return "PHONE" if 7 <= count <= 15 and _valid_phone(digits, True) else None
+    # Any grouping and any separators: "219-09-9999", "219 09 9999", "219099999", "219.09.9999".
+    if count == 9 and _valid_ssn(digits):
+        return "SSN"
+    if digits.startswith("00") and 9 <= count <= 17 and _valid_phone(digits[2:], True):
+        return "PHONE"
+    if 13 <= count <= 19 and luhn.is_valid(digits):
+        return "CARD"
+    if 10 <= count <= 15 and _valid_phone(digits, False):
         return "PHONE"
     return None
 
@@ -218,16 +224,17 @@ def _split_run(run: str, free_start: bool, free_end: bool) -> tuple[tuple[int, i
     return best[0][1]
 
 
-def _glued(folded: str, index: int, step: int) -> bool:
+def _glued(folded: str, index: int, step: int, *, times: bool = False) -> bool:
     """Whether the character at `index` (just outside a number) glues the number to a word or to a
-    decimal: a letter, digit or "_", or a "." with a digit beyond it."""
+    decimal: a letter, digit or "_", or a "." with a digit beyond it; with `times`, a ":" with a
+    digit beyond it too (the "10" of "2026-03-05 10:30" ends no phone number)."""
     if not 0 <= index < len(folded):
         return False
     char = folded[index]
     if char.isalnum() or char in "_\x01":
         return True
     beyond = index + step
-    return char == "." and 0 <= beyond < len(folded) and folded[beyond].isdigit()
+    return (char == "." or (times and char == ":")) and 0 <= beyond < len(folded) and folded[beyond].isdigit()
 
 
 def _number_start(folded: str, start: int) -> int:
@@ -264,7 +271,7 @@ def _valid_iban(compact: str) -> bool:
 def _iban_at(folded: str, digits: int) -> tuple[int, int] | None:
     """The IBAN whose check digits start at `digits`: a country code before them (in any case, maybe
     spaced), as many letters and digits after as that country's IBANs have, and a valid checksum."""
-    country = IBAN_COUNTRY.search(folded, max(0, digits - 9), digits)
+    country = IBAN_COUNTRY.search(folded, max(0, digits - 15), digits)
     if not country:
         return None
     length = _iban_length((country.group(1) + country.group(2)).upper())
@@ -310,7 +317,8 @@ def _number_run(folded: str, start: int, end: int) -> Iterator[tuple[int, int, s
             at, to = address.span()
             if not _glued(folded, at - 1, -1) and not _glued(folded, to, 1) and _valid_ip(address.group(0)):
                 yield at, to, "IP"
-    free_start, free_end = not _glued(folded, start - 1, -1), not _glued(folded, end, 1)
+    free_start = not _glued(folded, start - 1, -1, times=True)
+    free_end = not _glued(folded, end, 1, times=True)
     for offset, length, kind in _split_run(run, free_start, free_end):
         yield start + offset, start + offset + length, kind
 
