@@ -68,6 +68,9 @@ IPV6 = re.compile(
     r"(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f]{0,4})(?![\w\x01:])"
 )
 IPV6_HINT = re.compile(r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:")
+# A North American number as dialled at home: maybe a 1, an area code and an exchange not starting
+# with 0 or 1, four more digits.
+NANP = re.compile(r"1?[2-9][0-9]{2}[2-9][0-9]{6}")
 PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*_\d+)>")
 
 
@@ -147,8 +150,36 @@ def _valid_ip(text: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=512)
+def _national_lengths(country_code: int) -> frozenset[int]:
+    """How many digits may follow that country code (empty: any number of them)."""
+    lengths: set[int] = set()
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[country_code]:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+        if metadata is None or metadata.general_desc is None or not metadata.general_desc.possible_length:
+            return frozenset()
+        lengths.update(metadata.general_desc.possible_length)
+    return frozenset(lengths)
+
+
+def _possible_international(digits: str) -> bool:
+    """A country code, then a possible number of digits for it: cheap, and it spares most look-alikes
+    the parse, which costs a tenth of a millisecond."""
+    for size in (1, 2, 3):
+        country_code = int(digits[:size])
+        if country_code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            lengths = _national_lengths(country_code)
+            return not lengths or len(digits) - size in lengths
+    return False
+
+
 @lru_cache(maxsize=4096)
 def _valid_phone(digits: str, international: bool) -> bool:
+    if international and not _possible_international(digits):
+        return False
+    if not international and not NANP.fullmatch(digits):
+        # Dialled from the US, a number abroad starts with 011; else it is a North American number.
+        return digits.startswith("011") and len(digits) > 10 and _valid_phone(digits[3:], True)
     try:
         number = phonenumbers.parse(f"+{digits}" if international else digits, None if international else "US")
     except phonenumbers.NumberParseException:
@@ -161,7 +192,8 @@ def _valid_ssn(digits: str) -> bool:
 
 
 @lru_cache(maxsize=4096)
-def _classify_folded(run: str) -> str | None:
+def _classify_folded(run: str, phones: bool = True) -> str | None:
+    """What the run is as a whole; without `phones`, phone numbers are not looked for."""
     digits = NON_DIGIT.sub("", run)
     count = len(digits)
     international = run.lstrip(" (\x03").startswith("+")
@@ -171,15 +203,15 @@ def _classify_folded(run: str) -> str | None:
     # Phone numbers: 7 to 15 digits after "+" or "00" (no card starts with 0); else 10 to 15 digits,
     # read as dialled in the US.
     if international:
-        return "PHONE" if 7 <= count <= 15 and _valid_phone(digits, True) else None
+        return "PHONE" if phones and 7 <= count <= 15 and _valid_phone(digits, True) else None
     # Any grouping and any separators: "219-09-9999", "219 09 9999", "219099999", "219.09.9999".
     if count == 9 and _valid_ssn(digits):
         return "SSN"
-    if digits.startswith("00") and 9 <= count <= 17 and _valid_phone(digits[2:], True):
+    if phones and digits.startswith("00") and 9 <= count <= 17 and _valid_phone(digits[2:], True):
         return "PHONE"
     if 13 <= count <= 19 and luhn.is_valid(digits):
         return "CARD"
-    if 10 <= count <= 15 and _valid_phone(digits, False):
+    if phones and 10 <= count <= 15 and _valid_phone(digits, False):
         return "PHONE"
     return None
 
@@ -190,12 +222,20 @@ def classify_digits(run: str) -> str | None:
     return _classify_folded(fold(run))
 
 
-@lru_cache(maxsize=4096)
-def _split_run(run: str, free_start: bool, free_end: bool) -> tuple[tuple[int, int, str], ...]:
+@dataclass
+class _Budget:
+    """Phone-number look-ups left for the windows inside runs of one text. Each costs up to a tenth of
+    a millisecond, and a run of many short groups ("12 34 56 ...") has many windows: without a bound,
+    15 KB of them would take seconds. Whole runs are always looked up."""
+
+    phones: int = 64
+
+
+def _split_run(run: str, free_start: bool, free_end: bool, budget: _Budget) -> tuple[tuple[int, int, str], ...]:
     """(offset, length, kind) of the personal data in a run. The whole run first; else the run may
     hold several numbers side by side (or one glued to a word at an end): the tokens of the run are
     covered with classified windows of consecutive tokens so that the most digits are covered."""
-    if free_start and free_end:
+    if free_start and free_end and len(run) <= 128:  # 19 digits and their separators at most
         kind = _classify_folded(run)
         if kind:
             return ((0, len(run), kind),)
@@ -214,10 +254,13 @@ def _split_run(run: str, free_start: bool, free_end: bool) -> tuple[tuple[int, i
             covered += digits[last]
             if covered > 19 or (last == count - 1 and not free_end):
                 break
-            if (first == 0 and not free_start) or (first == 0 and last == count - 1):
-                continue  # glued to a word, or the whole run (classified above)
+            if covered < 4 or (first == 0 and not free_start) or (first == 0 and last == count - 1):
+                continue  # too short for anything, glued to a word, or the whole run (classified above)
             start, end = spans[first][0], spans[last][1]
-            kind = _classify_folded(run[start:end])
+            phones = budget.phones > 0
+            if phones and 7 <= covered <= 17:
+                budget.phones -= 1
+            kind = _classify_folded(run[start:end], phones)
             if kind and covered + best[last + 1][0] > chosen[0]:
                 chosen = (covered + best[last + 1][0], ((start, end - start, kind), *best[last + 1][1]))
         best[first] = chosen
@@ -286,6 +329,7 @@ def _iban_at(folded: str, digits: int) -> tuple[int, int] | None:
 def _numbers(folded: str) -> Iterator[tuple[int, int, str]]:
     """IBANs, IP addresses, SSNs, cards and phone numbers, from one scan for runs of digits."""
     covered = 0
+    budget = _Budget()
     for match in NUMBER_RUN.finditer(folded):
         start = match.start()
         if start < covered:
@@ -301,14 +345,14 @@ def _numbers(folded: str) -> Iterator[tuple[int, int, str]]:
             continue
         gap = LONG_GAP.search(run)
         while gap:  # a long gap ends a number: the rest is scanned again from after it
-            yield from _number_run(folded, start, start + gap.start())
+            yield from _number_run(folded, start, start + gap.start(), budget)
             start += gap.end()
             run = run[gap.end() :]
             gap = LONG_GAP.search(run)
-        yield from _number_run(folded, start, start + len(run))
+        yield from _number_run(folded, start, start + len(run), budget)
 
 
-def _number_run(folded: str, start: int, end: int) -> Iterator[tuple[int, int, str]]:
+def _number_run(folded: str, start: int, end: int, budget: _Budget) -> Iterator[tuple[int, int, str]]:
     start = _number_start(folded, start)
     run = folded[start:end]
     if "." in run:
@@ -319,7 +363,7 @@ def _number_run(folded: str, start: int, end: int) -> Iterator[tuple[int, int, s
                 yield at, to, "IP"
     free_start = not _glued(folded, start - 1, -1, times=True)
     free_end = not _glued(folded, end, 1, times=True)
-    for offset, length, kind in _split_run(run, free_start, free_end):
+    for offset, length, kind in _split_run(run, free_start, free_end, budget):
         yield start + offset, start + offset + length, kind
 
 
