@@ -37,20 +37,23 @@ SYMBOL = "\x02"  # other punctuation and symbols outside ASCII
 INVISIBLE = "\x03"  # zero-width and other format characters
 MINUS_SIGNS = {0x2212, 0x2796, 0x02D7, 0xFE63, 0x2043}
 AT_SIGNS = {0xFE6B}  # the full-width "@" (U+FF20) folds with the rest of its block
-# Variation selectors and the combining grapheme joiner are marks that draw nothing next to a digit.
-INVISIBLE_MARKS = {0x034F, *range(0xFE00, 0xFE10), *range(0x180B, 0x1810)}
+# Middle dots and bullets written between groups of digits: "4111·1111·1111·1111".
+DOTS = {0x00B7, 0x2022, 0x2024, 0x2027, 0x2219, 0x22C5, 0x30FB, 0xFE52, 0xFF65}
+# What draws nothing: variation selectors, the combining grapheme joiner, Mongolian free variation
+# selectors, Hangul fillers; the blank Braille pattern draws a space.
+INVISIBLE_MARKS = {0x034F, *range(0xFE00, 0xFE10), *range(0x180B, 0x1810), 0x115F, 0x1160, 0x3164, 0xFFA0}
+BLANKS = {0x2800}
 
 SEPARATORS = " \t\n\r\f\v.()\x03-"
-# One pass finds every run of digits and separators (a single repeated character class is the
-# fastest scan the regex engine has); a run is cut where more than eight visible separators follow
-# each other (invisible characters do not count: they cost an adversary nothing),
-# split into tokens (at separators holding a space or an invisible character) and classified.
+# One pass finds every run of digits and separators: a single repeated character class is the
+# fastest scan the regex engine has. A run is cut where more than eight visible separators follow
+# each other (invisible characters do not count: they cost an adversary nothing), then split into
+# tokens at separators holding a space or an invisible character, and classified.
 NUMBER_RUN = re.compile(r"[0-9][0-9 \t\n\r\f\v.()\x03-]*")
 LONG_GAP = re.compile(r"\x03*(?:[ \t\n\r\f\v.()-]\x03*){9,}")
 TOKEN = re.compile(r"[0-9](?:[.()-]*[0-9])*")
 IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 NON_DIGIT = re.compile(r"[^0-9]")
-NOT_GROUP_DIGIT = re.compile(r"[^0-9\x03]+")
 # IBANs are found from their check digits, the first run of digits after the two letters of the
 # country code: a pattern starting with two letters would stop at every word of prose.
 IBAN_SEPARATOR = r"[ \t\n\r\f\v.\x03-]{0,6}"
@@ -87,7 +90,9 @@ def _fold_char(code: int) -> str:
     category = unicodedata.category(char)
     if category == "Pd" or code in MINUS_SIGNS:
         return "-"
-    if char.isspace():
+    if code in DOTS:
+        return "."
+    if char.isspace() or code in BLANKS:
         return " "
     if category == "Cf" or code in INVISIBLE_MARKS:
         return INVISIBLE
