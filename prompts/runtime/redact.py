@@ -148,6 +148,8 @@ def fold(text: str) -> str:
 
 @lru_cache(maxsize=4096)
 def _valid_ip(text: str) -> bool:
+    if IPV4.fullmatch(text):  # leading zeros too ("192.168.001.001"), which many programs accept
+        return all(int(octet) <= 255 for octet in text.split("."))
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -173,8 +175,9 @@ def _possible_international(digits: str) -> bool:
     for size in (1, 2, 3):
         country_code = int(digits[:size])
         if country_code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-            lengths = _national_lengths(country_code)
-            return not lengths or len(digits) - size in lengths
+            lengths, national = _national_lengths(country_code), digits[size:]
+            # "+44 (0)20 7946 0958": a trunk 0 may be written after the country code.
+            return not lengths or len(national) in lengths or (national[:1] == "0" and len(national) - 1 in lengths)
     return False
 
 

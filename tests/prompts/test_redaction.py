@@ -101,6 +101,9 @@ def test_reported_formats_are_found(text, kind, value):
         # At the very start or end of the text; IP addresses side by side with a dash.
         ("219-09-9999", "SSN", "219-09-9999"),
         ("ip 10.0.0.1-10.0.0.9", "IP", "10.0.0.1"),
+        ("ip 192.168.001.001 now", "IP", "192.168.001.001"),
+        ("call +44 (0)20 7946 0958 or 0044 20 7946 0958", "PHONE", "+44 (0)20 7946 0958"),
+        ("card 4111·1111·1111·1111 ok", "CARD", "4111·1111·1111·1111"),
         ("from ::ffff:192.0.2.1 now", "IP", "::ffff:192.0.2.1"),
     ],
 )
