@@ -24,7 +24,7 @@ SEPARATORS = [
     *"\u2010\u2011\u2012\u2013\u2014\u2015\u2212",  # dashes and the minus sign
     *"\u00a0\u2009\u202f\u3000",  # no-break, thin, narrow no-break and ideographic spaces
     *"\u200b\u200c\u200d\u2060\ufeff",  # zero-width characters
-    *"\uff0e\uff0d",  # full-width full stop and hyphen-minus
+    *"\uff0e\uff0d\u00b7\r",  # full-width full stop and hyphen-minus, middle dot, carriage return
 ]
 WORDS = ["the", "card", "is", "de", "at", "naïve", "café", "Straße", "日本語", "Привет", "नमस्ते", "ok", "IBAN"]
 BEFORE = [" ", " (", " <", ": ", "\n", ", ", "\t", ' "', " «", " [", " mailto:"]
