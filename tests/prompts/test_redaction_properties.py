@@ -14,7 +14,7 @@ from stdnum import iban, luhn
 
 from prompts.runtime.redact import Redaction, fold
 
-PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # The zero of each digit script: ASCII, full-width, Arabic-Indic, Extended Arabic-Indic, Devanagari,
 # Bengali, Thai, mathematical bold.
