@@ -40,6 +40,11 @@ TOLLGATE_AUDIT_SIGNING_KEY = parse_signing_key(
 # The key of the keyed hash (HMAC-SHA256) that turns a caller's end-user id into the pseudonym that is
 # sent upstream and stored (usage.pseudonyms). Changing it changes every pseudonym.
 TOLLGATE_PSEUDONYM_KEY: str = secret("TOLLGATE_PSEUDONYM_KEY", dev_default=_dev_only("pseudonyms"), debug=DEBUG)
+# Phone numbers written as dialled at home (with their trunk 0, no country code) are recognised for these
+# regions; with "+" or "00" and the country code, every region's are.
+TOLLGATE_PHONE_REGIONS: list[str] = env.list(
+    "TOLLGATE_PHONE_REGIONS", default=["GB", "DE", "FR", "IT", "ES", "NL", "IE", "AT", "CH", "IN", "JP", "AU"]
+)
 TOLLGATE_BODY_RETENTION_DAYS: int = env.int("TOLLGATE_BODY_RETENTION_DAYS", default=30)
 # Audit checkpoints leave the database as they are made: one write-once file each in this directory,
 # which the application must not be able to delete from (README, Tamper evidence). Verification fails

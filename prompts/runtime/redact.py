@@ -28,6 +28,7 @@ from functools import lru_cache
 from typing import Any
 
 import phonenumbers
+from django.conf import settings
 from stdnum import iban, luhn, numdb
 
 # What the folded copy holds in place of characters the patterns need not tell apart. ASCII control
@@ -185,13 +186,27 @@ def _valid_phone(digits: str, international: bool) -> bool:
     if international and not _possible_international(digits):
         return False
     if not international and not NANP.fullmatch(digits):
-        # Dialled from the US, a number abroad starts with 011; else it is a North American number.
-        return digits.startswith("011") and len(digits) > 10 and _valid_phone(digits[3:], True)
+        # Dialled from the US, a number abroad starts with 011. A number written as dialled at home
+        # elsewhere starts with its trunk 0 (07400 123456, 030 1234567, 06 12 34 56 78): valid in one of
+        # TOLLGATE_PHONE_REGIONS.
+        if digits.startswith("011") and len(digits) > 10:
+            return _valid_phone(digits[3:], True)
+        return digits.startswith("0") and 9 <= len(digits) <= 13 and _valid_national(digits)
     try:
         number = phonenumbers.parse(f"+{digits}" if international else digits, None if international else "US")
     except phonenumbers.NumberParseException:
         return False
     return bool(phonenumbers.is_valid_number(number))
+
+
+def _valid_national(digits: str) -> bool:
+    for region in settings.TOLLGATE_PHONE_REGIONS:
+        try:
+            if phonenumbers.is_valid_number(phonenumbers.parse(digits, region)):
+                return True
+        except phonenumbers.NumberParseException:
+            continue
+    return False
 
 
 def _valid_ssn(digits: str) -> bool:
