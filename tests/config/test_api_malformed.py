@@ -176,7 +176,8 @@ def fill_route(route: str, draw) -> str:
 
 
 @pytest.fixture
-def api_schema(client):
+def api_schema(client, settings):
+    settings.TOLLGATE_API_DOCS_PUBLIC = True  # off in production settings: the schema then needs a sign-in
     return client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
 
 
