@@ -22,7 +22,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import DecimalField, F, QuerySet, Value
 from django.utils import timezone
 
@@ -309,9 +309,18 @@ def _price_cache_clear() -> None:
     price_cache_clear()
 
 
-def usage_record_write(**fields: Any) -> UsageRecord:
+def usage_record_write(**fields: Any) -> UsageRecord | None:
     """Append one row to the ledger (DESIGN.md §7) and add it to its hour's roll-up, in one transaction.
-    Callers pass ids and names, never bodies or secrets."""
+    Callers pass ids and names, never bodies or secrets. A row whose `call_id` is in the ledger already is
+    not written again (None)."""
+    if fields.get("call_id"):
+        try:
+            with transaction.atomic():  # a savepoint: the unique call id decides, also between racers
+                record = UsageRecord.objects.create(**fields)
+                rollup_add(record)
+        except IntegrityError:
+            return None
+        return record
     with transaction.atomic(savepoint=False):
         record = UsageRecord.objects.create(**fields)
         rollup_add(record)

@@ -346,6 +346,7 @@ def batch_results_collect(batch: Batch) -> None:
                 item.result_ciphertext, item.result_kek_id = sealed.ciphertext, sealed.key_id
                 usage_record_write(
                     **base,
+                    call_id=f"{batch.public_id}/{item.custom_id}",
                     model=message.model,
                     **usage.ledger_fields(),
                     cost_usd=charged,
@@ -362,6 +363,7 @@ def batch_results_collect(batch: Batch) -> None:
                 item.error = {"type": error.type, "message": error.message[:300]}
                 usage_record_write(
                     **base,
+                    call_id=f"{batch.public_id}/{item.custom_id}",
                     model=version.model,
                     outcome=Outcome.CLIENT_ERROR if error.type == "invalid_request_error" else Outcome.SERVER_ERROR,
                     error_class=error.type,

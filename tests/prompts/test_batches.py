@@ -178,3 +178,28 @@ def test_items_of_a_part_that_could_not_be_submitted_end_errored(fast_batches, m
     assert statuses == {"ticket-0": "succeeded", "ticket-1": "succeeded", "ticket-2": "errored"}
     assert fast_batches["http"].get(f"/api/v1/batches/{batch_id}").json()["status"] == "ended"
     assert UsageRecord.objects.filter(outcome="server_error").count() == 1  # the failed submission
+
+
+def test_a_collection_repeated_after_a_crash_writes_each_items_row_once(
+    fast_batches, monkeypatch, django_capture_on_commit_callbacks
+):
+    world = fast_batches
+    with django_capture_on_commit_callbacks(execute=True):
+        batch_id = create(world, items(3)).json()["id"]
+    batch = Batch.objects.get(public_id=batch_id)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the worker died before the items were marked")
+
+    with monkeypatch.context() as patched:  # every item's row is written, then the collection dies
+        patched.setattr(BatchItem.objects, "bulk_update", crash)
+        with pytest.raises(RuntimeError):
+            batch_services.batch_results_collect(batch)
+    batch_services.batch_results_collect(Batch.objects.get(pk=batch.pk))  # the next poll collects again
+
+    rows = UsageRecord.objects.filter(endpoint="batch", outcome="ok")
+    assert rows.count() == 3
+    reservation = SpendReservation.objects.get(request_id=batch.request_id)
+    assert reservation.status == "settled"
+    assert reservation.settled_usd == sum(row.cost_usd for row in rows)
+    assert Batch.objects.get(pk=batch.pk).status == "ended"
