@@ -40,7 +40,7 @@ from prompts.runtime.redact import Redaction, StreamRehydrator, custom_patterns,
 from prompts.runtime.streams import ClosingStream
 from prompts.runtime.upstream import UpstreamFailure, classify, client_for, provider_key_check, retries_of
 from prompts.services import prompt_version_verify, released_version_for_run
-from usage.choices import CapScope, Endpoint, Outcome, Period
+from usage.choices import CapScope, Endpoint, Outcome, Period, ReservationStatus
 from usage.errors import SpendCapExceeded
 from usage.models import Price, SpendReservation
 from usage.pricing import TokenUsage, cost
@@ -629,7 +629,7 @@ def _record_internal_error(
     came): the call gets its ledger row (`internal_error`, the exception's class) and the tokens it used
     are settled; the error then goes on to the caller as a 500. Idempotent with a normal close: a
     reservation already settled is left alone."""
-    if prepared.reservation.status != "held" or _closed(prepared):
+    if _closed(prepared):
         return
     charged = cost(prepared.price, usage)
     _close_and_record(
@@ -651,7 +651,7 @@ def _record_internal_error(
 def _closed(prepared: Prepared) -> bool:
     """Whether the reservation was settled or released already (its call then has its ledger row)."""
     prepared.reservation.refresh_from_db(fields=["status"])
-    return prepared.reservation.status != "held"
+    return prepared.reservation.status != ReservationStatus.HELD
 
 
 def run_execute(prepared: Prepared) -> dict[str, Any]:
