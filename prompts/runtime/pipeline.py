@@ -187,10 +187,11 @@ def _ledger_base(
     }
 
 
-def _route(prepared_intake: Intake, rendered: RenderedPrompt, *, client: ApiClient | None, environment: str,
-           request_id: str) -> tuple[str, str | None]:  # fmt: skip
+def _route(
+    intake: Intake, rendered: RenderedPrompt, *, client: ApiClient | None, environment: str, request_id: str
+) -> tuple[str, str | None]:
     """The model to call and the rule that chose it (None: the default model)."""
-    version = prepared_intake.version
+    version = intake.version
     tokens = estimate_tokens(rendered)
     routing = version.routing or {}
     for rule in routing.get("rules", []):
@@ -199,7 +200,7 @@ def _route(prepared_intake: Intake, rendered: RenderedPrompt, *, client: ApiClie
     classifier = routing.get("classifier")
     if classifier:
         answer = _classify(
-            classifier["prompt"], client=client, environment=environment, intake=prepared_intake, request_id=request_id
+            classifier["prompt"], client=client, environment=environment, intake=intake, request_id=request_id
         )
         route = _route_named(answer, classifier["routes"])
         if route:
