@@ -131,6 +131,9 @@ def _check(
     except (OSError, zipfile.BadZipFile, ValueError) as exc:
         raise MalformedPackage(f"not a readable ZIP file ({_one_line(exc)})") from None
     with archive:
+        if len(set(archive.namelist())) != len(archive.namelist()):
+            # Readers disagree on which copy of a name they show: a forged first copy could pass for the real.
+            raise MalformedPackage("a file name appears more than once in the package")
         names = set(archive.namelist())
         missing = sorted({"manifest.json", "manifest.sig", "public_key.pem"} - names)
         if missing:

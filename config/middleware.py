@@ -85,6 +85,12 @@ def api_request_refusal(request: HttpRequest) -> HttpResponseBase | None:
             code="request_too_large", title="Request too large", status_code=413,
             detail=f"The body is larger than {limit} bytes.",
         )  # fmt: skip
+    coding = str(request.META.get("HTTP_CONTENT_ENCODING", "")).strip().lower()
+    if coding not in ("", "identity"):  # a body the parser would read as it is, not as it was meant
+        return problem_response(
+            code="unsupported_media_type", title="Unsupported media type", status_code=415,
+            detail="Request bodies are not decoded: send them without a Content-Encoding.",
+        )  # fmt: skip
     if "\x00" in request.path_info or _ENCODED_NUL.search(str(request.META.get("QUERY_STRING", ""))):
         return problem_response(
             code="invalid_request", title="Malformed request", status_code=400,

@@ -8,6 +8,7 @@ found (identity.backends), whatever order the receivers run in.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from axes.signals import user_locked_out
@@ -19,6 +20,23 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from audit.services import audit_event_record
+from config.middleware import client_ip
+
+
+def lockout_source(request: HttpRequest) -> str | None:
+    """The address failed sign-ins are counted against (django-axes): the client's, honouring trusted
+    proxies; an IPv4-mapped IPv6 address as its IPv4 address; any other IPv6 address as its /64 — one host
+    holds a whole /64, and would otherwise get a fresh allowance from each of its addresses."""
+    address = client_ip(request)
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{ip}/64", strict=False).network_address)
+    return str(ip)
 
 
 def _tried_username(credentials: dict[str, Any] | None) -> str:

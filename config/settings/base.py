@@ -263,8 +263,10 @@ TOLLGATE_LOGIN_COOLOFF_MINUTES: int = env.int("TOLLGATE_LOGIN_COOLOFF_MINUTES", 
 AXES_FAILURE_LIMIT = TOLLGATE_LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(minutes=TOLLGATE_LOGIN_COOLOFF_MINUTES)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
-AXES_CLIENT_IP_CALLABLE = "config.middleware.client_ip"
-AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "identity.signin.lockout_source"
+# A success does not wipe the failures counted against its address: signing in to one's own account
+# between guesses at a colleague's would otherwise never reach the limit. Failures expire with the cool-off.
+AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_CALLABLE = "identity.signin.lockout_response"
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
 # Lockouts are in the audit trail; an administrator lifts one on the host (`manage.py axes_reset_username`).

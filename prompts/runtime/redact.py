@@ -34,6 +34,7 @@ from stdnum import iban, luhn, numdb
 # What the folded copy holds in place of characters the patterns need not tell apart. ASCII control
 # characters, so the copy is pure ASCII; one of them in the text itself is read the same way.
 LETTER = "\x01"  # a letter, mark or non-decimal number of any script but ASCII
+UNSPACED = "\x04"  # a letter of a script written without spaces: part of an address, not of a number's word
 SYMBOL = "\x02"  # other punctuation and symbols outside ASCII
 INVISIBLE = "\x03"  # zero-width and other format characters
 MINUS_SIGNS = {0x2212, 0x2796, 0x02D7, 0xFE63, 0x2043}
@@ -44,15 +45,22 @@ DOTS = {0x00B7, 0x2022, 0x2024, 0x2027, 0x2219, 0x22C5, 0x30FB, 0xFE52, 0xFF65}
 # selectors, Hangul fillers; the blank Braille pattern draws a space.
 INVISIBLE_MARKS = {0x034F, *range(0xFE00, 0xFE10), *range(0x180B, 0x1810), 0x115F, 0x1160, 0x3164, 0xFFA0}
 BLANKS = {0x2800}
+# Scripts written without spaces between words (Chinese, Japanese, Korean, Thai, Lao, Khmer, Myanmar,
+# Tibetan): a number touching their letters still stands alone, so they fold like punctuation.
+UNSPACED_SCRIPTS = (
+    (0x0E00, 0x0EFF), (0x0F00, 0x0FFF), (0x1000, 0x109F), (0x1100, 0x11FF), (0x1780, 0x17FF),
+    (0x3040, 0x30FF), (0x3130, 0x318F), (0x31F0, 0x31FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF),
+    (0xAC00, 0xD7AF), (0xF900, 0xFAFF), (0xFF66, 0xFF9F), (0x20000, 0x2FFFF),
+)  # fmt: skip
 
-SEPARATORS = " \t\n\r\f\v.()\x03-"
+SEPARATORS = " \t\n\r\f\v.()/\x03-"
 # One pass finds every run of digits and separators: a single repeated character class is the
 # fastest scan the regex engine has. A run is cut where more than eight visible separators follow
 # each other (invisible characters do not count: they cost an adversary nothing), then split into
 # tokens at separators holding a space or an invisible character, and classified.
-NUMBER_RUN = re.compile(r"[0-9][0-9 \t\n\r\f\v.()\x03-]*")
-LONG_GAP = re.compile(r"\x03*(?:[ \t\n\r\f\v.()-]\x03*){9,}")
-TOKEN = re.compile(r"[0-9](?:[.()-]*[0-9])*")
+NUMBER_RUN = re.compile(r"[0-9][0-9 \t\n\r\f\v.()/\x03-]*")
+LONG_GAP = re.compile(r"\x03*(?:[ \t\n\r\f\v.()/-]\x03*){9,}")
+TOKEN = re.compile(r"[0-9](?:[.()/-]*[0-9])*")
 IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 NON_DIGIT = re.compile(r"[^0-9]")
 # IBANs are found from their check digits, the first run of digits after the two letters of the
@@ -64,9 +72,11 @@ NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 # E-mail addresses are found from their "@" outwards: scanning every word for a local part is slow.
 # The local part takes what RFC 6531 allows that prose rarely glues to an address (not quotes, "=",
 # "/" or brackets) and starts at a letter or digit; labels and the top-level domain may be Unicode.
-EMAIL_LOCAL = re.compile(r"[A-Za-z0-9_\x01\x03.%+'!#$&*~^-]{1,64}$")
+EMAIL_LOCAL = re.compile(r"[A-Za-z0-9_\x01\x03\x04.%+'!#$&*~^-]{1,64}$")
 EMAIL_LOCAL_LEADING = ".%+'!#$&*~^-\x03"
-EMAIL_DOMAIN = re.compile(r"(?:[A-Za-z0-9_\x01\x03-]+\.)+(?:[Xx][Nn]--[A-Za-z0-9-]+|[A-Za-z\x01][A-Za-z\x01\x03]+)")
+EMAIL_DOMAIN = re.compile(
+    r"(?:[A-Za-z0-9_\x01\x03\x04-]+\.)+(?:[Xx][Nn]--[A-Za-z0-9-]+|[A-Za-z\x01\x04][A-Za-z\x01\x03\x04]+)"
+)
 # IPv6 addresses are found from their colons (a pattern scanning the whole text for one costs as much
 # as all the rest when a single "10:30:00" is in it).
 IPV6 = re.compile(r"(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f]{0,4})(?![\w\x01:])")
@@ -96,6 +106,8 @@ def _fold_char(code: int) -> str:
         return " "
     if category == "Cf" or code in INVISIBLE_MARKS:
         return INVISIBLE
+    if any(low <= code <= high for low, high in UNSPACED_SCRIPTS):
+        return UNSPACED
     if category[0] in "LMN" or category == "Pc":
         return LETTER
     return SYMBOL
@@ -118,6 +130,7 @@ FOLD_TABLE = _FoldTable()
 # Latin-1 characters (accented letters, the no-break space, the soft hyphen) fold byte for byte.
 LATIN1_FOLD = bytes(ord(_fold_char(code)) for code in range(256))
 FULL_WIDTH_LETTERS = re.compile(r"[\uff21-\uff3a\uff41-\uff5a]")
+UNSPACED_LETTERS = re.compile("[" + "".join(f"{chr(low)}-{chr(high)}" for low, high in UNSPACED_SCRIPTS) + "]")
 
 
 def _fold_errors(error: UnicodeError) -> tuple[str, int]:
@@ -125,7 +138,7 @@ def _fold_errors(error: UnicodeError) -> tuple[str, int]:
     if not isinstance(error, UnicodeEncodeError):
         raise error
     chunk = error.object[error.start : error.end]
-    if chunk.isalpha() and not FULL_WIDTH_LETTERS.search(chunk):
+    if chunk.isalpha() and not FULL_WIDTH_LETTERS.search(chunk) and not UNSPACED_LETTERS.search(chunk):
         return LETTER * len(chunk), error.end
     return chunk.translate(FOLD_TABLE), error.end
 
@@ -187,25 +200,35 @@ def _valid_phone(digits: str, international: bool) -> bool:
         return False
     if not international and not NANP.fullmatch(digits):
         # Dialled from the US, a number abroad starts with 011. A number written as dialled at home
-        # elsewhere starts with its trunk 0 (07400 123456, 030 1234567, 06 12 34 56 78): valid in one of
+        # elsewhere (07400 123456, 030 1234567, 06 12 34 56 78, 98765 43210): valid in one of
         # TOLLGATE_PHONE_REGIONS.
         if digits.startswith("011") and len(digits) > 10:
             return _valid_phone(digits[3:], True)
-        return digits.startswith("0") and 9 <= len(digits) <= 13 and _valid_national(digits)
+        return ((digits.startswith("0") and 9 <= len(digits) <= 13) or len(digits) == 10) and _valid_national(digits)
     try:
         number = phonenumbers.parse(f"+{digits}" if international else digits, None if international else "US")
+        valid = bool(phonenumbers.is_valid_number(number))
     except phonenumbers.NumberParseException:
-        return False
-    return bool(phonenumbers.is_valid_number(number))
+        valid = False
+    if not valid and not international and len(digits) == 10:  # shaped like a North American number
+        return _valid_national(digits)
+    return valid
 
 
 def _valid_national(digits: str) -> bool:
+    """Valid as dialled at home in one of TOLLGATE_PHONE_REGIONS: with the trunk 0, any number; without
+    it (ten digits, as Indian mobiles are written), only a mobile number, since many a ten-digit figure
+    would pass for some landline."""
+    trunk = digits.startswith("0")
     for region in settings.TOLLGATE_PHONE_REGIONS:
         try:
-            if phonenumbers.is_valid_number(phonenumbers.parse(digits, region)):
-                return True
+            number = phonenumbers.parse(digits, region)
         except phonenumbers.NumberParseException:
             continue
+        if phonenumbers.is_valid_number(number) and (
+            trunk or phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.MOBILE
+        ):
+            return True
     return False
 
 
@@ -514,15 +537,26 @@ def redact_variables(
     redaction = Redaction()
     sensitive = {variable["name"] for variable in schema if variable.get("sensitive")}
     redacted: dict[str, Any] = {}
+    # A sensitive value is replaced wherever it appears in the request, not only in its own variable
+    # (a ticket signed with the customer's name): its occurrences in the other variables are found too.
+    repeated = list(extra)
+    for name in sorted(sensitive & set(values), key=list(values).index):
+        if values[name] is None:
+            continue
+        text = str(values[name])
+        redacted[name] = redaction.placeholder(name.upper(), text)
+        if len(text.strip()) >= 3:
+            repeated.insert(0, (name.upper(), re.compile(re.escape(text.strip()), re.IGNORECASE)))
     for name, value in values.items():
-        if name in sensitive and value is not None:
-            redacted[name] = redaction.placeholder(name.upper(), str(value))
-        elif isinstance(value, str):
-            redacted[name] = redaction.redact_text(value, extra)
+        if name in redacted:
+            continue
+        if isinstance(value, str):
+            redacted[name] = redaction.redact_text(value, repeated)
         elif isinstance(value, int | float) and not isinstance(value, bool):
-            # A number is rendered as text: a card or phone number sent as a JSON number is found too.
-            text = str(value)
-            scanned = redaction.redact_text(text, extra)
+            # A number is rendered as text: a card or phone number sent as a JSON number is found too
+            # (a float with nothing after the point as the integer it is).
+            text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+            scanned = redaction.redact_text(text, repeated)
             redacted[name] = value if scanned == text else scanned
         else:
             redacted[name] = value
