@@ -88,7 +88,9 @@ def rechain(cursor: CursorWrapper, *, rewrite_head: bool = True) -> None:
 def renumber(cursor: CursorWrapper) -> None:
     """Close the gaps an attacker left, in order: 1, 2, 3, …"""
     ids = list(AuditEvent.objects.order_by("sequence").values_list("id", flat=True))
-    cursor.execute("UPDATE audit_auditevent SET sequence = sequence + 1000")
+    cursor.execute(
+        "UPDATE audit_auditevent SET sequence = -sequence"
+    )  # out of the way of 1, 2, 3, … whatever they were
     for number, pk in enumerate(ids, start=1):
         cursor.execute("UPDATE audit_auditevent SET sequence = %s WHERE id = %s", [number, pk])
 
