@@ -11,23 +11,7 @@ from django.urls import URLPattern, path
 
 from audit.evidence import Period, evidence_chunks, evidence_types
 from audit.models import AuditEvent
-
-
-class ReadOnlyMixin:
-    """For admins that show and never change: no add, change or delete, for anyone."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):  # type: ignore[type-arg]
-    """A read-only ModelAdmin."""
+from core.admin import ReadOnlyAdmin
 
 
 @admin.register(AuditEvent)

@@ -12,8 +12,8 @@ from django.db import DEFAULT_DB_ALIAS
 from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save, pre_save
 from django.dispatch import receiver
 
-from audit.roles import roles_sync
 from audit.services import audit_event_record
+from core.roles import roles_sync
 
 
 @receiver(user_logged_in, dispatch_uid="audit_login")

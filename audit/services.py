@@ -40,8 +40,8 @@ from audit.chain import (
     signature_valid,
     signing_key,
 )
-from audit.context import current
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
+from core.context import current
 
 MASK = "[redacted]"
 

@@ -73,7 +73,7 @@ RENDER = """
 import statistics, time
 from django.contrib.auth.models import User
 from django.test import Client
-from audit.context import access_change
+from core.context import access_change
 with access_change(actor_repr="bench"):
     user = User.objects.filter(username="bench").first() or User.objects.create_superuser("bench", "b@example.com", "x")
 client = Client()

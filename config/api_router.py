@@ -6,6 +6,6 @@ from django.urls import include, path
 
 app_name = "api"
 urlpatterns = [
-    path("", include("prompts.api.urls")),
+    path("", include("gateway.api.urls")),
     path("", include("usage.api.urls")),
 ]

@@ -13,7 +13,7 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import before_task_publish, task_postrun, task_prerun
 
-from audit.context import RequestContext, bound, current_request_id
+from core.context import RequestContext, bound, current_request_id
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 

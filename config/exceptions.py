@@ -14,12 +14,10 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from audit.context import current_request_id
-from config.errors import DomainError, RequestTooLarge
+from core.errors import DomainError, RequestTooLarge
+from core.problems import PROBLEM_CONTENT_TYPE, domain_problem_body, problem_body
 
 logger = logging.getLogger(__name__)
-
-PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 # DRF's own exceptions, mapped to the public codes.
 _DRF_CODES: dict[type[exceptions.APIException], tuple[str, str]] = {
@@ -34,22 +32,6 @@ _DRF_CODES: dict[type[exceptions.APIException], tuple[str, str]] = {
     exceptions.NotAcceptable: ("not_acceptable", "Not acceptable"),
     exceptions.Throttled: ("rate_limited", "Rate limited"),
 }
-
-
-def problem_body(*, code: str, title: str, status_code: int, detail: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "type": f"/api/docs/errors#{code}",
-        "title": title,
-        "status": status_code,
-        "detail": detail,
-        "code": code,
-        "request_id": current_request_id(),
-        **extra,
-    }
-
-
-def domain_problem_body(exc: DomainError) -> dict[str, Any]:
-    return problem_body(code=exc.code, title=exc.title, status_code=exc.status, detail=exc.detail, **exc.extra)
 
 
 def problem(

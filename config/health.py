@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from config.celery_app import app as celery_app
-from usage.selectors import worker_last_seen
+from usage.heartbeat import worker_last_seen
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from audit.context import current_request_id
+from core.context import current_request_id
 
 
 class RequestContextFilter(logging.Filter):

@@ -11,25 +11,14 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
-from audit.context import RequestContext, bound, new_request_id
 from config.exceptions import problem_response
+from core.context import RequestContext, bound, client_ip, new_request_id
 
 logger = logging.getLogger("tollgate.request")
 
 # An id a caller sends is kept (so a trace spans systems) only if it is short and plain: it is logged
 # and stored in audit events, so nothing else may ride along in it.
 _CALLER_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """The caller's address: REMOTE_ADDR, or the address our trusted proxies saw (X-Forwarded-For)."""
-    trusted_proxies: int = getattr(settings, "TOLLGATE_TRUSTED_PROXIES", 0)
-    if trusted_proxies:
-        header = str(request.META.get("HTTP_X_FORWARDED_FOR", ""))
-        forwarded = [part.strip() for part in header.split(",") if part.strip()]
-        if len(forwarded) >= trusted_proxies:
-            return forwarded[-trusted_proxies]
-    return str(request.META.get("REMOTE_ADDR", "")) or None
 
 
 class RequestContextMiddleware:

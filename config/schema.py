@@ -14,8 +14,8 @@ from typing import Any
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 
-from config.exceptions import PROBLEM_CONTENT_TYPE
-from config.serializers import StrictInputSerializer
+from core.problems import PROBLEM_CONTENT_TYPE
+from core.serializers import StrictInputSerializer
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",

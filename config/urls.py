@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from config import health, metrics
 from config.api_docs import ApiDocsView, ApiSchemaView
@@ -27,5 +28,15 @@ urlpatterns = [
     # Any other path under /api/ is a problem-JSON 404, with DEBUG on as well as off (handler404 only
     # answers with DEBUG off). `api/docs` and `api/schema` still get their trailing-slash redirect.
     re_path(r"^api/(?!docs$|schema$)", api_not_found, name="api-not-found"),
+    # The request log, the queue and the evaluation suites had their admin pages under the prompts app:
+    # bookmarks of those pages still arrive.
+    re_path(
+        r"^admin/prompts/(?P<page>(?:run|job|batch|webhookdelivery)/.*)$",
+        RedirectView.as_view(url="/admin/gateway/%(page)s", permanent=True, query_string=True),
+    ),
+    re_path(
+        r"^admin/prompts/(?P<page>evaluation(?:case|run)/.*)$",
+        RedirectView.as_view(url="/admin/evaluations/%(page)s", permanent=True, query_string=True),
+    ),
     path("admin/", admin.site.urls),
 ]

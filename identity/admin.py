@@ -19,8 +19,8 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from audit.roles import Role
-from config.errors import DomainError
+from core.errors import DomainError
+from core.roles import Role
 from identity import services
 from identity.guard import GRANT_RULE, HOLDER_ONLY_RULE, ROLE_NAME_RULE, password_set_allowed
 from identity.models import AccessRequest, AccessRequestStatus

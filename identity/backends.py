@@ -11,7 +11,7 @@ from django.contrib.auth.backends import ModelBackend as DjangoModelBackend
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
-from audit.context import access_change
+from core.context import access_change
 
 
 class ModelBackend(DjangoModelBackend):

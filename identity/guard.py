@@ -22,9 +22,9 @@ from django.contrib.auth.models import Group, User
 from django.db.models.signals import m2m_changed, pre_save
 from django.dispatch import receiver
 
-from audit.context import access_change, access_change_actor, current
-from audit.roles import Role
-from identity.errors import SecondAdministratorRequired
+from core.context import access_change, access_change_actor, current
+from core.errors import SecondAdministratorRequired
+from core.roles import Role
 
 __all__ = ["access_change", "access_change_actor"]
 

@@ -7,10 +7,9 @@ from django.contrib.auth.models import Group, Permission, User
 from django.db import transaction
 from django.utils import timezone
 
-from audit.context import access_change
 from audit.services import audit_event_record
-from config.errors import ReasonRequired, RoleRequired
-from identity.errors import AccessRequestRefused
+from core.context import access_change
+from core.errors import AccessRequestRefused, ReasonRequired, RoleRequired
 from identity.models import AccessKind, AccessRequest, AccessRequestStatus
 
 

@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from audit.services import audit_event_record
-from config.middleware import client_ip
+from core.context import client_ip
 
 
 def lockout_source(request: HttpRequest) -> str | None:

@@ -24,8 +24,8 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from audit.admin import ReadOnlyMixin
-from config.errors import DomainError
+from core.admin import ReadOnlyMixin
+from core.errors import DomainError
 from keys import services
 from keys.models import DEFAULT_BASE_URL, ApiClient, ApiToken, KeyStatus, ProviderKey
 from keys.selectors import rotation_state

@@ -9,7 +9,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
-from keys.errors import AuthenticationFailed
+from core.errors import AuthenticationFailed
 from keys.models import ApiClient, ApiToken
 from keys.services import api_token_authenticate
 

@@ -15,7 +15,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 
-from config.env import EncryptionKey
+from core.env import EncryptionKey
 
 NONCE_BYTES = 12
 

@@ -12,8 +12,8 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from config.environments import Environment
-from config.governance import history_user
+from core.environments import Environment
+from core.governance import history_user
 from keys.upstreams import upstream_url_allowed
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"

@@ -16,11 +16,11 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from audit.roles import Role
 from audit.services import audit_event_record
-from config.governance import require_permission, require_reason, save_with_history
+from core.errors import AuthenticationFailed, KeyOperationRefused
+from core.governance import require_permission, require_reason, save_with_history
+from core.roles import Role
 from keys.crypto import DecryptionFailed, Sealed, associated_data, primary_key_id, seal, unseal
-from keys.errors import AuthenticationFailed, KeyOperationRefused
 from keys.models import DEFAULT_BASE_URL, ApiClient, ApiToken, KeyReminder, KeyStatus, ProviderKey
 from keys.tokens import token_digest, token_generate, token_parse
 

@@ -13,7 +13,7 @@ import secrets
 import string
 import zlib
 
-from config.environments import Environment
+from core.environments import Environment
 
 ALPHABET = string.digits + string.ascii_letters
 RANDOM_CHARS = 32

@@ -19,27 +19,14 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
-from audit.admin import ReadOnlyAdmin, ReadOnlyMixin
-from config.environments import Environment
-from config.errors import DomainError
-from prompts import evaluations, selectors, services
+from core.admin import ReadOnlyMixin
+from core.environments import Environment
+from core.errors import DomainError
+from prompts import hooks, selectors, services
 from prompts.choices import DataCategory, VersionStatus
-from prompts.models import (
-    CONTENT_FIELDS,
-    Batch,
-    BatchItem,
-    EvaluationCase,
-    EvaluationRun,
-    Job,
-    Prompt,
-    PromptVersion,
-    Release,
-    Run,
-    WebhookDelivery,
-)
+from prompts.models import CONTENT_FIELDS, Prompt, PromptVersion, Release
 from prompts.validation import version_content_errors
 
 # --- prompts ---------------------------------------------------------------------------------------------
@@ -157,8 +144,14 @@ ACTIONS: dict[str, tuple[str, str, set[str], bool, bool]] = {
     "release": ("Release", "prompts.release_promptversion", {VersionStatus.APPROVED}, True, True),
     "retire": ("Retire", "prompts.retire_promptversion", {VersionStatus.APPROVED}, True, False),
     "new_draft": ("New draft from this version", "prompts.add_promptversion", set(VersionStatus.values), False, False),
-    "evaluate": ("Run evaluation", "prompts.add_evaluationrun", set(evaluations.EVALUABLE), False, False),
 }
+EVALUATE = "evaluate"
+
+
+def _actions() -> dict[str, tuple[str, str, set[str], bool, bool]]:
+    """ACTIONS and "Run evaluation", offered by whichever app evaluates versions (prompts.hooks)."""
+    evaluations = hooks.evaluations()
+    return {**ACTIONS, EVALUATE: ("Run evaluation", evaluations.permission, set(evaluations.evaluable), False, False)}
 
 
 def _run(action: str, user: User, version: PromptVersion, data: dict[str, Any]) -> PromptVersion:
@@ -172,7 +165,7 @@ def _run(action: str, user: User, version: PromptVersion, data: dict[str, Any]) 
         ),
         "retire": lambda: services.prompt_version_retire(actor=user, version=version, reason=reason),
         "new_draft": lambda: services.prompt_version_new_draft(actor=user, source=version),
-        "evaluate": lambda: evaluations.evaluation_start(actor=user, version=version).version,
+        EVALUATE: lambda: hooks.evaluations().start(actor=user, version=version).version,
     }
     result: PromptVersion = calls[action]()
     return result
@@ -258,7 +251,7 @@ class PromptVersionAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
         user = request.user
         actions = [
             (name, label)
-            for name, (label, permission, statuses, _, _) in ACTIONS.items()
+            for name, (label, permission, statuses, _, _) in _actions().items()
             if version.status in statuses
             and user.has_perm(permission)
             and not (name in ("approve", "reject") and version.author_id == user.pk)
@@ -273,7 +266,7 @@ class PromptVersionAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
             "live_in": sorted(selectors.live_versions(version.prompt_id).items()),
             "transition_actions": actions,
             "estimate": selectors.version_cost_estimate(version),
-            "evaluation": evaluations.latest_evaluation(version),
+            "evaluation": hooks.evaluations().latest(version),
             "evaluation_required": settings.TOLLGATE_APPROVAL_REQUIRES_EVALUATION,
         }
 
@@ -288,12 +281,12 @@ class PromptVersionAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
         return [*custom, *super().get_urls()]
 
     def transition_view(self, request: HttpRequest, object_id: int, action: str) -> HttpResponse:
-        if action not in ACTIONS:
+        if action not in _actions():
             raise PermissionDenied
         version = get_object_or_404(PromptVersion.objects.select_related("prompt"), pk=object_id)
         if not self.has_view_permission(request, version):
             raise PermissionDenied
-        label, _, _, reason_required, needs_environment = ACTIONS[action]
+        label, _, _, reason_required, needs_environment = _actions()[action]
         form = TransitionForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             user: User = request.user  # type: ignore[assignment]
@@ -316,81 +309,6 @@ class PromptVersionAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
             "needs_environment": needs_environment,
         }
         return TemplateResponse(request, "admin/prompts/promptversion/transition.html", context)
-
-
-# --- evaluation suites ----------------------------------------------------------------------------------
-
-
-class EvaluationCaseForm(forms.ModelForm):  # type: ignore[type-arg]
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}), help_text="Why this case is added or changed (kept in its history)."
-    )
-
-    class Meta:
-        model = EvaluationCase
-        fields = ["prompt", "name", "variables", "expectations", "active"]
-
-    def clean_expectations(self) -> Any:
-        expectations = self.cleaned_data["expectations"]
-        if errors := evaluations.expectations_errors(expectations):
-            raise forms.ValidationError(errors)
-        return expectations
-
-
-@admin.register(EvaluationCase)
-class EvaluationCaseAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
-    form = EvaluationCaseForm
-    list_display = ["name", "prompt", "active", "created_by", "created_at"]
-    list_filter = ["active", "prompt"]
-    search_fields = ["name", "prompt__slug"]
-    list_select_related = ["prompt", "created_by"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: EvaluationCase | None = None) -> list[str]:
-        return ["prompt", "created_by"] if obj is not None else []
-
-    def save_model(self, request: HttpRequest, obj: EvaluationCase, form: forms.ModelForm, change: bool) -> None:  # type: ignore[type-arg]
-        user: User = request.user  # type: ignore[assignment]
-        evaluations.evaluation_case_save(actor=user, case=obj, reason=form.cleaned_data["reason"])
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # a case is made inactive instead: past runs name it
-
-
-@admin.register(EvaluationRun)
-class EvaluationRunAdmin(ReadOnlyAdmin):
-    """Evaluation runs and each case's result. Started from a version's page ("Run evaluation") or by
-    the weekly production evaluation."""
-
-    list_display = ["version", "status", "pass_rate_shown", "trigger", "requested_by", "created_at", "finished_at"]
-    list_filter = ["status", "trigger", "version__prompt"]
-    list_select_related = ["version__prompt", "requested_by"]
-    date_hierarchy = "created_at"
-    fields = readonly_fields = ("version", "content_hash", "status", "pass_rate_shown", "trigger", "requested_by",
-                                "environment", "error", "created_at", "started_at", "finished_at",
-                                "case_results")  # fmt: skip
-
-    @admin.display(description="pass rate", ordering="pass_rate")
-    def pass_rate_shown(self, obj: EvaluationRun) -> str:
-        if obj.pass_rate is None:
-            return "—"
-        return f"{obj.pass_rate:.0%} ({obj.cases_passed} of {obj.cases_total})"
-
-    @admin.display(description="results")
-    def case_results(self, obj: EvaluationRun) -> str:
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>",
-            (
-                (result["name"], "pass" if result["passed"] else "FAIL", "; ".join(result["failures"]),
-                 result["output"])
-                for result in obj.results
-            ),
-        )  # fmt: skip
-        return format_html(
-            '<table id="evaluation-results"><thead><tr><th>case</th><th>result</th><th>failures</th>'
-            "<th>answer as sent (placeholders)</th></tr></thead><tbody>{}</tbody></table>",
-            rows,
-        )
 
 
 # --- releases -------------------------------------------------------------------------------------------
@@ -445,124 +363,3 @@ class ReleaseAdmin(ReadOnlyMixin, SimpleHistoryAdmin):  # type: ignore[misc]
             "diff": diffs,
         }
         return TemplateResponse(request, "admin/prompts/release/rollback.html", context)
-
-
-@admin.register(Run)
-class RunAdmin(ReadOnlyAdmin):
-    """The request log: redacted bodies (placeholders, never personal data) for incident investigation,
-    blanked after TOLLGATE_BODY_RETENTION_DAYS."""
-
-    list_display = [
-        "public_id",
-        "created_at",
-        "environment",
-        "api_client",
-        "prompt",
-        "version",
-        "endpoint",
-        "succeeded",
-    ]
-    list_filter = ["environment", "succeeded", "endpoint"]
-    search_fields = ["public_id", "request_id"]
-    list_select_related = ["api_client", "prompt", "version"]
-    date_hierarchy = "created_at"
-    show_full_result_count = False
-    readonly_fields = [
-        "public_id",
-        "request_id",
-        "created_at",
-        "environment",
-        "api_client",
-        "prompt",
-        "version",
-        "endpoint",
-        "succeeded",
-        "result",
-        "request_redacted",
-        "output_redacted",
-        "bodies_expire_at",
-        "bodies_purged_at",
-    ]
-
-
-class _ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class WebhookDeliveryInline(_ReadOnlyInline):
-    model = WebhookDelivery
-    fields = readonly_fields = ("attempt", "created_at", "url", "status_code", "error", "duration_ms", "delivered")
-
-
-@admin.register(Job)
-class JobAdmin(ReadOnlyAdmin):
-    """Queued runs, with the queue's depth and age per environment above the list. The job's variables are
-    shown redacted; its mapping and result are sealed and never shown here."""
-
-    change_list_template = "admin/prompts/job/change_list.html"
-    list_display = ["public_id", "created_at", "environment", "api_client", "prompt", "status", "attempts"]
-    list_filter = ["status", "environment"]
-    search_fields = ["public_id", "attempt_request_id", "run_public_id"]
-    list_select_related = ["api_client", "prompt"]
-    date_hierarchy = "created_at"
-    show_full_result_count = False
-    fields = readonly_fields = (
-        "public_id",
-        "status",
-        "environment",
-        "api_client",
-        "prompt",
-        "version",
-        "variables_redacted",
-        "metadata",
-        "callback_url",
-        "attempts",
-        "attempt_request_id",
-        "lease_expires_at",
-        "run_public_id",
-        "error",
-        "created_at",
-        "started_at",
-        "finished_at",
-    )
-    inlines = [WebhookDeliveryInline]
-
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        return super().changelist_view(request, {**(extra_context or {}), "queue": selectors.queue_state()})
-
-
-class BatchItemInline(_ReadOnlyInline):
-    model = BatchItem
-    fields = readonly_fields = ("custom_id", "status", "error")
-
-
-@admin.register(Batch)
-class BatchAdmin(ReadOnlyAdmin):
-    list_display = ["public_id", "created_at", "environment", "api_client", "prompt", "status", "ended_at"]
-    list_filter = ["status", "environment"]
-    search_fields = ["public_id", "request_id"]
-    list_select_related = ["api_client", "prompt"]
-    date_hierarchy = "created_at"
-    fields = readonly_fields = (
-        "public_id",
-        "status",
-        "environment",
-        "api_client",
-        "prompt",
-        "version",
-        "provider_key",
-        "provider_batch_ids",
-        "request_id",
-        "metadata",
-        "callback_url",
-        "created_at",
-        "ended_at",
-    )
-    inlines = [BatchItemInline, WebhookDeliveryInline]

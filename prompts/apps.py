@@ -8,11 +8,6 @@ class PromptsConfig(AppConfig):
     verbose_name = "Prompts"
 
     def ready(self) -> None:
-        from config import metrics
         from prompts.evidence import register_all
-        from prompts.metrics import evaluation_families, queue_families, spend_families
 
         register_all()
-        metrics.register(spend_families)
-        metrics.register(queue_families)
-        metrics.register(evaluation_families)

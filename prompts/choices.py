@@ -36,39 +36,3 @@ class VariableType(models.TextChoices):
     NUMBER = "number", "Number"
     BOOLEAN = "boolean", "Boolean"
     ENUM = "enum", "Enum"
-
-
-class JobStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-
-
-class BatchStatus(models.TextChoices):
-    IN_PROGRESS = "in_progress", "In progress"
-    CANCELING = "canceling", "Canceling"
-    ENDED = "ended", "Ended"
-    FAILED = "failed", "Failed"
-
-
-class ItemStatus(models.TextChoices):
-    """A batch item's result, as the Message Batches API names it (`pending` until the batch ends)."""
-
-    PENDING = "pending", "Pending"
-    SUCCEEDED = "succeeded", "Succeeded"
-    ERRORED = "errored", "Errored"
-    CANCELED = "canceled", "Canceled"
-    EXPIRED = "expired", "Expired"
-
-
-class EvaluationStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    PASSED = "passed", "Passed"
-    FAILED = "failed", "Failed"
-
-
-class EvaluationTrigger(models.TextChoices):
-    MANUAL = "manual", "Run by a person"
-    SCHEDULED = "scheduled", "Weekly production evaluation"

@@ -9,8 +9,8 @@ from django.conf import settings
 
 from audit.evidence import EvidenceType, Period, register
 from audit.models import AuditEvent
-from prompts.choices import EvaluationStatus
-from prompts.models import EvaluationRun, Prompt, PromptVersion, Release
+from prompts import hooks
+from prompts.models import Prompt, PromptVersion, Release
 
 CHANGE_COLUMNS = (
     "change_id",
@@ -37,22 +37,6 @@ CHANGE_COLUMNS = (
 )
 
 
-def _evaluation_before_approval(version: PromptVersion | None) -> EvaluationRun | None:
-    """The last finished evaluation of the version's content before it was approved."""
-    if version is None or version.reviewed_at is None:
-        return None
-    return (
-        EvaluationRun.objects.filter(
-            version=version,
-            content_hash=version.content_hash,
-            status__in=[EvaluationStatus.PASSED, EvaluationStatus.FAILED],
-            finished_at__lte=version.reviewed_at,
-        )
-        .order_by("-finished_at")
-        .first()
-    )
-
-
 def _change_rows(period: Period) -> Iterator[dict[str, Any]]:
     """One row per release or rollback in the period, from its audit event, with the version's review."""
     events = AuditEvent.objects.filter(
@@ -68,7 +52,7 @@ def _change_rows(period: Period) -> Iterator[dict[str, Any]]:
             )
         }
         before, after = versions.get(number_from), versions.get(number_to)
-        evaluation = _evaluation_before_approval(after)
+        evaluation = hooks.evaluations().before_approval(after) if after is not None else None
         yield {
             "change_id": f"CHG-{event.sequence}",
             "object": slug,

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from core.errors import InvalidVariables
 from prompts.choices import VariableType
-from prompts.errors import InvalidVariables
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 ANY_PLACEHOLDER = re.compile(r"\{\{.*?\}\}", re.DOTALL)

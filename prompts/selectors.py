@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Min, Q, QuerySet
-from django.utils import timezone
+from django.db.models import QuerySet
 
-from config.environments import Environment
-from prompts.choices import BatchStatus, CacheTTL, JobStatus
-from prompts.models import Batch, Job, PromptVersion, Release, Run
+from core.environments import Environment
+from core.errors import ModelNotPriced
+from prompts.choices import CacheTTL
+from prompts.models import PromptVersion, Release
 from prompts.rendering import PLACEHOLDER
-from usage.errors import ModelNotPriced
 from usage.pricing import TokenUsage, cost
 from usage.selectors import price_for
 
@@ -122,49 +121,3 @@ def version_cost_estimate(version: PromptVersion) -> VersionCostEstimate | None:
         per_1000_usd=cost(price, plain) * 1000,
         per_1000_cached_usd=cost(price, cached) * 1000 if cacheable else None,
     )
-
-
-def run_detail(run: Run) -> dict[str, Any]:
-    """A past run as GET /api/v1/runs/{id} shows it: the result, with the output as stored (placeholders
-    instead of personal data), or null once bodies have expired."""
-    return {
-        **run.result,
-        "output": None if run.bodies_purged_at else run.output_redacted,
-        "output_redacted": True,
-        "bodies_expire_at": run.bodies_expire_at.isoformat(),
-    }
-
-
-def queue_state() -> list[dict[str, Any]]:
-    """Per environment: jobs queued and running, the age of the oldest queued job, open batches."""
-    now = timezone.now()
-    jobs = {
-        row["environment"]: row
-        for row in Job.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
-        .values("environment")
-        .annotate(
-            queued=Count("pk", filter=Q(status=JobStatus.QUEUED)),
-            running=Count("pk", filter=Q(status=JobStatus.RUNNING)),
-            oldest=Min("created_at", filter=Q(status=JobStatus.QUEUED)),
-        )
-    }
-    batches = dict(
-        Batch.objects.filter(status__in=[BatchStatus.IN_PROGRESS, BatchStatus.CANCELING])
-        .values_list("environment")
-        .annotate(Count("pk"))
-    )
-    return [
-        {
-            "environment": environment.value,
-            "label": environment.label,
-            "queued": jobs.get(environment.value, {}).get("queued", 0),
-            "running": jobs.get(environment.value, {}).get("running", 0),
-            "oldest_queued_seconds": (
-                round((now - oldest).total_seconds())
-                if (oldest := jobs.get(environment.value, {}).get("oldest"))
-                else None
-            ),
-            "open_batches": batches.get(environment.value, 0),
-        }
-        for environment in Environment
-    ]

@@ -16,10 +16,8 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from audit.services import audit_event_record
-from config.environments import Environment
-from config.governance import require_permission, require_reason, save_with_history
-from prompts.choices import DataCategory, EvaluationStatus, VersionStatus
-from prompts.errors import (
+from core.environments import Environment
+from core.errors import (
     EvaluationRequired,
     FourEyesViolation,
     IllegalTransition,
@@ -28,7 +26,10 @@ from prompts.errors import (
     RoleRequired,
     VersionTampered,
 )
-from prompts.models import CONTENT_FIELDS, BatchItem, Job, Prompt, PromptVersion, Release, Run
+from core.governance import require_permission, require_reason, save_with_history
+from prompts import hooks
+from prompts.choices import DataCategory, VersionStatus
+from prompts.models import CONTENT_FIELDS, Prompt, PromptVersion, Release
 from prompts.validation import version_content_errors
 from usage.selectors import price_for
 
@@ -280,13 +281,8 @@ def prompt_version_approve(*, actor: User, version: PromptVersion, note: str) ->
     TOLLGATE_APPROVAL_REQUIRES_EVALUATION, the latest evaluation of its content must have passed."""
     for model in version_models(version):
         price_for(model)  # raises ModelNotPriced, which names the model
-    if settings.TOLLGATE_APPROVAL_REQUIRES_EVALUATION:
-        latest = version.evaluation_runs.filter(
-            content_hash=version.content_hash, status__in=[EvaluationStatus.PASSED, EvaluationStatus.FAILED]
-        ).first()
-        if latest is None or latest.status != EvaluationStatus.PASSED:
-            found = "its latest evaluation failed" if latest else "it has no finished evaluation"
-            raise EvaluationRequired(f"{version} needs a passing evaluation before approval: {found}.")
+    if settings.TOLLGATE_APPROVAL_REQUIRES_EVALUATION and (refusal := hooks.evaluations().approval_refusal(version)):
+        raise EvaluationRequired(f"{version} needs a passing evaluation before approval: {refusal}.")
     return _review(version, actor=actor, note=note, to=VersionStatus.APPROVED)
 
 
@@ -403,23 +399,3 @@ def released_version_for_run(*, slug: str, environment: str) -> PromptVersion:
     if release is None:
         raise PromptNotFound(f"No prompt '{slug}' is released to {environment}.")
     return prompt_version_verify(version=release.version, fresh=True)
-
-
-def request_bodies_purge() -> int:
-    """Blank the redacted request and answer bodies of runs past TOLLGATE_BODY_RETENTION_DAYS (the run's
-    metadata — tokens, cost, outcome — stays), the sealed results of jobs and batches past the same
-    retention, and the placeholder mappings of jobs that were never run in time. Returns how many runs
-    were purged."""
-    now = timezone.now()
-    Job.objects.filter(result_expires_at__lte=now).exclude(result_ciphertext="").update(
-        result_ciphertext="", result_kek_id=""
-    )
-    Job.objects.filter(mapping_expires_at__lte=now).exclude(mapping_ciphertext="").update(
-        mapping_ciphertext="", mapping_kek_id=""
-    )
-    BatchItem.objects.filter(batch__result_expires_at__lte=now).exclude(result_ciphertext="").update(
-        result_ciphertext="", result_kek_id=""
-    )
-    return Run.objects.filter(bodies_expire_at__lte=now, bodies_purged_at__isnull=True).update(
-        request_redacted="", output_redacted="", bodies_purged_at=now
-    )

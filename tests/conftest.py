@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 
-from audit.roles import Role
+from core.roles import Role
 from sandbox.server import SandboxServer
 from sandbox.state import Config
 from tests.factories import UserFactory

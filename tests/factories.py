@@ -5,8 +5,8 @@ from typing import Any
 import factory
 from django.contrib.auth.models import Group, User
 
-from audit.context import access_change
-from audit.roles import Role
+from core.context import access_change
+from core.roles import Role
 
 PASSWORD = "correct-horse-battery-staple"
 

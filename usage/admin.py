@@ -18,11 +18,11 @@ from django.urls import URLPattern, path
 from django.utils.functional import cached_property
 from simple_history.admin import SimpleHistoryAdmin
 
-from audit.admin import ReadOnlyAdmin
-from config.environments import Environment
+from core.admin import ReadOnlyAdmin
+from core.environments import Environment
+from core.errors import ModelNotPriced
 from usage import services
 from usage.dashboard import Filters, dashboard
-from usage.errors import ModelNotPriced
 from usage.models import BudgetAlert, MonitorAlert, Price, UsageRecord
 from usage.monitoring import monitor_alert_acknowledge
 from usage.pricing import TokenUsage, cost

@@ -8,7 +8,7 @@ class UsageConfig(AppConfig):
     verbose_name = "Usage and spend"
 
     def ready(self) -> None:
-        from config import metrics
+        from core import metrics
         from usage import receivers  # noqa: F401  (keeps the price book seeded)
         from usage.evidence import register_all
         from usage.metrics import ledger_families

@@ -17,8 +17,8 @@ from django.utils.safestring import SafeString, mark_safe
 
 from usage.choices import UPSTREAM_ERRORS
 from usage.models import LATENCY_BUCKET_FIELDS, TTFT_BUCKET_FIELDS, SpendCounter, SpendReservation, UsageRollup
+from usage.periods import period_start
 from usage.rollups import percentile
-from usage.services import period_start
 
 BREAKDOWNS = {
     "feature": "feature",

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import Sum
 
-from config.metrics import Family
+from core.metrics import Family
 from usage.choices import UPSTREAM_ERRORS, Outcome
 from usage.models import LATENCY_BUCKET_FIELDS, LATENCY_BUCKETS_MS, TTFT_BUCKET_FIELDS, UsageRollup
 

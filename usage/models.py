@@ -16,8 +16,9 @@ from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from config.governance import history_user
+from core.governance import history_user
 from usage.choices import CapScope, Endpoint, Outcome, Period, ReservationStatus
+from usage.periods import reservation_ttl
 
 # Prices per million tokens to 1/100 of a cent; amounts to 1e-10 USD, so that a single cached token at
 # a batch discount is still exact.
@@ -98,8 +99,6 @@ class SpendCounter(models.Model):
 
 
 def _reservation_expiry() -> Any:
-    from usage.services import reservation_ttl  # the services own the policy
-
     return timezone.now() + reservation_ttl()
 
 

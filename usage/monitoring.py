@@ -1,7 +1,7 @@
 """Alerts beyond budgets: each hour, the last whole hour's roll-ups are checked for a prompt whose p95
 latency is over TOLLGATE_ALERT_P95_MS and for an upstream error class over TOLLGATE_ALERT_ERROR_RATE of
 an environment's calls (both only with at least TOLLGATE_ALERT_MIN_CALLS calls); the weekly evaluation
-raises quality drift (prompts.evaluations). A condition raises one alert per window (a unique
+raises quality drift (evaluations.services). A condition raises one alert per window (a unique
 constraint), notified by e-mail to approvers and custodians and to the alert webhook, recorded in the
 audit trail, and acknowledged in the admin with a triage note."""
 
@@ -16,13 +16,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from audit.roles import Role
 from audit.services import audit_event_record
-from config.governance import require_permission
+from core.governance import require_permission
+from core.notifications import notify
+from core.roles import Role
 from usage.choices import UPSTREAM_ERRORS, Outcome
 from usage.models import LATENCY_BUCKET_FIELDS, MonitorAlert, UsageRollup
 from usage.rollups import percentile
-from usage.services import notify
 
 
 def _conditions(hour: datetime) -> list[dict[str, Any]]:

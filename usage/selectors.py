@@ -8,23 +8,15 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from core.errors import ModelNotPriced
 from usage.choices import Outcome
-from usage.errors import ModelNotPriced
 from usage.models import Price, SpendCounter, UsageRecord
+from usage.periods import period_start
 from usage.pricing import TokenUsage, cost
-from usage.services import WORKER_HEARTBEAT_KEY, period_start
-
-
-def worker_last_seen() -> datetime | None:
-    """When a Celery worker last ran the heartbeat task, if one has in the last day."""
-    value = cache.get(WORKER_HEARTBEAT_KEY)
-    return datetime.fromisoformat(value) if value else None
-
 
 _price_rows: dict[str, tuple[float, list[Price]]] = {}
 

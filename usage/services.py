@@ -9,47 +9,33 @@ back every counter it raised.
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.request
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.cache import cache
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import DecimalField, F, QuerySet, Value
+from django.db.models import DecimalField, F, Value
 from django.utils import timezone
 
-from audit.roles import Role
 from audit.services import audit_event_record
-from config.governance import require_permission, require_reason, save_with_history
-from usage.choices import Outcome, Period, ReservationStatus
-from usage.errors import ADVERB, SpendCapExceeded
+from core.errors import ADVERB, SpendCapExceeded
+from core.governance import require_permission, require_reason, save_with_history
+from core.notifications import notify
+from core.roles import Role
+from core.tasks import task_enqueue_on_commit
+from usage.choices import Outcome, ReservationStatus
 from usage.models import BudgetAlert, Price, SpendCounter, SpendReservation, UsageRecord
+from usage.periods import period_start, reservation_ttl
 from usage.rollups import rollup_add
+from usage.selectors import price_cache_clear
 
 logger = logging.getLogger(__name__)
 
-WORKER_HEARTBEAT_KEY = "usage:worker-heartbeat"
-# How long a call's holder may take before it is presumed dead. Far longer than a call can last: the SDK
-# gives up after TOLLGATE_UPSTREAM_TIMEOUT × (retries + 1), and a stream renews its hold as it flows.
-RESERVATION_TTL = timedelta(minutes=15)
-
-
-def reservation_ttl() -> timedelta:
-    longest_call = settings.TOLLGATE_UPSTREAM_TIMEOUT * (settings.TOLLGATE_UPSTREAM_MAX_RETRIES + 1) + 60
-    return max(RESERVATION_TTL, timedelta(seconds=longest_call))
-
-
-def worker_heartbeat_record() -> None:
-    """Note that a Celery worker is alive and consuming (read by /readyz)."""
-    cache.set(WORKER_HEARTBEAT_KEY, timezone.now().isoformat(), timeout=24 * 60 * 60)
+BUDGET_ALERT_NOTIFY_TASK = "usage.tasks.budget_alert_notify"
 
 
 # --- spend caps -----------------------------------------------------------------------------------------
@@ -65,12 +51,6 @@ class Cap:
     limit_usd: Decimal
     label: str
     threshold_percent: int = 80
-
-
-def period_start(period: str, at: datetime) -> date:
-    """Calendar periods in UTC."""
-    day = at.astimezone(UTC).date() if timezone.is_aware(at) else at.date()
-    return day.replace(day=1) if period == Period.MONTH else day
 
 
 def _hold(cap: Cap, start: date, amount: Decimal) -> int | None:
@@ -253,28 +233,7 @@ def _alerts_check(counter: SpendCounter, hold: dict[str, Any]) -> None:
                 target=alert,
                 changes={"threshold_percent": threshold, "spent_usd": str(counter.spent_usd), "limit_usd": str(limit)},
             )
-            transaction.on_commit(partial(_budget_alert_enqueue, alert.pk))
-
-
-def _budget_alert_enqueue(alert_id: int) -> None:
-    from usage.tasks import budget_alert_notify  # the task module imports this one
-
-    budget_alert_notify.delay(alert_id)
-
-
-def notify(*, subject: str, text: str, recipients: QuerySet[User]) -> None:
-    """E-mail `recipients` (those with an address) and, when configured, post to the Slack-compatible
-    alert webhook."""
-    addresses = sorted(set(recipients.exclude(email="").values_list("email", flat=True)))
-    if addresses:
-        send_mail(subject=subject, message=text, from_email=settings.DEFAULT_FROM_EMAIL, recipient_list=addresses)
-    webhook = settings.TOLLGATE_ALERT_WEBHOOK_URL
-    if webhook:
-        request = urllib.request.Request(  # noqa: S310  (an operator-configured https URL)
-            webhook, data=json.dumps({"text": text}).encode(), headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
-            pass
+            task_enqueue_on_commit(BUDGET_ALERT_NOTIFY_TASK, alert.pk)
 
 
 def budget_alert_notify(*, alert: BudgetAlert) -> None:
@@ -301,12 +260,6 @@ def budget_alert_acknowledge(*, actor: User, alert: BudgetAlert, note: str) -> B
 
 
 # --- the ledger -------------------------------------------------------------------------------------------
-
-
-def _price_cache_clear() -> None:
-    from usage.selectors import price_cache_clear  # selectors import this module
-
-    price_cache_clear()
 
 
 def usage_record_write(**fields: Any) -> UsageRecord | None:
@@ -340,7 +293,7 @@ def price_save(*, actor: User, price: Price, reason: str) -> Price:
     before: dict[str, Any] = {} if created else dict(Price.objects.values().get(pk=price.pk))
     price.full_clean()
     save_with_history(price, actor=actor, reason=reason)
-    transaction.on_commit(_price_cache_clear)
+    transaction.on_commit(price_cache_clear)
     after = Price.objects.values().get(pk=price.pk)
     audit_event_record(
         action="price.create" if created else "price.update",

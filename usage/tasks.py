@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from usage import services
+from usage import heartbeat, services
 from usage.models import BudgetAlert
+from usage.monitoring import monitor_alerts_check as check
 
 
 @shared_task(name="usage.tasks.worker_heartbeat", ignore_result=True)
 def worker_heartbeat() -> None:
-    services.worker_heartbeat_record()
+    heartbeat.worker_heartbeat_record()
 
 
 @shared_task(name="usage.tasks.reservations_reap", ignore_result=True)
@@ -19,7 +20,7 @@ def reservations_reap() -> None:
 
 
 @shared_task(
-    name="usage.tasks.budget_alert_notify",
+    name=services.BUDGET_ALERT_NOTIFY_TASK,
     ignore_result=True,
     autoretry_for=(OSError,),
     retry_backoff=True,
@@ -31,6 +32,4 @@ def budget_alert_notify(alert_id: int) -> None:
 
 @shared_task(name="usage.tasks.monitor_alerts_check", ignore_result=True)
 def monitor_alerts_check() -> None:
-    from usage.monitoring import monitor_alerts_check as check
-
     check()

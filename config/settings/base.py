@@ -17,7 +17,7 @@ from celery.schedules import crontab
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env, parse_encryption_keys, parse_signing_key, secret, secret_optional
+from core.env import env, parse_encryption_keys, parse_signing_key, secret, secret_optional
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -71,7 +71,7 @@ TOLLGATE_WEBHOOK_MAX_ATTEMPTS: int = env.int("TOLLGATE_WEBHOOK_MAX_ATTEMPTS", de
 TOLLGATE_WEBHOOK_BACKOFF_SECONDS: float = env.float("TOLLGATE_WEBHOOK_BACKOFF_SECONDS", default=15.0)
 TOLLGATE_WEBHOOK_ALLOW_LOOPBACK: bool = env.bool("TOLLGATE_WEBHOOK_ALLOW_LOOPBACK", default=DEBUG)
 # Callback receivers allowed ("hooks.example.com", "*.example.com" for the names under it); empty: any
-# public host. The address checks of prompts.runtime.egress apply either way.
+# public host. The address checks of gateway.egress apply either way.
 TOLLGATE_WEBHOOK_ALLOWED_HOSTS: list[str] = [
     host.strip().lower() for host in env.list("TOLLGATE_WEBHOOK_ALLOWED_HOSTS", default=[]) if host.strip()
 ]
@@ -83,7 +83,7 @@ TOLLGATE_ALERT_P95_MS: int = env.int("TOLLGATE_ALERT_P95_MS", default=10_000)
 TOLLGATE_ALERT_ERROR_RATE: float = env.float("TOLLGATE_ALERT_ERROR_RATE", default=0.05)
 TOLLGATE_ALERT_MIN_CALLS: int = env.int("TOLLGATE_ALERT_MIN_CALLS", default=20)
 
-# Evaluation suites (prompts.evaluations): whose provider key and caps pay for evaluation calls, the pass
+# Evaluation suites (evaluations.services): whose provider key and caps pay for evaluation calls, the pass
 # rate a run needs to pass (0 to 1), and whether approving a version needs a passing evaluation of it.
 TOLLGATE_EVALUATION_ENVIRONMENT: str = env.str("TOLLGATE_EVALUATION_ENVIRONMENT", default="development")
 if TOLLGATE_EVALUATION_ENVIRONMENT not in ("development", "staging", "production"):
@@ -131,14 +131,21 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "simple_history",
+    # Tollgate, bottom layer first (docs/architecture.md; the order is enforced by import-linter).
+    "core",
     "audit",
-    "keys",
     "usage",
+    "keys",
     "prompts",
-    "sandbox",
+    "gateway",
+    "evaluations",
     "axes",
     "csp",
 ]
+# The sandbox (a stand-in for Anthropic's API, `manage.py sandbox`) is a development and test tool: it is
+# installed only with DEBUG on (and in the test settings), never in production.
+if DEBUG:
+    INSTALLED_APPS.append("sandbox")
 
 MIDDLEWARE = [
     "config.middleware.RequestContextMiddleware",

@@ -28,7 +28,7 @@ if not os.environ.get("TOLLGATE_AUDIT_ANCHOR_DIR"):
 os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import CACHES, LOGGING
+from config.settings.base import CACHES, INSTALLED_APPS, LOGGING
 
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -53,4 +53,5 @@ LOGGING["root"]["level"] = "WARNING"
 TOLLGATE_WEBHOOK_ALLOW_LOOPBACK = True
 TOLLGATE_WEBHOOK_BACKOFF_SECONDS = 0.2
 # The sandbox listens on a free loopback port of each test session.
+INSTALLED_APPS = [*INSTALLED_APPS, "sandbox"]
 TOLLGATE_UPSTREAM_BASE_URLS = ["https://api.anthropic.com", "http://127.0.0.1:*"]

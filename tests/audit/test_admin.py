@@ -6,8 +6,8 @@ import pytest
 from django.contrib.auth.models import Group
 
 from audit.models import AuditEvent
-from audit.roles import Role
 from audit.services import audit_event_record
+from core.roles import Role
 
 pytestmark = pytest.mark.django_db
 

@@ -15,9 +15,9 @@ from django.forms import MultiWidget
 from django.test import Client, RequestFactory
 
 from audit.models import AuditEvent
+from evaluations.models import EvaluationCase
 from keys import services as key_services
 from prompts import services as prompt_services
-from prompts.models import EvaluationCase
 from tests.factories import version_content
 from usage.models import BudgetAlert, MonitorAlert, Price
 
@@ -164,7 +164,7 @@ def _version_change(client: Client, world: dict[str, Any]) -> None:
 
 
 def _case_add(client: Client, world: dict[str, Any]) -> None:
-    client.post("/admin/prompts/evaluationcase/add/", {
+    client.post("/admin/evaluations/evaluationcase/add/", {
         "prompt": world["prompt"].pk, "name": "printer", "variables": '{"ticket": "printer"}',
         "expectations": '[{"contains": "printer"}]', "active": "on", "reason": "cover printers"})  # fmt: skip
 
@@ -172,7 +172,7 @@ def _case_add(client: Client, world: dict[str, Any]) -> None:
 def _case_change(client: Client, world: dict[str, Any]) -> None:
     case = EvaluationCase.objects.create(prompt=world["prompt"], name="c", expectations=[{"contains": "x"}],
                                          created_by=world["author"])  # fmt: skip
-    url = f"/admin/prompts/evaluationcase/{case.pk}/change/"
+    url = f"/admin/evaluations/evaluationcase/{case.pk}/change/"
     client.post(url, form_data(client, url, name="renamed", reason="clearer"))
 
 
@@ -198,8 +198,8 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("prompts.prompt", "change"): ("author", _prompt_change, "prompts.prompt"),
     ("prompts.promptversion", "add"): ("author", _version_add, "prompts.promptversion"),
     ("prompts.promptversion", "change"): ("author", _version_change, "prompts.promptversion"),
-    ("prompts.evaluationcase", "add"): ("author", _case_add, "prompts.evaluationcase"),
-    ("prompts.evaluationcase", "change"): ("author", _case_change, "prompts.evaluationcase"),
+    ("evaluations.evaluationcase", "add"): ("author", _case_add, "evaluations.evaluationcase"),
+    ("evaluations.evaluationcase", "change"): ("author", _case_change, "evaluations.evaluationcase"),
 }
 
 

@@ -20,9 +20,10 @@ from audit.chain import public_key_pem
 from audit.evidence import Period, evidence_export, evidence_types, utc_text
 from audit.evidence_verify import verify_package
 from audit.models import AuditEvent
+from evaluations.models import EvaluationRun
 from keys import services as key_services
 from keys.models import ProviderKey
-from prompts.models import EvaluationRun, Prompt, PromptVersion
+from prompts.models import Prompt, PromptVersion
 from usage.models import BudgetAlert, UsageRecord
 from usage.services import budget_alert_acknowledge, usage_record_write
 

@@ -5,9 +5,9 @@ import threading
 import pytest
 from django.db import connection, transaction
 
-from audit.context import RequestContext, bound
 from audit.models import AuditEvent, AuditLogIsAppendOnly
 from audit.services import audit_chain_verify, audit_event_record
+from core.context import RequestContext, bound
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
-from audit.roles import Role
+from core.roles import Role
 from identity.models import AccessRequest, AccessRequestStatus
 from tests.factories import PASSWORD, UserFactory
 

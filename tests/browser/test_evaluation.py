@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
+from evaluations.models import EvaluationRun
 from keys import services as key_services
 from prompts import services
-from prompts.models import EvaluationRun
 from tests.browser.test_prompt_review import log_in
 from tests.factories import version_content
 
@@ -33,7 +33,7 @@ def test_author_adds_a_case_and_the_approver_evaluates_the_version(
     )  # fmt: skip
 
     as_author = log_in(browser, live_server, author)
-    as_author.goto(f"{live_server.url}/admin/prompts/evaluationcase/add/")
+    as_author.goto(f"{live_server.url}/admin/evaluations/evaluationcase/add/")
     as_author.select_option("#id_prompt", label="support-summary")
     as_author.fill("#id_name", "printer on fire")
     as_author.fill("#id_variables", json.dumps({"ticket": "My printer is on fire.", "customer_email": "a@b.example"}))

@@ -21,8 +21,9 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.test import Client
 from rest_framework.test import APIClient as HttpClient
 
-from config.exceptions import PROBLEM_CONTENT_TYPE, bad_request_view
+from config.exceptions import bad_request_view
 from config.parsers import MAX_DEPTH
+from core.problems import PROBLEM_CONTENT_TYPE
 from tests.conftest import ROOT, _worker_database_url
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from config.exceptions import PROBLEM_CONTENT_TYPE
+from core.problems import PROBLEM_CONTENT_TYPE
 
 pytestmark = pytest.mark.django_db
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from rest_framework import exceptions
 
-from audit.context import RequestContext, bound
-from config.errors import DomainError
-from config.exceptions import PROBLEM_CONTENT_TYPE, problem_exception_handler
+from config.exceptions import problem_exception_handler
+from core.context import RequestContext, bound
+from core.errors import DomainError
+from core.problems import PROBLEM_CONTENT_TYPE
 
 
 class SpendCapExceeded(DomainError):

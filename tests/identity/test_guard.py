@@ -9,10 +9,10 @@ from django.contrib.auth.models import Group, Permission, User
 from django.core.management import CommandError, call_command
 from django.db import transaction
 
-from audit.context import access_change
 from audit.models import AuditEvent
-from audit.roles import Role
-from identity.errors import SecondAdministratorRequired
+from core.context import access_change
+from core.errors import SecondAdministratorRequired
+from core.roles import Role
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from audit.models import AuditEvent
-from audit.roles import Role
+from core.roles import Role
 from identity.models import AccessRequest, AccessRequestStatus
 from tests.audit.test_coverage import form_data
 from tests.factories import PASSWORD, UserFactory

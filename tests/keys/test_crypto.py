@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from audit.models import AuditEvent
-from config.env import parse_encryption_keys
+from core.env import parse_encryption_keys
 from keys import services
 from keys.crypto import DecryptionFailed
 from keys.models import ApiClient, ProviderKey

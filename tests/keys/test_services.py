@@ -9,9 +9,8 @@ import time_machine
 from django.db import IntegrityError, transaction
 
 from audit.models import AuditEvent
-from config.errors import ReasonRequired, RoleRequired
+from core.errors import KeyOperationRefused, ReasonRequired, RoleRequired
 from keys import services
-from keys.errors import KeyOperationRefused
 from keys.models import KeyStatus, ProviderKey
 from keys.selectors import active_provider_key
 

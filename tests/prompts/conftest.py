@@ -6,10 +6,10 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient as HttpClient
 
+from evaluations.models import EvaluationCase
+from evaluations.services import evaluation_case_save
 from keys import services as key_services
 from prompts import services
-from prompts.evaluations import evaluation_case_save
-from prompts.models import EvaluationCase
 from tests.factories import version_content
 from tests.prompts.upstream import EMAIL, Receiver
 

@@ -9,9 +9,9 @@ from decimal import Decimal
 import httpx2
 import pytest
 
-from prompts.models import Batch, BatchItem
-from prompts.runtime import batches as batch_services
-from prompts.tasks import batches_poll
+from gateway import batches as batch_services
+from gateway.models import Batch, BatchItem
+from gateway.tasks import batches_poll
 from tests.prompts.upstream import EMAIL, PHONE, TICKET, sandbox_requests
 from usage.models import SpendReservation, UsageRecord
 

@@ -9,9 +9,9 @@ from django.core import mail
 from django.db import connection
 
 from audit.models import AuditEvent
-from prompts import services
-from prompts.errors import EvaluationRequired, IllegalTransition, InvalidEvaluationCase, NoEvaluationCases
-from prompts.evaluations import (
+from core.errors import EvaluationRequired, IllegalTransition, InvalidEvaluationCase, NoEvaluationCases
+from evaluations.models import EvaluationCase, EvaluationRun
+from evaluations.services import (
     evaluation_case_save,
     evaluation_start,
     evaluations_schedule,
@@ -19,7 +19,7 @@ from prompts.evaluations import (
     expectations_errors,
     similarity,
 )
-from prompts.models import EvaluationCase, EvaluationRun
+from prompts import services
 from tests.factories import version_content
 from tests.prompts.upstream import EMAIL, inject, sandbox_requests
 from usage.models import MonitorAlert, UsageRecord
@@ -179,7 +179,7 @@ def test_approval_can_require_a_passing_evaluation(suite, author, evaluate, appr
 
 
 def test_case_changes_are_audited_without_the_case_data(suite, author):
-    events = AuditEvent.objects.filter(object_type="prompts.evaluationcase").order_by("sequence")
+    events = AuditEvent.objects.filter(object_type="evaluations.evaluationcase").order_by("sequence")
 
     assert [event.action for event in events] == ["evaluation_case.create"] * 2
     assert EMAIL not in str([event.changes for event in events])
@@ -207,7 +207,7 @@ def test_a_reviewer_runs_an_evaluation_from_the_version_page_and_sees_it_on_the_
     assert 'id="evaluation-status">Failed' in page
     assert "1 of 2 cases passed" in page
     client.force_login(auditor)  # auditors read results and change nothing
-    detail = client.get(f"/admin/prompts/evaluationrun/{run.pk}/change/").content.decode()
+    detail = client.get(f"/admin/evaluations/evaluationrun/{run.pk}/change/").content.decode()
     assert 'id="evaluation-results"' in detail
     assert "contains &quot;refund&quot;" in detail
     assert EMAIL not in detail
@@ -218,7 +218,7 @@ def test_a_reviewer_runs_an_evaluation_from_the_version_page_and_sees_it_on_the_
 def test_a_case_with_bad_expectations_is_refused_in_the_admin(world, client, author):
     client.force_login(author)
     response = client.post(
-        "/admin/prompts/evaluationcase/add/",
+        "/admin/evaluations/evaluationcase/add/",
         {"prompt": world["prompt"].pk, "name": "broken", "variables": "{}", "expectations": '[{"regex": "("}]',
          "reason": "try"},
     )  # fmt: skip
@@ -240,7 +240,7 @@ def test_a_run_that_breaks_ends_failed_with_a_reason(suite, author, evaluate, mo
     def broken(expectations, answer):
         raise ValueError("unexpected")
 
-    monkeypatch.setattr("prompts.evaluations.expectation_failures", broken)
+    monkeypatch.setattr("evaluations.services.expectation_failures", broken)
 
     run = evaluate(author, suite["version"])
 

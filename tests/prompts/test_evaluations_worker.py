@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from prompts.evaluations import evaluation_start
-from prompts.models import EvaluationRun
+from evaluations.models import EvaluationRun
+from evaluations.services import evaluation_start
 from tests.prompts.test_jobs_worker import wait_for
 from usage.models import UsageRecord
 

@@ -69,7 +69,7 @@ def test_a_price_change_while_a_batch_is_open_makes_it_cost_more_than_it_held(
 ):
     import httpx2
 
-    from prompts.tasks import batches_poll
+    from gateway.tasks import batches_poll
     from usage.models import Price
     from usage.selectors import price_for
     from usage.services import price_save
@@ -169,9 +169,9 @@ def test_a_redirect_from_an_allowed_upstream_carries_the_provider_key_elsewhere(
 def test_a_batch_canceled_before_submission_never_ends_and_keeps_its_hold(world):
     import httpx2
 
-    from prompts.models import Batch
-    from prompts.runtime.batches import batch_submit_chunks
-    from prompts.tasks import batches_poll
+    from gateway.batches import batch_submit_chunks
+    from gateway.models import Batch
+    from gateway.tasks import batches_poll
 
     httpx2.post(f"{world['sandbox'].url}/_sandbox/config", json={"batch_seconds": 0}).raise_for_status()
     items = [{"custom_id": f"t-{i}", "variables": {"ticket": "short", "customer_email": EMAIL}} for i in range(3)]
@@ -205,8 +205,8 @@ def test_a_batch_canceled_before_submission_never_ends_and_keeps_its_hold(world)
 def test_a_job_attempt_taken_over_while_alive_gets_two_rows_and_escapes_the_cap(
     world, monkeypatch, settings, django_capture_on_commit_callbacks
 ):
-    from prompts.models import Job
-    from prompts.runtime import jobs
+    from gateway import jobs
+    from gateway.models import Job
 
     real_execute = jobs.run_execute
     calls = {"n": 0}
@@ -249,8 +249,8 @@ def test_a_job_attempt_taken_over_while_alive_gets_two_rows_and_escapes_the_cap(
 
 
 def test_a_card_number_sent_as_an_integer_variable_reaches_the_upstream_unredacted(world, author, approver):
+    from gateway.models import Run
     from prompts import services
-    from prompts.models import Run
     from tests.factories import version_content
 
     version = services.prompt_version_create(

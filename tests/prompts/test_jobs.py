@@ -15,8 +15,8 @@ import httpx2
 import pytest
 from rest_framework.test import APIClient as HttpClient
 
+from gateway.models import Job, WebhookDelivery
 from keys import services as key_services
-from prompts.models import Job, WebhookDelivery
 from tests.prompts.upstream import EMAIL, PHONE, TICKET, inject, sandbox_requests
 from usage.models import SpendReservation, UsageRecord
 
@@ -194,9 +194,9 @@ def test_staff_see_the_queue_and_the_jobs_without_personal_data(world, approver,
     submit(world)  # never run: the test transaction does not commit, so it stays queued
     client.force_login(approver)
 
-    listing = client.get("/admin/prompts/job/")
+    listing = client.get("/admin/gateway/job/")
     job = Job.objects.get()
-    detail = client.get(f"/admin/prompts/job/{job.pk}/change/")
+    detail = client.get(f"/admin/gateway/job/{job.pk}/change/")
 
     assert listing.status_code == 200
     queue = listing.content.decode().split('aria-label="Queue"')[1].split("</table>")[0]
@@ -204,4 +204,4 @@ def test_staff_see_the_queue_and_the_jobs_without_personal_data(world, approver,
     assert detail.status_code == 200
     assert "&lt;CUSTOMER_EMAIL_1&gt;" in detail.content.decode()
     assert EMAIL not in detail.content.decode()
-    assert client.post(f"/admin/prompts/job/{job.pk}/delete/").status_code == 403
+    assert client.post(f"/admin/gateway/job/{job.pk}/delete/").status_code == 403

@@ -14,7 +14,7 @@ import httpx2
 import pytest
 
 from config.celery_app import app
-from prompts.models import Job, WebhookDelivery
+from gateway.models import Job, WebhookDelivery
 from tests.conftest import ROOT, start_worker, stop_worker
 from tests.prompts.test_jobs import submit
 from tests.prompts.upstream import EMAIL

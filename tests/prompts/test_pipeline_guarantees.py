@@ -15,11 +15,11 @@ import time_machine
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from gateway.models import Job, Run
+from gateway.pipeline import end_user_pseudonym, run_prepare
 from keys import services as key_services
 from keys.models import ProviderKey
 from prompts import services
-from prompts.models import Job, Run
-from prompts.runtime.pipeline import end_user_pseudonym, run_prepare
 from tests.factories import version_content
 from tests.prompts.upstream import EMAIL, TICKET, close_response, sandbox_requests
 from usage.choices import CapScope, Endpoint, Period
@@ -230,7 +230,7 @@ def test_a_fault_of_tollgate_after_the_call_still_records_and_settles_it(world, 
     def broken(checks, output):
         raise RuntimeError("a bug in the output checks")
 
-    monkeypatch.setattr("prompts.runtime.pipeline.output_checks_run", broken)
+    monkeypatch.setattr("gateway.pipeline.output_checks_run", broken)
     world["http"].raise_request_exception = False
 
     response = run(world)
@@ -248,7 +248,7 @@ def test_a_fault_inside_the_sdk_before_the_request_leaves_releases_the_hold(worl
     def broken(prepared):
         raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
 
-    monkeypatch.setattr("prompts.runtime.pipeline._call_kwargs", broken)
+    monkeypatch.setattr("gateway.pipeline._call_kwargs", broken)
     world["http"].raise_request_exception = False
 
     assert run(world).status_code == 500
@@ -262,7 +262,7 @@ def test_a_fault_mid_stream_ends_with_an_error_event_and_the_call_recorded(world
     def broken(checks, output):
         raise RuntimeError("a bug in the output checks")
 
-    monkeypatch.setattr("prompts.runtime.pipeline.output_checks_run", broken)
+    monkeypatch.setattr("gateway.pipeline.output_checks_run", broken)
 
     response = run(world, stream=True)
     text = b"".join(response.streaming_content).decode()

@@ -60,7 +60,7 @@ def _do(world, spec, monkeypatch) -> None:
             def broken(checks, output):
                 raise RuntimeError("a fault of Tollgate's own after the call")
 
-            patched.setattr("prompts.runtime.pipeline.output_checks_run", broken)
+            patched.setattr("gateway.pipeline.output_checks_run", broken)
         _send(world, spec)
 
 

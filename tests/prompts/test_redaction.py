@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from prompts.runtime.redact import Redaction, StreamRehydrator, custom_patterns, redact_variables
+from gateway.redact import Redaction, StreamRehydrator, custom_patterns, redact_variables
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stdnum import iban, luhn
 
-from prompts.runtime.redact import Redaction, fold
+from gateway.redact import Redaction, fold
 
 PROPERTY = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from prompts.errors import InvalidVariables
+from core.errors import InvalidVariables
 from prompts.rendering import render
 
 SCHEMA = [

@@ -10,9 +10,9 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient as HttpClient
 
+from gateway.models import Run
 from keys import services as key_services
 from prompts import services
-from prompts.models import Run
 from tests.factories import version_content
 from tests.prompts.upstream import EMAIL, PHONE, TICKET, inject, sandbox_requests
 from usage.models import SpendCounter, SpendReservation, UsageRecord

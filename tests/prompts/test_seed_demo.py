@@ -9,12 +9,12 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient as HttpClient
 
 from audit.models import AuditEvent
-from audit.roles import Role
-from config.environments import Environment
+from core.environments import Environment
+from core.roles import Role
+from evaluations.demo import DEMO_PASSWORD
 from keys.models import ApiClient, ProviderKey
 from prompts import services
 from prompts.choices import VersionStatus
-from prompts.demo import DEMO_PASSWORD
 from prompts.models import Prompt
 
 pytestmark = pytest.mark.django_db

@@ -8,11 +8,8 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from audit.models import AuditEvent
-from audit.roles import Role
-from config.environments import Environment
-from prompts import services
-from prompts.choices import VersionStatus
-from prompts.errors import (
+from core.environments import Environment
+from core.errors import (
     FourEyesViolation,
     IllegalTransition,
     ImmutableVersion,
@@ -22,6 +19,9 @@ from prompts.errors import (
     RoleRequired,
     VersionTampered,
 )
+from core.roles import Role
+from prompts import services
+from prompts.choices import VersionStatus
 from prompts.models import PromptVersion, Release
 from tests.factories import UserFactory, version_content
 
@@ -376,7 +376,7 @@ def test_an_intact_release_is_returned_for_running(approved, approver):
 
 
 def test_a_version_whose_models_have_no_price_cannot_be_approved(prompt, author, approver):
-    from usage.errors import ModelNotPriced
+    from core.errors import ModelNotPriced
 
     routed = services.prompt_version_create(
         actor=author,

@@ -24,10 +24,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from prompts.models import Job, WebhookDelivery
-from prompts.runtime import egress
-from prompts.runtime.egress import EgressRefused, callback_url_validate, egress_post
-from prompts.runtime.webhooks import webhook_attempt
+from core.errors import EgressRefused
+from gateway import egress
+from gateway.egress import callback_url_validate, egress_post
+from gateway.models import Job, WebhookDelivery
+from gateway.webhooks import webhook_attempt
 from tests.prompts.test_jobs import submit
 from tests.prompts.upstream import Receiver
 

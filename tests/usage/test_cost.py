@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from usage.errors import ModelNotPriced
+from core.errors import ModelNotPriced
 from usage.pricing import TokenUsage, cost
 from usage.selectors import price_for
 

@@ -12,8 +12,8 @@ from django.core import mail
 from django.db import connection
 
 from audit.models import AuditEvent
+from core.errors import SpendCapExceeded
 from usage import services
-from usage.errors import SpendCapExceeded
 from usage.models import BudgetAlert, SpendCounter, SpendReservation, UsageRecord
 from usage.selectors import spent
 from usage.services import Cap, spend_release, spend_reserve, spend_settle

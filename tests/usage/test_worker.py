@@ -7,8 +7,7 @@ import time
 import pytest
 from django.core.cache import cache
 
-from usage.selectors import worker_last_seen
-from usage.services import WORKER_HEARTBEAT_KEY
+from usage.heartbeat import WORKER_HEARTBEAT_KEY, worker_last_seen
 from usage.tasks import worker_heartbeat
 
 

@@ -9,7 +9,7 @@ from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
-from config.serializers import StrictInputSerializer
+from core.serializers import StrictInputSerializer
 from usage.selectors import priced_models
 
 # The longest period one usage query reads; a longer one is shortened to the days ending at `to`.

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib.auth.management.commands import changepassword
 
-from audit.context import RequestContext, access_change, bound, new_request_id
+from core.context import RequestContext, access_change, bound, new_request_id
 
 ACTOR = "cli:changepassword"
 

@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib.auth.management.commands import createsuperuser
 from django.core.management.base import CommandError
 
-from audit.context import RequestContext, bound, new_request_id
+from core.context import RequestContext, bound, new_request_id
 from identity.guard import active_superuser_exists
 
 ACTOR = "cli:createsuperuser"

@@ -5,9 +5,9 @@ from typing import Any
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.context import RequestContext, bound, new_request_id
-from audit.roles import Role
-from config.errors import DomainError
+from core.context import RequestContext, bound, new_request_id
+from core.errors import DomainError
+from core.roles import Role
 from identity.models import AccessKind
 from identity.services import access_bootstrap_grant
 

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class EvaluationsConfig(AppConfig):
+    name = "evaluations"
+    verbose_name = "Evaluations"
+
+    def ready(self) -> None:
+        from core import metrics
+        from evaluations import tasks  # noqa: F401  (registers the tasks its services queue by name)
+        from evaluations.metrics import evaluation_families
+        from evaluations.services import VersionEvaluations
+        from prompts.hooks import evaluations_register
+
+        evaluations_register(VersionEvaluations())
+        metrics.register(evaluation_families)

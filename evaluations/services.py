@@ -1,0 +1,348 @@
+"""Evaluation suites: fixed cases per prompt, run against a version to see whether its answers are still
+good.
+
+A case gives variables and expectations on the answer: `contains` (text), `regex` (a pattern searched
+for), `json_schema` (the answer parses as JSON and validates), `similar_to` (word-sequence similarity to
+a reference answer, 0 to 1, at least `threshold`, 0.8 unless given). A run goes through the same pipeline
+as an API call — redaction, routing, caching, spend caps, a ledger row per call (endpoint `evaluation`)
+— on the provider key of TOLLGATE_EVALUATION_ENVIRONMENT, and stores each case's result. It passes when
+its pass rate reaches TOLLGATE_EVALUATION_MIN_PASS_RATE. Each week every version live in production is
+evaluated again; a run whose pass rate is lower than the version's previous one raises a quality-drift
+alert (usage.monitoring). With TOLLGATE_APPROVAL_REQUIRES_EVALUATION, a version is approved only after a
+passing evaluation of its content (prompts.services).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+from datetime import timedelta
+from difflib import SequenceMatcher
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from audit.services import audit_event_record
+from core.environments import Environment
+from core.errors import DomainError, IllegalTransition, InvalidEvaluationCase, NoEvaluationCases
+from core.governance import require_permission, require_reason, save_with_history
+from core.tasks import task_enqueue_on_commit
+from evaluations.choices import EvaluationStatus, EvaluationTrigger
+from evaluations.models import EvaluationCase, EvaluationRun
+from gateway.pipeline import run_execute, run_prepare, version_intake
+from prompts.choices import VersionStatus
+from prompts.models import PromptVersion, Release
+from prompts.services import prompt_version_verify
+from usage.choices import Endpoint
+from usage.models import MonitorAlert
+from usage.monitoring import monitor_alert_raise
+
+logger = logging.getLogger(__name__)
+
+EVALUATION_RUN_TASK = "prompts.tasks.evaluation_run"
+KINDS = ("contains", "regex", "json_schema", "similar_to")
+DEFAULT_SIMILARITY = 0.8
+EVALUABLE = (VersionStatus.IN_REVIEW, VersionStatus.APPROVED)
+OUTPUT_KEPT = 2000  # characters of each answer kept with the result
+
+
+# --- expectations -------------------------------------------------------------------------------------------
+
+
+def expectations_errors(expectations: Any) -> list[str]:
+    """What is wrong with a case's expectations, one sentence each (empty: valid)."""
+    if not isinstance(expectations, list) or not expectations:
+        return ["Give a list of at least one expectation."]
+    errors = []
+    for number, expectation in enumerate(expectations, 1):
+        kinds = [kind for kind in KINDS if kind in expectation] if isinstance(expectation, dict) else []
+        if len(kinds) != 1:
+            errors.append(f"Expectation {number}: an object with exactly one of {', '.join(KINDS)}.")
+            continue
+        kind, value = kinds[0], expectation[kinds[0]]
+        extra = set(expectation) - {kind, *(["threshold"] if kind == "similar_to" else [])}
+        if extra:
+            errors.append(f"Expectation {number}: unknown field(s) {', '.join(sorted(extra))}.")
+        if kind in ("contains", "similar_to", "regex") and (not isinstance(value, str) or not value):
+            errors.append(f"Expectation {number}: {kind} needs non-empty text.")
+        elif kind == "regex":
+            try:
+                re.compile(value)
+            except re.error as exc:
+                errors.append(f"Expectation {number}: the pattern does not compile ({exc}).")
+        elif kind == "json_schema":
+            try:
+                Draft202012Validator.check_schema(value)
+            except SchemaError as exc:
+                errors.append(f"Expectation {number}: not a valid JSON Schema ({exc.message}).")
+        threshold = expectation.get("threshold", DEFAULT_SIMILARITY)
+        if kind == "similar_to" and (isinstance(threshold, bool) or not isinstance(threshold, int | float)
+                                     or not 0 < threshold <= 1):  # fmt: skip
+            errors.append(f"Expectation {number}: threshold is a number above 0 and at most 1.")
+    return errors
+
+
+def similarity(answer: str, reference: str) -> float:
+    """How alike two texts are, 0 to 1: the matching share of their word sequences (case and
+    punctuation ignored). Lexical, not semantic: a reference answer should be worded as expected."""
+    words = re.compile(r"\w+")
+    return SequenceMatcher(
+        None, words.findall(answer.lower()), words.findall(reference.lower()), autojunk=False
+    ).ratio()
+
+
+def expectation_failures(expectations: list[dict[str, Any]], answer: str) -> list[str]:
+    """The expectations the answer misses, each named without quoting the answer."""
+    failures = []
+    for expectation in expectations:
+        if "contains" in expectation and expectation["contains"] not in answer:
+            failures.append(f"contains {json.dumps(expectation['contains'], ensure_ascii=False)}")
+        elif "regex" in expectation and not re.search(expectation["regex"], answer):
+            failures.append(f"regex {expectation['regex']}")
+        elif "json_schema" in expectation:
+            try:
+                document = json.loads(answer)
+            except ValueError:
+                failures.append("json_schema: the answer is not JSON")
+                continue
+            error = next(Draft202012Validator(expectation["json_schema"]).iter_errors(document), None)
+            if error is not None:
+                failures.append(f"json_schema: {error.json_path} fails '{error.validator}'")
+        elif "similar_to" in expectation:
+            threshold = expectation.get("threshold", DEFAULT_SIMILARITY)
+            score = similarity(answer, expectation["similar_to"])
+            if score < threshold:
+                failures.append(f"similar_to: {score:.2f} below {threshold}")
+    return failures
+
+
+# --- cases ----------------------------------------------------------------------------------------------------
+
+CASE_FIELDS = ("name", "variables", "expectations", "active")
+
+
+def _fingerprint(value: Any) -> str:
+    """Cases may hold personal data as test input: the audit trail records a hash of it, not the data."""
+    return "sha256:" + hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def evaluation_case_save(*, actor: User, case: EvaluationCase, reason: str) -> EvaluationCase:
+    """Add or change a case, with history and an audit event."""
+    created = case.pk is None
+    require_permission(
+        actor,
+        "evaluations.add_evaluationcase" if created else "evaluations.change_evaluationcase",
+        "edit evaluation cases",
+    )
+    reason = require_reason(reason, "change an evaluation suite")
+    errors: dict[str, list[str]] = {}
+    if not isinstance(case.variables, dict):
+        errors["variables"] = ["Give the variables as a JSON object."]
+    if problems := expectations_errors(case.expectations):
+        errors["expectations"] = problems
+    if errors:
+        raise InvalidEvaluationCase(errors)
+    with transaction.atomic():
+        before = {} if created else EvaluationCase.objects.values(*CASE_FIELDS).get(pk=case.pk)
+        if created:
+            case.created_by = actor
+        save_with_history(case, actor=actor, reason=reason)
+        after = {field: getattr(case, field) for field in CASE_FIELDS}
+        shown = {"variables": _fingerprint, "expectations": _fingerprint}
+        audit_event_record(
+            action="evaluation_case.create" if created else "evaluation_case.update",
+            actor=actor,
+            target=case,
+            changes={
+                field: [shown.get(field, str)(before[field]) if before else None, shown.get(field, str)(value)]
+                for field, value in after.items()
+                if created or before[field] != value
+            },
+            reason=reason,
+        )
+    return case
+
+
+# --- runs -----------------------------------------------------------------------------------------------------
+
+
+def evaluation_start(
+    *, actor: User | None, version: PromptVersion, trigger: str = EvaluationTrigger.MANUAL
+) -> EvaluationRun:
+    """Queue an evaluation of a submitted version against its prompt's active cases (a job)."""
+    if actor is not None:
+        require_permission(actor, "evaluations.add_evaluationrun", "run evaluations")
+    version = PromptVersion.objects.select_related("prompt").get(pk=version.pk)  # its status now
+    if version.status not in EVALUABLE:
+        raise IllegalTransition(f"{version} is {version.get_status_display().lower()}; only a version in review "
+                                "or approved (its content frozen) is evaluated.")  # fmt: skip
+    if not version.prompt.evaluation_cases.filter(active=True).exists():
+        raise NoEvaluationCases(f"'{version.prompt.slug}' has no active evaluation cases; add some first.")
+    with transaction.atomic():
+        run = EvaluationRun.objects.create(
+            version=version,
+            content_hash=version.content_hash,
+            trigger=trigger,
+            requested_by=actor,
+            environment=settings.TOLLGATE_EVALUATION_ENVIRONMENT,
+        )
+        task_enqueue_on_commit(EVALUATION_RUN_TASK, run.pk)
+    return run
+
+
+def _claim(run_id: int) -> EvaluationRun | None:
+    """The run, marked running; None when it has finished already (a redelivered task)."""
+    with transaction.atomic():
+        run = EvaluationRun.objects.select_for_update(of=("self",)).select_related("version__prompt").get(pk=run_id)
+        if run.done:
+            return None
+        run.status, run.started_at = EvaluationStatus.RUNNING, timezone.now()
+        run.save(update_fields=["status", "started_at"])
+    return run
+
+
+def _case_result(run: EvaluationRun, case: EvaluationCase) -> dict[str, Any]:
+    result: dict[str, Any] = {"case": case.pk, "name": case.name}
+    try:
+        intake = version_intake(
+            run.version, case.variables, environment=run.environment, verified=True
+        )  # verified when the run began
+        prepared = run_prepare(
+            client=None,
+            environment=run.environment,
+            slug=run.version.prompt.slug,
+            variables=case.variables,
+            metadata={"feature": "evaluation"},
+            endpoint=Endpoint.EVALUATION,
+            request_id=f"eval-{run.pk}-{case.pk}-{secrets.token_hex(4)}",
+            intake=intake,
+        )
+        answer = str(run_execute(prepared)["output"])
+    except DomainError as exc:  # invalid variables, a refused cap, an upstream failure: the case fails
+        return {**result, "passed": False, "failures": [exc.detail], "error": exc.code, "output": ""}
+    failures = expectation_failures(case.expectations, answer)
+    output = intake.redaction.conceal(answer)[:OUTPUT_KEPT]
+    return {**result, "passed": not failures, "failures": failures, "error": "", "output": output}
+
+
+def evaluation_execute(run_id: int) -> EvaluationRun | None:
+    """Run every active case, store the results, and raise a drift alert if the pass rate dropped."""
+    run = _claim(run_id)
+    if run is None:
+        return None
+    cases = list(run.version.prompt.evaluation_cases.filter(active=True).order_by("name"))
+    try:
+        run.version = prompt_version_verify(version=run.version, fresh=True)
+        run.results = [_case_result(run, case) for case in cases]
+    except DomainError as exc:  # the version failed its integrity check
+        run.error, run.results = exc.detail[:300], []
+    except Exception:  # a run must end: never left "running" by a fault of ours
+        logger.exception("Evaluation run %s stopped on an unexpected error", run.pk)
+        run.error, run.results = "The evaluation stopped on an unexpected error; the logs have the details.", []
+    run.cases_total = len(run.results)
+    run.cases_passed = sum(1 for result in run.results if result["passed"])
+    rate = run.cases_passed / run.cases_total if run.cases_total else 0.0
+    run.pass_rate = rate
+    passed = not run.error and rate >= settings.TOLLGATE_EVALUATION_MIN_PASS_RATE
+    run.status = EvaluationStatus.PASSED if passed else EvaluationStatus.FAILED
+    run.finished_at = timezone.now()
+    run.save(update_fields=["results", "error", "cases_total", "cases_passed", "pass_rate", "status",
+                            "finished_at"])  # fmt: skip
+    _drift_check(run, rate)
+    return run
+
+
+def _drift_check(run: EvaluationRun, rate: float) -> None:
+    """A pass rate lower than the same version's previous run: the model's answers changed under it."""
+    before = (
+        EvaluationRun.objects.filter(version=run.version, finished_at__lt=run.finished_at, pass_rate__isnull=False)
+        .order_by("-finished_at")
+        .values_list("pass_rate", flat=True)
+        .first()
+    )
+    if before is None or rate >= before:
+        return
+    day = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    subject = f"{run.version.prompt.slug} v{run.version.number}"
+    monitor_alert_raise(
+        kind=MonitorAlert.Kind.QUALITY_DRIFT,
+        subject=subject,
+        window_start=day - timedelta(days=day.weekday()),  # one alert per version and week
+        value=rate,
+        threshold=before,
+        message=f"Evaluation pass rate of {subject} fell from {before:.0%} to {rate:.0%} "
+        f"({run.cases_passed} of {run.cases_total} cases passed)",
+    )
+
+
+def evaluations_schedule() -> list[EvaluationRun]:
+    """The weekly evaluation: every version live in production whose prompt has active cases."""
+    started = []
+    releases = Release.objects.filter(
+        environment=Environment.PRODUCTION,
+        prompt_id__in=EvaluationCase.objects.filter(active=True).values("prompt_id"),
+    ).select_related("version__prompt")
+    for release in releases:
+        version = release.version
+        if version.evaluation_runs.filter(status__in=[EvaluationStatus.QUEUED, EvaluationStatus.RUNNING]).exists():
+            continue
+        started.append(evaluation_start(actor=None, version=version, trigger=EvaluationTrigger.SCHEDULED))
+    return started
+
+
+def latest_evaluation(version: PromptVersion) -> EvaluationRun | None:
+    return version.evaluation_runs.select_related("requested_by").first()
+
+
+def approval_refusal(version: PromptVersion) -> str | None:
+    """Why the version may not be approved yet: its content's latest finished evaluation failed, or there is
+    none. None when it passed."""
+    latest = version.evaluation_runs.filter(
+        content_hash=version.content_hash, status__in=[EvaluationStatus.PASSED, EvaluationStatus.FAILED]
+    ).first()
+    if latest is None:
+        return "it has no finished evaluation"
+    return None if latest.status == EvaluationStatus.PASSED else "its latest evaluation failed"
+
+
+def evaluation_before_approval(version: PromptVersion) -> EvaluationRun | None:
+    """The last finished evaluation of the version's content before it was approved."""
+    if version.reviewed_at is None:
+        return None
+    return (
+        EvaluationRun.objects.filter(
+            version=version,
+            content_hash=version.content_hash,
+            status__in=[EvaluationStatus.PASSED, EvaluationStatus.FAILED],
+            finished_at__lte=version.reviewed_at,
+        )
+        .order_by("-finished_at")
+        .first()
+    )
+
+
+class VersionEvaluations:
+    """What the prompt registry asks of evaluations (prompts.hooks), registered in EvaluationsConfig.ready."""
+
+    evaluable = frozenset(str(status) for status in EVALUABLE)
+    permission = "evaluations.add_evaluationrun"
+
+    def start(self, *, actor: User, version: PromptVersion) -> EvaluationRun:
+        return evaluation_start(actor=actor, version=version)
+
+    def latest(self, version: PromptVersion) -> EvaluationRun | None:
+        return latest_evaluation(version)
+
+    def approval_refusal(self, version: PromptVersion) -> str | None:
+        return approval_refusal(version)
+
+    def before_approval(self, version: PromptVersion) -> EvaluationRun | None:
+        return evaluation_before_approval(version)

@@ -1,0 +1,223 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpResponseBase, StreamingHttpResponse
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import Serializer
+from rest_framework.views import APIView
+
+from core.context import current_request_id, new_request_id
+from core.errors import PromptNotFound, RoleRequired, RunNotFound
+from core.problems import domain_problem_body
+from gateway.api.serializers import (
+    BatchInputSerializer,
+    BatchSerializer,
+    JobInputSerializer,
+    JobSerializer,
+    PromptOutputSerializer,
+    RunInputSerializer,
+    RunResultSerializer,
+)
+from gateway.batches import batch_cancel, batch_create, batch_for_client, batch_poll
+from gateway.guards import (
+    body_digest,
+    idempotency_abort,
+    idempotency_begin,
+    idempotency_store,
+    idempotent_stream,
+    rate_limit_check,
+)
+from gateway.jobs import job_for_client, job_submit
+from gateway.models import Run
+from gateway.pipeline import replay_stream, run_execute, run_prepare, run_stream
+from gateway.selectors import batch_detail, batch_results_lines, job_detail, run_detail
+from keys.models import ApiClient
+from prompts.selectors import releases_in
+from usage.choices import Endpoint
+
+
+class PromptListApi(APIView):
+    @extend_schema(responses=PromptOutputSerializer(many=True), summary="Prompts this client may run")
+    def get(self, request: Request) -> Response:
+        client: ApiClient = request.user  # type: ignore[assignment]
+        releases = [release for release in releases_in(client.environment) if client.may_run(release.prompt.slug)]
+        return Response(PromptOutputSerializer(releases, many=True).data)
+
+
+class PromptDetailApi(APIView):
+    problem_statuses = (403,)
+
+    @extend_schema(responses=PromptOutputSerializer, summary="One prompt this client may run")
+    def get(self, request: Request, slug: str) -> Response:
+        client: ApiClient = request.user  # type: ignore[assignment]
+        release = releases_in(client.environment).filter(prompt__slug=slug).first()
+        if release is None:
+            raise PromptNotFound(f"No prompt '{slug}' is released to {client.environment}.")
+        if not client.may_run(slug):
+            raise RoleRequired(f"This API client may not run '{slug}'.")
+        return Response(PromptOutputSerializer(release).data)
+
+
+class PromptRunApi(APIView):
+    problem_statuses = (402, 403, 409, 429, 502, 503, 504)
+
+    @extend_schema(
+        request=RunInputSerializer,
+        responses={200: RunResultSerializer},
+        summary="Run the version released to this client's environment (JSON, or SSE with stream: true)",
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+    )
+    def post(self, request: Request, slug: str) -> HttpResponseBase:
+        client: ApiClient = request.user  # type: ignore[assignment]
+        rate_limit_check(client)
+        data = RunInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        request_id = current_request_id() or new_request_id()
+        idempotency_key = request.headers.get("Idempotency-Key", "")[:200]
+        digest = body_digest({"slug": slug, **request.data}) if idempotency_key else ""
+        if idempotency_key:
+            replay = idempotency_begin(client, idempotency_key, digest)
+            if replay is not None:
+                if values["stream"]:
+                    return _event_stream(replay_stream(replay), replayed=True)
+                return Response(replay, headers={"Idempotent-Replayed": "true"})
+        try:
+            prepared = run_prepare(
+                client=client,
+                slug=slug,
+                variables=values["variables"],
+                metadata=dict(values["metadata"]),
+                endpoint=Endpoint.STREAM if values["stream"] else Endpoint.RUN,
+                request_id=request_id,
+            )
+            if values["stream"]:
+                if not idempotency_key:
+                    return _event_stream(run_stream(prepared, domain_problem_body))
+                completed: dict[str, Any] = {}
+                events = run_stream(prepared, domain_problem_body, completed=completed)
+                return _event_stream(
+                    idempotent_stream(events, client=client, key=idempotency_key, digest=digest, completed=completed)
+                )
+            result = run_execute(prepared)
+        except Exception:
+            if idempotency_key:
+                idempotency_abort(client, idempotency_key)
+            raise
+        if idempotency_key:
+            idempotency_store(client, idempotency_key, digest, result)
+        return Response(result)
+
+
+def _event_stream(events: Iterator[bytes], *, replayed: bool = False) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    if replayed:
+        response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _submit_body(request: Request, serializer: type[Serializer]) -> dict[str, Any]:  # type: ignore[type-arg]
+    rate_limit_check(request.user)  # type: ignore[arg-type]
+    data = serializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    return data.validated_data  # type: ignore[no-any-return]
+
+
+def _accepted(detail: dict[str, Any], url_name: str) -> Response:
+    return Response(detail, status=202, headers={"Location": reverse(url_name, args=[detail["id"]])})
+
+
+class PromptJobApi(APIView):
+    problem_statuses = (403, 429)  # the upstream's failures end the job, not the request
+
+    @extend_schema(
+        request=JobInputSerializer,
+        responses={202: JobSerializer},
+        summary="Queue a run of the released version; the answer comes by polling the job or by callback",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        values = _submit_body(request, JobInputSerializer)
+        job = job_submit(
+            client=request.user,  # type: ignore[arg-type]
+            slug=slug,
+            variables=values["variables"],
+            metadata=dict(values["metadata"]),
+            callback_url=values["callback_url"],
+        )
+        job.refresh_from_db()  # in-process tasks (no broker) have run it already
+        return _accepted(job_detail(job), "api:job-detail")
+
+
+class JobDetailApi(APIView):
+    @extend_schema(responses=JobSerializer, summary="A job's status and, once done, its result")
+    def get(self, request: Request, job_id: str) -> Response:
+        return Response(job_detail(job_for_client(client=request.user, job_id=job_id)))  # type: ignore[arg-type]
+
+
+class PromptBatchApi(APIView):
+    problem_statuses = (402, 403, 429, 502)
+
+    @extend_schema(
+        request=BatchInputSerializer,
+        responses={202: BatchSerializer},
+        summary="Run many variable sets through the Message Batches API at the batch price",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        values = _submit_body(request, BatchInputSerializer)
+        batch = batch_create(
+            client=request.user,  # type: ignore[arg-type]
+            slug=slug,
+            items=values["items"],
+            metadata=dict(values["metadata"]),
+            callback_url=values["callback_url"],
+        )
+        batch.refresh_from_db()
+        return _accepted(batch_detail(batch), "api:batch-detail")
+
+
+class BatchDetailApi(APIView):
+    @extend_schema(responses=BatchSerializer, summary="A batch's status and counts per item status")
+    def get(self, request: Request, batch_id: str) -> Response:
+        batch = batch_for_client(client=request.user, batch_id=batch_id)  # type: ignore[arg-type]
+        if not settings.TOLLGATE_BROKER_CONFIGURED and batch_poll(batch):  # no beat runs: poll when asked
+            batch.refresh_from_db()
+        return Response(batch_detail(batch))
+
+
+class BatchCancelApi(APIView):
+    problem_statuses = (409,)
+
+    @extend_schema(request=None, responses=BatchSerializer, summary="Cancel a batch still in progress")
+    def post(self, request: Request, batch_id: str) -> Response:
+        batch = batch_for_client(client=request.user, batch_id=batch_id)  # type: ignore[arg-type]
+        return Response(batch_detail(batch_cancel(batch=batch)))
+
+
+class BatchResultsApi(APIView):
+    @extend_schema(
+        responses={(200, "application/x-ndjson"): str},
+        summary="One JSON line per item: custom_id, status, output or error",
+    )
+    def get(self, request: Request, batch_id: str) -> StreamingHttpResponse:
+        batch = batch_for_client(client=request.user, batch_id=batch_id)  # type: ignore[arg-type]
+        response = StreamingHttpResponse(batch_results_lines(batch), content_type="application/x-ndjson")
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class RunDetailApi(APIView):
+    @extend_schema(responses=RunResultSerializer, summary="One of this client's runs (output as stored: redacted)")
+    def get(self, request: Request, run_id: str) -> Response:
+        client: ApiClient = request.user  # type: ignore[assignment]
+        run = Run.objects.filter(public_id=run_id, api_client=client).first()
+        if run is None:
+            raise RunNotFound(f"This client has no run '{run_id[:40]}'.")
+        return Response(run_detail(run))

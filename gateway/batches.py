@@ -1,0 +1,402 @@
+"""Batches (DESIGN.md §6): many variable sets through Anthropic's Message Batches API at the batch price.
+
+Accepting a batch validates every item first (one 400 naming each bad item; nothing is stored or sent),
+redacts each item with a mapping of its own, and reserves the worst case at the batch price. A worker then
+submits the requests through the SDK, split into several provider batches when they exceed the API's
+limits. A beat task polls; when every provider batch has ended it writes one ledger row per item at the
+batch price, settles the reservation with the real cost, stores each item's rehydrated result sealed,
+drops the mappings and fires the callback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import anthropic
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from core.context import new_request_id
+from core.errors import (
+    BatchNotCancelable,
+    BatchNotFound,
+    DomainError,
+    InvalidVariables,
+    NoProviderKey,
+    RoleRequired,
+    SpendCapExceeded,
+    UpstreamNotAllowed,
+)
+from core.tasks import task_enqueue_on_commit
+from gateway.checks import output_checks_run
+from gateway.choices import BatchStatus, ItemStatus
+from gateway.egress import callback_url_validate
+from gateway.models import Batch, BatchItem
+from gateway.pipeline import caps_for, message_params, metadata_fields, metadata_intake, public_id, worst_case_cost
+from gateway.redact import Redaction, custom_patterns, redact_variables
+from gateway.sealing import sealed_for, unsealed
+from gateway.upstream import classify, client_for, provider_key_check
+from gateway.webhooks import webhook_enqueue
+from keys.models import ApiClient
+from keys.selectors import active_provider_key
+from prompts.rendering import render_values, variables_validate
+from prompts.services import released_version_for_run
+from usage.choices import Endpoint, Outcome, ReservationStatus
+from usage.models import SpendReservation
+from usage.pricing import TokenUsage, cost
+from usage.selectors import decimal_text, price_for
+from usage.services import spend_release, spend_reserve, spend_settle, usage_record_write
+
+logger = logging.getLogger(__name__)
+
+MAX_ITEMS = 100_000
+# The Message Batches API takes at most 100,000 requests or 256 MB per batch; larger sets are split.
+PROVIDER_MAX_REQUESTS = 100_000
+PROVIDER_MAX_BYTES = 256 * 1000 * 1000 - 1_000_000  # a margin for the JSON around the requests
+CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+# A batch's hold lasts until its results are collected: Anthropic ends every batch within 24 hours, and
+# results are collected at the next poll. Past this the holder is presumed dead and the hold reaped.
+BATCH_RESERVATION_TTL = timedelta(hours=30)
+
+BATCH_SUBMIT_TASK = "prompts.tasks.batch_submit"
+
+
+# --- accepting a batch ------------------------------------------------------------------------------------
+
+
+def _item_errors(index: int, item: Any, seen: set[str], schema: list[dict[str, Any]]) -> dict[str, Any] | str | None:
+    if not isinstance(item, dict) or set(item) - {"custom_id", "variables"}:
+        return "each item is an object with `custom_id` and `variables`"
+    custom_id = item.get("custom_id")
+    if not isinstance(custom_id, str) or not CUSTOM_ID.match(custom_id):
+        return "custom_id: 1 to 64 letters, digits, '-' or '_'"
+    readable = custom_id.replace("_", " ")  # "_" glues words in an id: read them apart
+    if Redaction().redact_text(readable) != readable:  # ids are sent upstream and stored as they are
+        return "custom_id looks like personal data: use an opaque id"
+    if custom_id in seen:
+        return f"custom_id '{custom_id}' appears more than once"
+    seen.add(custom_id)
+    try:
+        variables_validate(schema, item.get("variables"))
+    except InvalidVariables as exc:
+        return exc.errors
+    return None
+
+
+def batch_create(
+    *, client: ApiClient, slug: str, items: Any, metadata: dict[str, str], callback_url: str = ""
+) -> Batch:
+    """Validate all items (or refuse the whole batch), redact, reserve at the batch price, store, enqueue
+    the submission."""
+    version = released_version_for_run(slug=slug, environment=client.environment)
+    if not client.may_run(slug):
+        raise RoleRequired(f"This API client may not run '{slug}'.")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
+        raise DomainError(f"items must be a list of 1 to {MAX_ITEMS} objects.")
+    callback_url = callback_url_validate(callback_url)
+    seen: set[str] = set()
+    errors = {
+        f"items[{index}]": problem
+        for index, item in enumerate(items)
+        if (problem := _item_errors(index, item, seen, version.variables)) is not None
+    }
+    if errors:
+        raise DomainError(
+            f"{len(errors)} of {len(items)} items are invalid; nothing was submitted. See `errors`.",
+            extra={"errors": errors},
+        ) from None
+    key = active_provider_key(environment=client.environment)
+    if key is None:
+        raise NoProviderKey(f"No active provider key is configured for {client.environment}.")
+    provider_key_check(key)
+    metadata = metadata_intake(metadata)
+    extra = custom_patterns(version.redaction or {})
+    batch = Batch(
+        public_id=public_id("batch_"),
+        api_client=client,
+        environment=client.environment,
+        prompt_id=version.prompt_id,
+        version=version,
+        provider_key=key,
+        request_id=new_request_id(),
+        metadata=metadata,
+        callback_url=callback_url,
+    )
+    # Reserved, and later charged, at the price in force when the batch was accepted (its items are sent
+    # then), whatever the price book says by the time the results are collected.
+    price = price_for(version.model, at=batch.created_at)
+    rows, mappings, worst_case = [], {}, Decimal(0)
+    for item in items:
+        values, redaction = redact_variables(version.variables, item["variables"], extra)
+        rendered = render_values(
+            system_prompt=version.system_prompt, user_template=version.user_template, values=values
+        )
+        worst_case += worst_case_cost(price, version, rendered, batch=True)
+        mappings[item["custom_id"]] = redaction.to_json()
+        rows.append(BatchItem(custom_id=item["custom_id"], request_redacted=rendered.messages))
+    sealed = sealed_for("batch_mapping", batch.public_id, batch.environment, json.dumps(mappings))
+    batch.mapping_ciphertext, batch.mapping_kek_id = sealed.ciphertext, sealed.key_id
+    try:
+        spend_reserve(
+            request_id=batch.request_id, caps=caps_for(key, client), amount=worst_case, ttl=BATCH_RESERVATION_TTL
+        )
+    except SpendCapExceeded:
+        usage_record_write(
+            **_ledger_base(batch, key_last_four=key.last_four),
+            model=version.model,
+            outcome=Outcome.CAP_EXCEEDED,
+        )
+        raise
+    with transaction.atomic():
+        batch.save()
+        for row in rows:
+            row.batch = batch
+        BatchItem.objects.bulk_create(rows, batch_size=1000)
+        task_enqueue_on_commit(BATCH_SUBMIT_TASK, batch.pk)
+    return batch
+
+
+def _ledger_base(batch: Batch, *, key_last_four: str) -> dict[str, Any]:
+    return {
+        "request_id": batch.request_id,
+        "environment": batch.environment,
+        "api_client_id": batch.api_client_id,
+        "api_client_name": batch.api_client.name,
+        "provider_key_id": batch.provider_key_id,
+        "provider_key_last_four": key_last_four,
+        "prompt_id": batch.prompt_id,
+        "prompt_slug": batch.version.prompt.slug,
+        "prompt_version": batch.version.number,
+        "endpoint": Endpoint.BATCH,
+        "requested_model": batch.version.model,
+        **metadata_fields(batch.metadata),
+    }
+
+
+def _params(batch: Batch, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    version = batch.version
+    return message_params(version, model=version.model, system=version.system_prompt, messages=messages)
+
+
+def chunks(requests: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Requests grouped under the API's per-batch limits (count and bytes)."""
+    chunk: list[dict[str, Any]] = []
+    size = 0
+    for request in requests:
+        length = len(json.dumps(request, ensure_ascii=False).encode())
+        if chunk and (len(chunk) >= PROVIDER_MAX_REQUESTS or size + length > PROVIDER_MAX_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(request)
+        size += length
+    if chunk:
+        yield chunk
+
+
+def batch_submit_chunks(batch_id: int) -> None:
+    """Send the batch's requests to Anthropic (once: a redelivered task finds them sent). A batch canceled
+    before it was sent ends here, canceled, its hold given back; one canceled while it was being sent is
+    canceled at Anthropic once sent."""
+    batch = Batch.objects.select_related("api_client", "version__prompt", "provider_key").get(pk=batch_id)
+    if batch.status == BatchStatus.CANCELING and not batch.provider_batch_ids:
+        _end_unsent(batch, status=BatchStatus.ENDED, item_status=ItemStatus.CANCELED, error={"type": "canceled"})
+        return
+    if batch.provider_batch_ids or batch.status != BatchStatus.IN_PROGRESS:
+        return
+    items = batch.items.only("custom_id", "request_redacted").iterator()
+    requests = ({"custom_id": item.custom_id, "params": _params(batch, item.request_redacted)} for item in items)
+    ids: list[str] = []
+    try:
+        sdk = client_for(batch.provider_key)
+        for chunk in chunks(requests):
+            ids.append(sdk.messages.batches.create(requests=chunk).id)  # type: ignore[arg-type]
+            Batch.objects.filter(pk=batch.pk).update(provider_batch_ids=ids)
+    except UpstreamNotAllowed as exc:
+        _end_unsent(batch, status=BatchStatus.FAILED, item_status=ItemStatus.ERRORED,
+                    error={"code": exc.code, "detail": exc.detail})  # fmt: skip
+        return
+    except (anthropic.APIError, anthropic.APIConnectionError) as exc:
+        failure = classify(exc)
+        usage_record_write(
+            **_ledger_base(batch, key_last_four=batch.provider_key.last_four),
+            model=batch.version.model,
+            outcome=failure.outcome,
+            error_class=type(exc).__name__,
+        )
+        if ids:
+            logger.error("Batch %s: %d provider batches sent before %s; polling them", batch, len(ids), failure.code)
+            return
+        _end_unsent(batch, status=BatchStatus.FAILED, item_status=ItemStatus.ERRORED,
+                    error={"code": failure.code, "detail": failure.detail})  # fmt: skip
+        return
+    if Batch.objects.filter(pk=batch.pk, status=BatchStatus.CANCELING).exists():
+        for provider_batch_id in ids:  # the caller canceled while the batch was being sent
+            sdk.messages.batches.cancel(provider_batch_id)
+
+
+def _end_unsent(batch: Batch, *, status: str, item_status: str, error: dict[str, Any]) -> None:
+    """A batch that never reached Anthropic ends: nothing was spent, its hold is given back."""
+    _reservation_release(batch)
+    with transaction.atomic():
+        Batch.objects.filter(pk=batch.pk).update(status=status, ended_at=timezone.now(), mapping_ciphertext="",
+                                                 mapping_kek_id="")  # fmt: skip
+        BatchItem.objects.filter(batch=batch).update(status=item_status, error=error)
+        if batch.callback_url:
+            webhook_enqueue("batch", batch.pk)
+
+
+def _reservation_release(batch: Batch) -> None:
+    reservation = SpendReservation.objects.filter(request_id=batch.request_id, status=ReservationStatus.HELD).first()
+    if reservation is not None:
+        spend_release(reservation=reservation)
+
+
+# --- polling and results ----------------------------------------------------------------------------------
+
+
+def batches_poll() -> int:
+    """Check every open batch (the beat task); returns how many ended now."""
+    open_batches = Batch.objects.filter(status__in=[BatchStatus.IN_PROGRESS, BatchStatus.CANCELING]).exclude(
+        provider_batch_ids=[]
+    )
+    return sum(
+        batch_poll(batch) for batch in open_batches.select_related("api_client", "version__prompt", "provider_key")
+    )
+
+
+def batch_poll(batch: Batch) -> bool:
+    """Collect the batch's results if all its provider batches have ended. True when it ended now."""
+    if batch.status not in (BatchStatus.IN_PROGRESS, BatchStatus.CANCELING) or not batch.provider_batch_ids:
+        return False
+    sdk = client_for(batch.provider_key)
+    try:
+        ended = all(
+            sdk.messages.batches.retrieve(batch_id).processing_status == "ended"
+            for batch_id in batch.provider_batch_ids
+        )
+    except (anthropic.APIError, anthropic.APIConnectionError) as exc:
+        logger.warning("Batch %s: polling failed (%s); will retry", batch, type(exc).__name__)
+        return False
+    if ended:
+        batch_results_collect(batch)
+    return ended
+
+
+def batch_results_collect(batch: Batch) -> None:
+    """One ledger row per item at the batch price, the reservation settled, results sealed."""
+    sdk = client_for(batch.provider_key)
+    mappings = json.loads(
+        unsealed("batch_mapping", batch.public_id, batch.environment, batch.mapping_ciphertext, batch.mapping_kek_id)
+    )
+    price, version = price_for(batch.version.model, at=batch.created_at), batch.version
+    base = _ledger_base(batch, key_last_four=batch.provider_key.last_four)
+    total = Decimal(0)
+    items = {item.custom_id: item for item in batch.items.all()}
+    for provider_batch_id in batch.provider_batch_ids:
+        for entry in sdk.messages.batches.results(provider_batch_id):
+            item = items.get(entry.custom_id)
+            if item is None or item.status != ItemStatus.PENDING:
+                continue
+            redaction = Redaction.from_json(mappings[entry.custom_id])
+            item.status = entry.result.type
+            if entry.result.type == "succeeded":
+                message = entry.result.message
+                usage = TokenUsage.from_api(message.usage)
+                charged = cost(price, usage, batch=True)
+                total += charged
+                output = redaction.rehydrate("".join(b.text for b in message.content if b.type == "text"))
+                checks = output_checks_run(version.output_checks or {}, output)
+                result = {
+                    "custom_id": item.custom_id,
+                    "status": "succeeded",
+                    "output": output,
+                    "stop_reason": message.stop_reason,
+                    "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+                    "cost_usd": decimal_text(charged),
+                    "redactions": redaction.as_counts(),
+                    "checks": checks,
+                }
+                sealed = sealed_for(
+                    "batch_item", f"{batch.public_id}/{item.custom_id}", batch.environment, json.dumps(result)
+                )
+                item.result_ciphertext, item.result_kek_id = sealed.ciphertext, sealed.key_id
+                usage_record_write(
+                    **base,
+                    call_id=f"{batch.public_id}/{item.custom_id}",
+                    model=message.model,
+                    **usage.ledger_fields(),
+                    cost_usd=charged,
+                    default_model_cost_usd=charged,
+                    price=price,
+                    outcome=Outcome.OK,
+                    upstream_request_id=message.id,
+                    stop_reason=message.stop_reason or "",
+                    redactions=redaction.as_counts(),
+                    checks=checks,
+                )
+            elif entry.result.type == "errored":
+                error = entry.result.error.error
+                item.error = {"type": error.type, "message": error.message[:300]}
+                usage_record_write(
+                    **base,
+                    call_id=f"{batch.public_id}/{item.custom_id}",
+                    model=version.model,
+                    outcome=Outcome.CLIENT_ERROR if error.type == "invalid_request_error" else Outcome.SERVER_ERROR,
+                    error_class=error.type,
+                    redactions=redaction.as_counts(),
+                )
+            else:  # canceled or expired: never processed, never billed
+                item.error = {"type": entry.result.type}
+    for item in items.values():
+        if item.status == ItemStatus.PENDING:  # in no result: its part of the batch was never submitted
+            item.status, item.error = ItemStatus.ERRORED, {"type": "not_submitted"}
+    now = timezone.now()
+    with transaction.atomic():
+        BatchItem.objects.bulk_update(
+            items.values(), ["status", "result_ciphertext", "result_kek_id", "error"], batch_size=1000
+        )
+        reservation = SpendReservation.objects.filter(request_id=batch.request_id).first()
+        if reservation is not None:
+            spend_settle(reservation=reservation, actual=total)
+        Batch.objects.filter(pk=batch.pk).update(
+            status=BatchStatus.ENDED,
+            ended_at=now,
+            mapping_ciphertext="",
+            mapping_kek_id="",
+            result_expires_at=now + timedelta(days=settings.TOLLGATE_BODY_RETENTION_DAYS),
+        )
+        if batch.callback_url:
+            webhook_enqueue("batch", batch.pk)
+
+
+def batch_cancel(*, batch: Batch) -> Batch:
+    """Ask Anthropic to cancel; items not yet processed end as `canceled` and cost nothing."""
+    if batch.status != BatchStatus.IN_PROGRESS:
+        raise BatchNotCancelable(f"Batch {batch.public_id} is {batch.status}.")
+    sdk = client_for(batch.provider_key)
+    for provider_batch_id in batch.provider_batch_ids:
+        sdk.messages.batches.cancel(provider_batch_id)
+    Batch.objects.filter(pk=batch.pk, status=BatchStatus.IN_PROGRESS).update(status=BatchStatus.CANCELING)
+    batch.refresh_from_db()
+    return batch
+
+
+# --- reading ----------------------------------------------------------------------------------------------
+
+
+def batch_for_client(*, client: ApiClient, batch_id: str) -> Batch:
+    batch = (
+        Batch.objects.select_related("api_client", "version__prompt", "provider_key")
+        .filter(public_id=batch_id, api_client=client)
+        .first()
+    )
+    if batch is None:
+        raise BatchNotFound(f"This client has no batch '{batch_id[:40]}'.")
+    return batch

@@ -1,0 +1,151 @@
+"""The gateway's records: runs (the request log), queued jobs, batches and their items, webhook deliveries."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from core.environments import Environment
+from gateway.choices import BatchStatus, ItemStatus, JobStatus
+
+
+class Run(models.Model):
+    """One run of a released prompt by an API client: its result (GET /api/v1/runs/{id}) and, until
+    TOLLGATE_BODY_RETENTION_DAYS have passed, its redacted request and answer for incident
+    investigation. Personal data never reaches this table: bodies hold placeholders."""
+
+    public_id = models.CharField(max_length=40, unique=True, editable=False)
+    request_id = models.CharField(max_length=128, editable=False)
+    api_client = models.ForeignKey("keys.ApiClient", on_delete=models.PROTECT, related_name="+", editable=False)
+    environment = models.CharField(max_length=12, choices=Environment.choices, editable=False)
+    prompt = models.ForeignKey("prompts.Prompt", on_delete=models.PROTECT, related_name="runs", editable=False)
+    version = models.ForeignKey("prompts.PromptVersion", on_delete=models.PROTECT, related_name="runs", editable=False)
+    endpoint = models.CharField(max_length=10, editable=False)
+    succeeded = models.BooleanField(editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    result = models.JSONField(default=dict, editable=False, help_text="The run result, without the output.")
+    request_redacted = models.TextField(blank=True, editable=False)
+    output_redacted = models.TextField(blank=True, editable=False)
+    bodies_expire_at = models.DateTimeField(editable=False, db_index=True)
+    bodies_purged_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        db_table = "prompts_run"  # created by the prompts app; kept so no data moves
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["api_client", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class Job(models.Model):
+    """A queued run (POST /api/v1/prompts/{slug}/jobs): validated and redacted when accepted, run by a
+    worker. The placeholder mapping is kept sealed until the job ends, then deleted; the result (which
+    holds the caller's rehydrated answer) is kept sealed until TOLLGATE_BODY_RETENTION_DAYS have passed."""
+
+    public_id = models.CharField(max_length=40, unique=True, editable=False)
+    api_client = models.ForeignKey("keys.ApiClient", on_delete=models.PROTECT, related_name="+", editable=False)
+    environment = models.CharField(max_length=12, choices=Environment.choices, editable=False)
+    prompt = models.ForeignKey("prompts.Prompt", on_delete=models.PROTECT, related_name="jobs", editable=False)
+    version = models.ForeignKey("prompts.PromptVersion", on_delete=models.PROTECT, related_name="jobs", editable=False)
+    status = models.CharField(max_length=12, choices=JobStatus.choices, default=JobStatus.QUEUED, editable=False)
+    variables_redacted = models.JSONField(default=dict, editable=False)
+    metadata = models.JSONField(default=dict, editable=False)
+    mapping_ciphertext = models.TextField(blank=True, editable=False)
+    mapping_kek_id = models.CharField(max_length=32, blank=True, editable=False)
+    mapping_expires_at = models.DateTimeField(editable=False)
+    callback_url = models.URLField(max_length=2000, blank=True, editable=False)
+    attempts = models.PositiveIntegerField(default=0, editable=False)
+    attempt_request_id = models.CharField(max_length=128, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    run_public_id = models.CharField(max_length=40, blank=True, editable=False)
+    result_ciphertext = models.TextField(blank=True, editable=False)
+    result_kek_id = models.CharField(max_length=32, blank=True, editable=False)
+    error = models.JSONField(default=dict, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True, editable=False)
+    result_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        db_table = "prompts_job"  # created by the prompts app; kept so no data moves
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class Batch(models.Model):
+    """Many variable sets sent through Anthropic's Message Batches API at the batch price."""
+
+    public_id = models.CharField(max_length=40, unique=True, editable=False)
+    api_client = models.ForeignKey("keys.ApiClient", on_delete=models.PROTECT, related_name="+", editable=False)
+    environment = models.CharField(max_length=12, choices=Environment.choices, editable=False)
+    prompt = models.ForeignKey("prompts.Prompt", on_delete=models.PROTECT, related_name="batches", editable=False)
+    version = models.ForeignKey(
+        "prompts.PromptVersion", on_delete=models.PROTECT, related_name="batches", editable=False
+    )
+    provider_key = models.ForeignKey("keys.ProviderKey", on_delete=models.PROTECT, related_name="+", editable=False)
+    status = models.CharField(
+        max_length=12, choices=BatchStatus.choices, default=BatchStatus.IN_PROGRESS, editable=False
+    )
+    provider_batch_ids = models.JSONField(default=list, editable=False)
+    request_id = models.CharField(max_length=128, editable=False, help_text="The spend reservation's request id.")
+    metadata = models.JSONField(default=dict, editable=False)
+    mapping_ciphertext = models.TextField(blank=True, editable=False)
+    mapping_kek_id = models.CharField(max_length=32, blank=True, editable=False)
+    callback_url = models.URLField(max_length=2000, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True, editable=False)
+    result_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        db_table = "prompts_batch"  # created by the prompts app; kept so no data moves
+        ordering = ["-created_at"]
+        verbose_name_plural = "batches"
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class BatchItem(models.Model):
+    """One request of a batch: its redacted request until submitted, then its sealed result."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="items", editable=False)
+    custom_id = models.CharField(max_length=64, editable=False)
+    status = models.CharField(max_length=10, choices=ItemStatus.choices, default=ItemStatus.PENDING, editable=False)
+    request_redacted = models.JSONField(default=list, editable=False, help_text="The messages sent (placeholders).")
+    result_ciphertext = models.TextField(blank=True, editable=False)
+    result_kek_id = models.CharField(max_length=32, blank=True, editable=False)
+    error = models.JSONField(default=dict, blank=True, editable=False)
+
+    class Meta:
+        db_table = "prompts_batchitem"  # created by the prompts app; kept so no data moves
+        ordering = ["batch", "id"]
+        constraints = [models.UniqueConstraint(fields=["batch", "custom_id"], name="batch_item_custom_id_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.batch} {self.custom_id}"
+
+
+class WebhookDelivery(models.Model):
+    """One attempt to POST a job's or batch's final JSON to its callback URL."""
+
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
+    url = models.URLField(max_length=2000, editable=False)
+    attempt = models.PositiveIntegerField(editable=False)
+    status_code = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    error = models.CharField(max_length=300, blank=True, editable=False)
+    duration_ms = models.PositiveIntegerField(default=0, editable=False)
+    delivered = models.BooleanField(default=False, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        db_table = "prompts_webhookdelivery"  # created by the prompts app; kept so no data moves
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.url} #{self.attempt}"

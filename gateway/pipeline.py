@@ -1,0 +1,796 @@
+"""The run pipeline (DESIGN.md §3): released version → variables → render → redact → route → reserve →
+Anthropic → rehydrate → checks → settle → ledger → result.
+
+`run_prepare` does everything that may refuse a request before any upstream call; `run_execute` and
+`run_stream` then make the call. Every upstream call writes a ledger row, success or failure, and every
+reservation is settled or released, also when a stream's caller goes away. No database connection is
+held across the upstream call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import math
+import re
+import secrets
+import string
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import anthropic
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from core.errors import (
+    DomainError,
+    InternalError,
+    NoProviderKey,
+    PromptNotFound,
+    RoleRequired,
+    SpendCapExceeded,
+    UpstreamError,
+)
+from gateway.checks import output_checks_run
+from gateway.models import Run
+from gateway.redact import Redaction, StreamRehydrator, custom_patterns, redact_variables
+from gateway.streams import ClosingStream
+from gateway.upstream import classify, client_for, provider_key_check, retries_of
+from keys.models import ApiClient, ProviderKey
+from keys.selectors import active_provider_key
+from prompts.models import PromptVersion
+from prompts.rendering import RenderedPrompt, render_values, unsendable, variables_validate
+from prompts.services import prompt_version_verify, released_version_for_run
+from usage.choices import CapScope, Endpoint, Outcome, Period, ReservationStatus
+from usage.models import Price, SpendReservation
+from usage.periods import reservation_ttl
+from usage.pricing import TokenUsage, cost
+from usage.selectors import decimal_text, price_for
+from usage.services import Cap, spend_release, spend_reservation_renew, spend_reserve, spend_settle, usage_record_write
+
+logger = logging.getLogger(__name__)
+
+_ALPHABET = string.ascii_letters + string.digits
+# A stream renews its reservation this often while it flows, so the reaper never takes a live call's hold.
+LEASE_RENEWAL_SECONDS = 60
+
+
+@dataclass
+class Prepared:
+    """Everything decided before the upstream call. `client` is None for Tollgate's own calls
+    (evaluations), which run in `environment` on its provider key and caps."""
+
+    client: ApiClient | None
+    version: PromptVersion
+    environment: str
+    endpoint: str
+    request_id: str
+    run_id: str
+    rendered: RenderedPrompt
+    redaction: Redaction
+    requested_model: str
+    model: str
+    rule: str | None
+    price: Price
+    default_price: Price
+    key: ProviderKey
+    reservation: SpendReservation
+    metadata: dict[str, str]
+    started: float
+
+
+def public_id(prefix: str) -> str:
+    """The id callers see for a run, job or batch: a prefix and 22 random letters and digits."""
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(22))
+
+
+def estimate_tokens(rendered: RenderedPrompt) -> int:
+    """Tokens before the call, ≈ 4 characters a token: an estimate, for routing rules only."""
+    return math.ceil((len(rendered.system) + sum(len(m["content"]) for m in rendered.messages)) / 4)
+
+
+# The worst case a reservation holds rests on a bound, not an estimate: Claude's tokenizer works on UTF-8
+# bytes, so a text is never more tokens than it has bytes; the request's framing (roles, system block) adds
+# a few tokens, bounded generously here. Every prompt token is priced at the dearest prompt-side rate that
+# can apply (the cache write of the version's TTL when it is dearer than input), the output at max_tokens.
+FRAMING_TOKENS = 64
+FRAMING_TOKENS_PER_MESSAGE = 8
+
+
+def input_tokens_bound(rendered: RenderedPrompt) -> int:
+    """At most this many prompt tokens: one per UTF-8 byte, plus the framing."""
+    text_bytes = len(rendered.system.encode()) + sum(len(m["content"].encode()) for m in rendered.messages)
+    return text_bytes + FRAMING_TOKENS + FRAMING_TOKENS_PER_MESSAGE * len(rendered.messages)
+
+
+def worst_case_cost(price: Price, version: PromptVersion, rendered: RenderedPrompt, *, batch: bool = False) -> Decimal:
+    """What the call can cost at most: what its reservation holds against the caps."""
+    tokens = input_tokens_bound(rendered)
+    plain = TokenUsage(input_tokens=tokens, output_tokens=version.max_tokens)
+    if version.cache_ttl == "off":
+        return cost(price, plain, batch=batch)
+    written = TokenUsage(
+        cache_write_5m_tokens=tokens if version.cache_ttl == "5m" else 0,
+        cache_write_1h_tokens=tokens if version.cache_ttl == "1h" else 0,
+        output_tokens=version.max_tokens,
+    )
+    return max(cost(price, plain, batch=batch), cost(price, written, batch=batch))
+
+
+def caps_for(key: ProviderKey, client: ApiClient | None) -> list[Cap]:
+    caps = [
+        Cap(
+            CapScope.PROVIDER_KEY, key.cap_id, Period.MONTH, key.monthly_cap_usd, key.label, key.alert_threshold_percent
+        )
+    ]
+    if key.daily_cap_usd is not None:
+        caps.append(
+            Cap(
+                CapScope.PROVIDER_KEY, key.cap_id, Period.DAY, key.daily_cap_usd, key.label, key.alert_threshold_percent
+            )
+        )
+    if client is not None and client.monthly_cap_usd is not None:
+        caps.append(Cap(CapScope.API_CLIENT, client.pk, Period.MONTH, client.monthly_cap_usd, client.name))
+    return caps
+
+
+def _ledger_base(
+    *,
+    client: ApiClient | None,
+    version: PromptVersion,
+    environment: str,
+    endpoint: str,
+    request_id: str,
+    key: ProviderKey,
+) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "environment": environment,
+        "api_client_id": client.pk if client else None,
+        "api_client_name": client.name if client else "",
+        "provider_key_id": key.pk,
+        "provider_key_last_four": key.last_four,
+        "prompt_id": version.prompt_id,
+        "prompt_slug": version.prompt.slug,
+        "prompt_version": version.number,
+        "endpoint": endpoint,
+    }
+
+
+def _route(
+    intake: Intake, rendered: RenderedPrompt, *, client: ApiClient | None, environment: str, request_id: str
+) -> tuple[str, str | None]:
+    """The model to call and the rule that chose it (None: the default model)."""
+    version = intake.version
+    tokens = estimate_tokens(rendered)
+    routing = version.routing or {}
+    for rule in routing.get("rules", []):
+        if tokens <= rule["max_input_tokens"]:
+            return rule["model"], f"input<={rule['max_input_tokens']}"
+    classifier = routing.get("classifier")
+    if classifier:
+        answer = _classify(
+            classifier["prompt"], client=client, environment=environment, intake=intake, request_id=request_id
+        )
+        route = _route_named(answer, classifier["routes"])
+        if route:
+            return classifier["routes"][route], f"classifier:{route}"
+    return version.model, None
+
+
+def _route_named(answer: str, routes: dict[str, str]) -> str | None:
+    """The route the classifier's answer names: the whole answer, or the one route word in it."""
+    if answer in routes:
+        return answer
+    named = [route for route in routes if re.search(rf"\b{re.escape(route.lower())}\b", answer)]
+    return named[0] if len(named) == 1 else None
+
+
+def _classify(slug: str, *, client: ApiClient | None, environment: str, intake: Intake, request_id: str) -> str:
+    """Run the classifier prompt (its own ledger row, its own reservation) and return its answer. The
+    caller's permission was checked for the prompt that routes, not for its classifier. It is given the
+    values redacted at intake (with the stricter of both prompts' policies) and never the raw ones."""
+    classifier = released_version_for_run(slug=slug, environment=environment)
+    wanted = {variable["name"] for variable in classifier.variables}
+    given = {name: value for name, value in intake.values.items() if name in wanted}
+    prepared = run_prepare(
+        client=client,
+        environment=environment,
+        slug=slug,
+        variables=None,
+        metadata={},
+        endpoint=Endpoint.CLASSIFIER,
+        request_id=request_id,
+        intake=Intake(version=classifier, values=given, redaction=intake.redaction, verified=True),
+    )
+    return str(run_execute(prepared)["output"]).strip().lower()
+
+
+@dataclass
+class Intake:
+    """A request accepted for a version: its variables validated and redacted."""
+
+    version: PromptVersion
+    values: dict[str, Any]
+    redaction: Redaction
+    verified: bool = False  # the version was read and checked against its hash for this very call
+
+
+def _classifier_of(version: PromptVersion, environment: str) -> PromptVersion | None:
+    """The classifier version that routes `version`'s calls in `environment`, if any is released there."""
+    classifier = (version.routing or {}).get("classifier")
+    if not classifier or not environment:
+        return None
+    try:
+        return released_version_for_run(slug=classifier["prompt"], environment=environment)
+    except PromptNotFound:
+        return None  # routing answers 404 for it when the call is made
+
+
+def version_intake(version: PromptVersion, variables: Any, *, environment: str, verified: bool = False) -> Intake:
+    """The variables validated against the version (400) and redacted, once, for every upstream call the
+    request makes: when a classifier routes the version, its schema and redaction rules are applied too
+    (a variable sensitive in either prompt is replaced whole), so the classifier, the main call and any
+    retry all see the same redacted values."""
+    variables_validate(version.variables, variables)
+    schema, rules = list(version.variables), [version.redaction or {}]
+    classifier = _classifier_of(version, environment)
+    if classifier is not None:
+        wanted = {variable["name"] for variable in classifier.variables}
+        variables_validate(classifier.variables, {k: v for k, v in variables.items() if k in wanted})
+        sensitive = {variable["name"] for variable in classifier.variables if variable.get("sensitive")}
+        schema = [{**variable, "sensitive": variable.get("sensitive") or variable["name"] in sensitive}
+                  for variable in schema]  # fmt: skip
+        rules.append(classifier.redaction or {})
+    patterns = [pattern for rule in rules for pattern in custom_patterns(rule)]
+    values, redaction = redact_variables(schema, variables, patterns)
+    return Intake(version=version, values=values, redaction=redaction, verified=verified)
+
+
+def run_intake(*, client: ApiClient, slug: str, variables: Any) -> Intake:
+    """The released version (404, tampering), the client's permission (403), the variables (400) and
+    their redaction: everything that may refuse a request before it is run or queued."""
+    version = released_version_for_run(slug=slug, environment=client.environment)
+    if not client.may_run(slug):
+        raise RoleRequired(f"This API client may not run '{slug}'.")
+    return version_intake(version, variables, environment=client.environment)
+
+
+def end_user_pseudonym(end_user: str) -> str:
+    """The pseudonym of a caller's end-user id: a keyed hash (HMAC-SHA256 under TOLLGATE_PSEUDONYM_KEY),
+    the same for the same id, so per-user reports still work, and no use without the key."""
+    digest = hmac.new(settings.TOLLGATE_PSEUDONYM_KEY.encode(), end_user.encode(), hashlib.sha256).hexdigest()
+    return "eu_" + digest[:32]
+
+
+def metadata_intake(metadata: Any) -> dict[str, str]:
+    """A request's metadata as it may leave and be stored: `end_user` pseudonymised, personal data in the
+    `feature` and `user_tier` labels redacted (placeholders stay: labels are never rehydrated), every
+    value text of at most 200 characters. Unknown keys are dropped."""
+    if not isinstance(metadata, dict):
+        metadata = {}
+    clean: dict[str, str] = {}
+    for name in ("feature", "user_tier", "end_user"):
+        value = metadata.get(name)
+        if value is None or value == "":
+            continue
+        text = value if isinstance(value, str) else json.dumps(value)
+        problem = unsendable(text)
+        if problem:
+            raise DomainError("The metadata cannot be sent; see `errors`.", extra={"errors": {name: problem}})
+        clean[name] = end_user_pseudonym(text) if name == "end_user" else Redaction().redact_text(text)[:200]
+    return clean
+
+
+def run_prepare(
+    *,
+    client: ApiClient | None,
+    slug: str,
+    variables: Any,
+    metadata: dict[str, str],
+    endpoint: str,
+    request_id: str,
+    intake: Intake | None = None,
+    environment: str = "",
+) -> Prepared:
+    """Resolve, validate, render, redact, route and reserve. Raises the documented domain errors.
+
+    Queued work and evaluations pass the `intake` they made beforehand: the version pinned, and the
+    variables already validated and redacted. Without a client, `environment` says whose provider key
+    and caps pay."""
+    started = time.perf_counter()
+    if client is not None:
+        environment = client.environment
+    if intake is None:
+        if client is None:
+            raise TypeError("run_prepare needs an API client or an intake")
+        metadata = metadata_intake(metadata)
+        intake = run_intake(client=client, slug=slug, variables=variables)
+    elif not intake.verified:
+        intake.version = prompt_version_verify(version=intake.version)  # tampering since it was accepted
+    version, redaction = intake.version, intake.redaction
+    rendered = render_values(
+        system_prompt=version.system_prompt, user_template=version.user_template, values=intake.values
+    )
+    key = active_provider_key(environment=environment)
+    if key is None:
+        raise NoProviderKey(f"No active provider key is configured for {environment}.")
+    provider_key_check(key)
+    model, rule = version.model, None
+    if endpoint != Endpoint.CLASSIFIER:
+        model, rule = _route(intake, rendered, client=client, environment=environment, request_id=request_id)
+    price, default_price = price_for(model), price_for(version.model)
+    base = {
+        **_ledger_base(
+            client=client, version=version, environment=environment, endpoint=endpoint, request_id=request_id, key=key
+        ),
+        "requested_model": version.model,
+        "model": model,
+        "routing_rule": rule or "",
+        "redactions": redaction.as_counts(),
+        **metadata_fields(metadata),
+    }
+    try:
+        reservation = spend_reserve(
+            request_id=request_id,
+            caps=caps_for(key, client),
+            amount=worst_case_cost(price, version, rendered),
+            ledger=base,
+        )
+    except SpendCapExceeded:
+        usage_record_write(**base, outcome=Outcome.CAP_EXCEEDED)
+        raise
+    return Prepared(
+        client=client,
+        version=version,
+        environment=environment,
+        endpoint=endpoint,
+        request_id=request_id,
+        run_id=public_id("run_"),
+        rendered=rendered,
+        redaction=redaction,
+        requested_model=version.model,
+        model=model,
+        rule=rule,
+        price=price,
+        default_price=default_price,
+        key=key,
+        reservation=reservation,
+        metadata=metadata,
+        started=started,
+    )
+
+
+def metadata_fields(metadata: dict[str, str]) -> dict[str, str]:
+    """The ledger's metadata columns, from metadata that went through `metadata_intake`."""
+    return {name: str(metadata.get(name, ""))[:200] for name in ("feature", "user_tier", "end_user")}
+
+
+def message_params(version: PromptVersion, *, model: str, system: str, messages: list[Any]) -> dict[str, Any]:
+    """The Messages API body of a version's call: the system prompt cacheable with the version's TTL."""
+    system_block: Any = system
+    if version.cache_ttl != "off":
+        system_block = [
+            {"type": "text", "text": system, "cache_control": {"type": "ephemeral", "ttl": version.cache_ttl}}
+        ]
+    params: dict[str, Any] = {
+        "model": model,
+        "max_tokens": version.max_tokens,
+        "system": system_block,
+        "messages": messages,
+    }
+    if version.stop_sequences:
+        params["stop_sequences"] = version.stop_sequences
+    return params
+
+
+def _call_kwargs(prepared: Prepared) -> dict[str, Any]:
+    kwargs = message_params(
+        prepared.version, model=prepared.model, system=prepared.rendered.system, messages=prepared.rendered.messages
+    )
+    if prepared.metadata.get("end_user"):
+        kwargs["metadata"] = {"user_id": str(prepared.metadata["end_user"])[:200]}
+    return kwargs
+
+
+def _release_connection() -> None:
+    """Hand the database connection back to the pool before waiting on Anthropic (DESIGN.md §11)."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+def _latency(prepared: Prepared, *, upstream_ms: int, ttft_ms: int | None) -> dict[str, int | None]:
+    return {
+        "total": round((time.perf_counter() - prepared.started) * 1000),
+        "upstream": upstream_ms,
+        "time_to_first_token": ttft_ms,
+    }
+
+
+def _result(
+    prepared: Prepared,
+    *,
+    output: str,
+    stop_reason: str | None,
+    usage: TokenUsage,
+    charged: Decimal,
+    upstream_ms: int,
+    ttft_ms: int | None,
+    checks: dict[str, Any],
+    upstream_request_id: str,
+) -> dict[str, Any]:
+    return {
+        "id": prepared.run_id,
+        "prompt": {"slug": prepared.version.prompt.slug, "version": prepared.version.number},
+        "environment": prepared.environment,
+        "model": prepared.model,
+        "routed": {"from": prepared.requested_model, "rule": prepared.rule} if prepared.rule else None,
+        "output": output,
+        "stop_reason": stop_reason,
+        "usage": {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_creation_input_tokens": usage.cache_write_5m_tokens + usage.cache_write_1h_tokens,
+            "cache_read_input_tokens": usage.cache_read_tokens,
+        },
+        "cost_usd": decimal_text(charged),
+        "latency_ms": _latency(prepared, upstream_ms=upstream_ms, ttft_ms=ttft_ms),
+        "redactions": prepared.redaction.as_counts(),
+        "checks": checks,
+        "upstream_request_id": upstream_request_id,
+    }
+
+
+def _succeed(
+    prepared: Prepared,
+    *,
+    output_redacted: str,
+    stop_reason: str | None,
+    usage: TokenUsage,
+    upstream_ms: int,
+    ttft_ms: int | None,
+    retries: int,
+    upstream_request_id: str,
+) -> dict[str, Any]:
+    """Settle, write the ledger row and the run, and build the result (output rehydrated). Whatever fails
+    on the way, the call is recorded and its real cost settled before the error goes on."""
+    charged = cost(prepared.price, usage)
+    latency = _latency(prepared, upstream_ms=upstream_ms, ttft_ms=ttft_ms)
+    try:
+        output = prepared.redaction.rehydrate(output_redacted)
+        checks = output_checks_run(prepared.version.output_checks or {}, output)
+        result = _result(
+            prepared,
+            output=output,
+            stop_reason=stop_reason,
+            usage=usage,
+            charged=charged,
+            upstream_ms=upstream_ms,
+            ttft_ms=ttft_ms,
+            checks=checks,
+            upstream_request_id=upstream_request_id,
+        )
+    except Exception as exc:
+        _record_internal_error(prepared, exc, usage=usage, latency=latency, retries=retries,
+                               upstream_request_id=upstream_request_id)  # fmt: skip
+        raise
+    _close_and_record(
+        prepared,
+        settle=True,
+        outcome=Outcome.OK,
+        usage=usage,
+        charged=charged,
+        retries=retries,
+        upstream_request_id=upstream_request_id,
+        stop_reason=stop_reason or "",
+        latency=result["latency_ms"],
+        checks=checks,
+        output_redacted=output_redacted,
+        result=result,
+    )
+    return result
+
+
+def _close_and_record(
+    prepared: Prepared,
+    *,
+    settle: bool,
+    outcome: str,
+    usage: TokenUsage,
+    charged: Decimal,
+    retries: int,
+    latency: dict[str, int | None],
+    result: dict[str, Any],
+    upstream_request_id: str = "",
+    stop_reason: str = "",
+    error_class: str = "",
+    checks: dict[str, Any] | None = None,
+    output_redacted: str = "",
+) -> None:
+    """Settle the reservation (or give it back) and write the ledger row in one transaction, so the
+    spend counters and the ledger always agree; then the run record (the request log). The ledger row is
+    the reservation's write-ahead record completed with what the call did, and it is written only by
+    whoever closes the reservation: a call the reaper took for a dead holder's has its row already."""
+    with transaction.atomic():
+        if settle:
+            closed = spend_settle(reservation=prepared.reservation, actual=charged)
+        else:
+            closed = spend_release(reservation=prepared.reservation)
+        if closed:
+            usage_record_write(
+                **prepared.reservation.ledger,
+                **usage.ledger_fields(),
+                cost_usd=charged,
+                default_model_cost_usd=cost(prepared.default_price, usage),
+                price=prepared.price,
+                latency_total_ms=latency["total"],
+                latency_upstream_ms=latency["upstream"],
+                time_to_first_token_ms=latency["time_to_first_token"],
+                outcome=outcome,
+                error_class=error_class,
+                retries=retries,
+                upstream_request_id=upstream_request_id,
+                stop_reason=stop_reason,
+                checks=checks or {},
+            )
+    if not closed:
+        logger.error(
+            "Run %s ended after its reservation expired; the reaper's ledger row stands for it (%s USD held)",
+            prepared.request_id,
+            prepared.reservation.amount_usd,
+        )
+    if prepared.client is None or prepared.endpoint == Endpoint.CLASSIFIER:
+        return  # the request log holds API clients' runs
+    try:
+        Run.objects.create(
+            public_id=prepared.run_id,
+            request_id=prepared.request_id,
+            api_client=prepared.client,
+            environment=prepared.environment,
+            prompt_id=prepared.version.prompt_id,
+            version=prepared.version,
+            endpoint=prepared.endpoint,
+            succeeded=outcome == Outcome.OK,
+            result={k: v for k, v in result.items() if k != "output"},
+            request_redacted=json.dumps(prepared.rendered.messages, ensure_ascii=False),
+            output_redacted=output_redacted,
+            bodies_expire_at=timezone.now() + timedelta(days=settings.TOLLGATE_BODY_RETENTION_DAYS),
+        )
+    except Exception:
+        # The call is paid for and recorded in the ledger: the caller gets its answer. Only the request-log
+        # entry is missing, and the log says so.
+        logger.exception("Run %s (request %s): the request-log row could not be written", prepared.run_id,
+                         prepared.request_id)  # fmt: skip
+
+
+def _fail(
+    prepared: Prepared, exc: Exception, *, usage: TokenUsage, upstream_ms: int, ttft_ms: int | None
+) -> UpstreamError:
+    """Record a failed call (ledger row with its class, the hold given back or settled) and say how to answer."""
+    failure = classify(exc)
+    charged = cost(prepared.price, usage)
+    latency = _latency(prepared, upstream_ms=upstream_ms, ttft_ms=ttft_ms)
+    _close_and_record(
+        prepared,
+        settle=bool(charged),  # tokens already billed; else the hold is given back
+        outcome=failure.outcome,
+        usage=usage,
+        charged=charged,
+        retries=retries_of(exc),
+        latency=latency,
+        result={"id": prepared.run_id, "error": {"code": failure.code, "status": failure.status}},
+        error_class=type(exc).__name__,
+        upstream_request_id=getattr(exc, "request_id", None) or "",
+    )
+    logger.warning("Upstream call failed for %s: %s (%s)", prepared.request_id, failure.code, type(exc).__name__)
+    return UpstreamError(
+        failure.detail, status=failure.status, code=failure.code, title=failure.title, retry_after=failure.retry_after
+    )
+
+
+def _record_internal_error(
+    prepared: Prepared,
+    exc: BaseException,
+    *,
+    usage: TokenUsage,
+    latency: dict[str, int | None],
+    retries: int = 0,
+    upstream_request_id: str = "",
+    output_redacted: str = "",
+) -> None:
+    """Tollgate failed after the reservation (in the SDK before the request left, or after the answer
+    came): the call gets its ledger row (`internal_error`, the exception's class) and the tokens it used
+    are settled; the error then goes on to the caller as a 500. Idempotent with a normal close: a
+    reservation already settled is left alone."""
+    if _closed(prepared):
+        return
+    charged = cost(prepared.price, usage)
+    _close_and_record(
+        prepared,
+        settle=bool(charged),
+        outcome=Outcome.INTERNAL_ERROR,
+        usage=usage,
+        charged=charged,
+        retries=retries,
+        latency=latency,
+        result={"id": prepared.run_id, "error": {"code": "internal_error", "status": 500}},
+        error_class=type(exc).__name__,
+        upstream_request_id=upstream_request_id,
+        output_redacted=output_redacted,
+    )
+    logger.error("Run %s failed inside Tollgate (%s); recorded", prepared.request_id, type(exc).__name__)
+
+
+def _closed(prepared: Prepared) -> bool:
+    """Whether the reservation was settled or released already (its call then has its ledger row)."""
+    prepared.reservation.refresh_from_db(fields=["status"])
+    return prepared.reservation.status != ReservationStatus.HELD
+
+
+def run_execute(prepared: Prepared) -> dict[str, Any]:
+    """The synchronous call. Returns the run result or raises UpstreamError (or, on a fault of Tollgate's
+    own, the exception, after the call was recorded)."""
+    began = time.perf_counter()
+    try:
+        sdk = client_for(prepared.key)
+        _release_connection()
+        raw = sdk.messages.with_raw_response.create(**_call_kwargs(prepared))
+        message = raw.parse()
+        upstream_ms = round((time.perf_counter() - began) * 1000)
+        output = "".join(block.text for block in message.content if block.type == "text")
+        usage = TokenUsage.from_api(message.usage)
+    except (anthropic.APIError, anthropic.APIConnectionError) as exc:
+        raise _fail(
+            prepared, exc, usage=TokenUsage(), upstream_ms=round((time.perf_counter() - began) * 1000), ttft_ms=None
+        ) from None
+    except Exception as exc:
+        upstream_ms = round((time.perf_counter() - began) * 1000)
+        _record_internal_error(prepared, exc, usage=TokenUsage(),
+                               latency=_latency(prepared, upstream_ms=upstream_ms, ttft_ms=None))  # fmt: skip
+        raise
+    return _succeed(
+        prepared,
+        output_redacted=output,
+        stop_reason=message.stop_reason,
+        usage=usage,
+        upstream_ms=upstream_ms,
+        ttft_ms=None,
+        retries=retries_of(raw),
+        upstream_request_id=raw.headers.get("request-id", ""),
+    )
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def run_stream(prepared: Prepared, problem: Any, *, completed: dict[str, Any] | None = None) -> ClosingStream:
+    """Server-sent events: run.started, delta…, then run.completed or error. Placeholders are held back
+    until complete. If the caller goes away, the call is recorded and the reservation settled anyway; if
+    the body is closed before the call was made, the hold is given back. `completed` receives the run
+    result once the run has completed."""
+
+    def give_back_if_unstarted(started: bool) -> None:
+        if not started:  # closed before the call was made: nothing was spent
+            spend_release(reservation=prepared.reservation)
+
+    return ClosingStream(_stream_events(prepared, problem, completed), on_close=give_back_if_unstarted)
+
+
+def _stream_events(prepared: Prepared, problem: Any, completed: dict[str, Any] | None) -> Iterator[bytes]:
+    try:
+        yield _sse(
+            "run.started",
+            {
+                "id": prepared.run_id,
+                "prompt": {"slug": prepared.version.prompt.slug, "version": prepared.version.number},
+                "model": prepared.model,
+            },
+        )
+    except GeneratorExit:  # the caller left before the upstream call: nothing was spent
+        spend_release(reservation=prepared.reservation)
+        raise
+    began = time.perf_counter()
+    ttft_ms: int | None = None
+    parts: list[str] = []
+    rehydrator = StreamRehydrator(prepared.redaction)
+    finished = False
+    stream = None
+    try:
+        sdk = client_for(prepared.key)
+        _release_connection()
+        renewed = time.monotonic()
+        with sdk.messages.stream(**_call_kwargs(prepared)) as stream:
+            for text in stream.text_stream:
+                if ttft_ms is None:
+                    ttft_ms = round((time.perf_counter() - began) * 1000)
+                if time.monotonic() - renewed > LEASE_RENEWAL_SECONDS:  # a long stream keeps its hold alive
+                    spend_reservation_renew(reservation=prepared.reservation, ttl=reservation_ttl())
+                    renewed = time.monotonic()
+                parts.append(text)
+                visible = rehydrator.feed(text)
+                if visible:
+                    yield _sse("delta", {"text": visible})
+            final = stream.get_final_message()
+        tail = rehydrator.flush()
+        if tail:
+            yield _sse("delta", {"text": tail})
+        result = _succeed(
+            prepared,
+            output_redacted="".join(parts),
+            stop_reason=final.stop_reason,
+            usage=TokenUsage.from_api(final.usage),
+            upstream_ms=round((time.perf_counter() - began) * 1000),
+            ttft_ms=ttft_ms,
+            retries=retries_of(stream.response),
+            upstream_request_id=stream.response.headers.get("request-id", ""),
+        )
+        finished = True
+        if completed is not None:
+            completed.update(result)
+        yield _sse("run.completed", result)
+    except (anthropic.APIError, anthropic.APIConnectionError) as exc:
+        error = _fail(
+            prepared,
+            exc,
+            usage=_partial_usage(stream),
+            upstream_ms=round((time.perf_counter() - began) * 1000),
+            ttft_ms=ttft_ms,
+        )
+        finished = True
+        yield _sse("error", problem(error))
+    except GeneratorExit:
+        if not finished:  # the caller disconnected mid-stream: record the call with the tokens it used
+            finished = True
+            _caller_gone(prepared, stream, began=began, ttft_ms=ttft_ms, output_redacted="".join(parts))
+        raise
+    except Exception as exc:  # a fault of Tollgate's own: recorded, then an error event
+        if not finished:
+            finished = True
+            _record_internal_error(
+                prepared,
+                exc,
+                usage=_partial_usage(stream),
+                latency=_latency(prepared, upstream_ms=round((time.perf_counter() - began) * 1000), ttft_ms=ttft_ms),
+                output_redacted="".join(parts),
+            )
+        logger.exception("Stream %s failed inside Tollgate", prepared.request_id)
+        yield _sse("error", problem(InternalError("The run failed on our side; the request id identifies it.")))
+
+
+def replay_stream(result: dict[str, Any]) -> Iterator[bytes]:
+    """A completed run's result as the events its stream sent: the whole answer in one delta."""
+    yield _sse("run.started", {"id": result["id"], "prompt": result["prompt"], "model": result["model"]})
+    if result["output"]:
+        yield _sse("delta", {"text": result["output"]})
+    yield _sse("run.completed", result)
+
+
+def _partial_usage(stream: Any) -> TokenUsage:
+    snapshot = getattr(stream, "current_message_snapshot", None) if stream is not None else None
+    return TokenUsage.from_api(snapshot.usage) if snapshot is not None else TokenUsage()
+
+
+def _caller_gone(prepared: Prepared, stream: Any, *, began: float, ttft_ms: int | None, output_redacted: str) -> None:
+    usage = _partial_usage(stream)
+    charged = cost(prepared.price, usage)
+    latency = _latency(prepared, upstream_ms=round((time.perf_counter() - began) * 1000), ttft_ms=ttft_ms)
+    _close_and_record(
+        prepared,
+        settle=True,
+        outcome=Outcome.CLIENT_ERROR,
+        usage=usage,
+        charged=charged,
+        retries=0,
+        latency=latency,
+        result={"id": prepared.run_id, "error": {"code": "client_disconnected"}},
+        error_class="ClientDisconnected",
+        output_redacted=output_redacted,
+    )

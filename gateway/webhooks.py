@@ -1,0 +1,87 @@
+"""Callbacks of jobs and batches (DESIGN.md §6 Webhooks): the final JSON, POSTed and signed with the API
+client's webhook secret as `Tollgate-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
+
+Every attempt is recorded (WebhookDelivery). A non-2xx answer, a redirect (never followed), a host that
+does not resolve or a network error is retried with exponential backoff, up to TOLLGATE_WEBHOOK_MAX_ATTEMPTS.
+A URL the egress checks refuse (gateway.egress: an address that is not public, a host not in the
+allow-list) is recorded once with that reason and never tried again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import json
+import time
+from typing import Any
+
+from django.conf import settings
+
+from core.errors import EgressRefused
+from core.tasks import task_enqueue_on_commit
+from gateway.egress import Unresolvable, egress_post
+from gateway.models import Batch, Job, WebhookDelivery
+from gateway.selectors import batch_detail, job_detail
+from keys.services import api_client_webhook_secret
+
+USER_AGENT = "Tollgate-Webhooks/1"
+WEBHOOK_DELIVER_TASK = "prompts.tasks.webhook_deliver"
+
+
+def signature(secret: str, body: bytes, at: int) -> str:
+    digest = hmac.new(secret.encode(), f"{at}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={at},v1={digest}"
+
+
+def webhook_enqueue(kind: str, pk: int) -> None:
+    """Deliver the final JSON of a "job" or "batch" once the current transaction commits."""
+    task_enqueue_on_commit(WEBHOOK_DELIVER_TASK, kind, pk, 1)
+
+
+def _payload(kind: str, pk: int) -> tuple[Job | Batch, dict[str, Any]]:
+    if kind == "job":
+        job = Job.objects.select_related("api_client", "version__prompt").get(pk=pk)
+        return job, job_detail(job)
+    batch = Batch.objects.select_related("api_client", "version__prompt").get(pk=pk)
+    return batch, batch_detail(batch)
+
+
+def webhook_attempt(kind: str, pk: int, attempt: int) -> float | None:
+    """POST the final JSON once. Returns None when done (delivered, refused by the egress checks, or out of
+    attempts), else the seconds to wait before the next attempt."""
+    target, payload = _payload(kind, pk)
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    at = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "Tollgate-Signature": signature(api_client_webhook_secret(client=target.api_client), body, at),
+        "Tollgate-Delivery-Attempt": str(attempt),
+    }
+    status, error, final = None, "", False
+    began = time.perf_counter()
+    try:
+        status = egress_post(target.callback_url, body=body, headers=headers)
+        if not 200 <= status < 300:
+            error = f"HTTP {status}"  # a 3xx too: its Location is not followed
+    except EgressRefused as exc:
+        error, final = exc.reason, True  # never retried: another attempt would only probe the target again
+    except Unresolvable:
+        error = "unresolvable"
+    except (OSError, http.client.HTTPException) as exc:
+        error = type(exc).__name__
+    delivered = status is not None and 200 <= status < 300
+    WebhookDelivery.objects.create(
+        job=target if isinstance(target, Job) else None,
+        batch=target if isinstance(target, Batch) else None,
+        url=target.callback_url,
+        attempt=attempt,
+        status_code=status,
+        error=error[:300],
+        duration_ms=round((time.perf_counter() - began) * 1000),
+        delivered=delivered,
+    )
+    if delivered or final or attempt >= settings.TOLLGATE_WEBHOOK_MAX_ATTEMPTS:
+        return None
+    return float(min(settings.TOLLGATE_WEBHOOK_BACKOFF_SECONDS * 2 ** (attempt - 1), 3600))

@@ -1,0 +1,60 @@
+"""What a higher layer adds to the registry's workflow, registered from its AppConfig.ready.
+
+The registry sits below evaluations, so it never imports them: the evaluations app registers here how a
+version is evaluated, and the registry asks through this one object — for the approval gate
+(TOLLGATE_APPROVAL_REQUIRES_EVALUATION), the version's review page ("Run evaluation", the latest result)
+and the change-management evidence (the last evaluation before approval). With nothing registered, a
+version has no evaluations and the gate refuses every approval it guards.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from django.contrib.auth.models import User
+
+from prompts.models import PromptVersion
+
+
+class VersionEvaluations(Protocol):
+    evaluable: frozenset[str]  # the version statuses an evaluation may start from
+    permission: str  # the permission that starts one
+
+    def start(self, *, actor: User, version: PromptVersion) -> Any: ...
+
+    def latest(self, version: PromptVersion) -> Any | None:
+        """The latest evaluation of the version, finished or not (for its page)."""
+
+    def approval_refusal(self, version: PromptVersion) -> str | None:
+        """Why the version may not be approved yet for want of a passing evaluation, or None."""
+
+    def before_approval(self, version: PromptVersion) -> Any | None:
+        """The last finished evaluation of the version's content before it was approved."""
+
+
+class _Nothing:
+    evaluable: frozenset[str] = frozenset()
+    permission = "prompts.review_promptversion"
+
+    def start(self, *, actor: User, version: PromptVersion) -> Any:
+        raise NotImplementedError("no evaluations app is installed")
+
+    def latest(self, version: PromptVersion) -> Any | None:
+        return None
+
+    def approval_refusal(self, version: PromptVersion) -> str | None:
+        return "it has no finished evaluation"
+
+    def before_approval(self, version: PromptVersion) -> Any | None:
+        return None
+
+
+_registered: list[VersionEvaluations] = []
+
+
+def evaluations_register(evaluations: VersionEvaluations) -> None:
+    _registered[:] = [evaluations]
+
+
+def evaluations() -> VersionEvaluations:
+    return _registered[0] if _registered else _Nothing()
