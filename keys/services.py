@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from audit.services import audit_event_record
 from core.errors import AuthenticationFailed, KeyOperationRefused
-from core.governance import require_permission, require_reason, save_with_history
+from core.governance import audit_value, governed_update, require_permission, require_reason, save_with_history
 from core.roles import Role
 from keys.crypto import DecryptionFailed, Sealed, associated_data, primary_key_id, seal, unseal
 from keys.models import DEFAULT_BASE_URL, ApiClient, ApiToken, KeyReminder, KeyStatus, ProviderKey
@@ -49,17 +49,8 @@ CLIENT_SETTINGS = (
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
-def _shown(value: Any) -> Any:
-    """A value as the audit trail stores it (JSON-friendly, users by name)."""
-    if isinstance(value, User):
-        return value.get_username()
-    if isinstance(value, Decimal | datetime):
-        return str(value)
-    return value
-
-
-def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
-    return {field: [_shown(before[field]), _shown(after[field])] for field in after if before[field] != after[field]}
+def _refuse_fields(names: list[str]) -> KeyOperationRefused:
+    return KeyOperationRefused(f"These cannot be changed here: {', '.join(names)}.")
 
 
 def fingerprint(secret: str) -> str:
@@ -143,16 +134,9 @@ def provider_key_update(*, actor: User, key: ProviderKey, reason: str, **changes
     """Change a key's settings (caps, owner, label, period). The secret changes only by rotation."""
     require_permission(actor, "keys.change_providerkey", "change provider keys")
     reason = require_reason(reason, "change a key")
-    unknown = set(changes) - set(KEY_SETTINGS)
-    if unknown:
-        raise KeyOperationRefused(f"These cannot be changed here: {', '.join(sorted(unknown))}.")
-    key = ProviderKey.objects.select_for_update().get(pk=key.pk)
-    before = {field: getattr(key, field) for field in changes}
-    for field, value in changes.items():
-        setattr(key, field, value)
-    key.full_clean()
-    save_with_history(key, actor=actor, reason=reason)
-    changed = _diff(before, changes)
+    key, changed = governed_update(
+        key, actor=actor, reason=reason, changes=changes, fields=KEY_SETTINGS, refuse=_refuse_fields
+    )
     cap_change = {"monthly_cap_usd", "daily_cap_usd", "alert_threshold_percent"} & set(changed)
     _audit_key("provider_key.cap_change" if cap_change else "provider_key.update", key, actor, reason, **changed)
     return key
@@ -361,16 +345,9 @@ def api_client_create(
 def api_client_update(*, actor: User, client: ApiClient, reason: str, **changes: Any) -> ApiClient:
     require_permission(actor, "keys.change_apiclient", "change API clients")
     reason = require_reason(reason, "change an API client")
-    unknown = set(changes) - set(CLIENT_SETTINGS)
-    if unknown:
-        raise KeyOperationRefused(f"These cannot be changed here: {', '.join(sorted(unknown))}.")
-    client = ApiClient.objects.select_for_update().get(pk=client.pk)
-    before = {field: getattr(client, field) for field in changes}
-    for field, value in changes.items():
-        setattr(client, field, value)
-    client.full_clean()
-    save_with_history(client, actor=actor, reason=reason)
-    changed = _diff(before, changes)
+    client, changed = governed_update(
+        client, actor=actor, reason=reason, changes=changes, fields=CLIENT_SETTINGS, refuse=_refuse_fields
+    )
     action = "api_client.cap_change" if "monthly_cap_usd" in changed else "api_client.update"
     _audit_client(action, client, actor, reason, **changed)
     return client
@@ -419,7 +396,9 @@ def api_token_issue(
         expires_at=expires_at,
     )
     save_with_history(token, actor=actor, reason="Token issued")
-    _audit_client("api_token.issue", client, actor, token=token.label, token_id=token.pk, expires_at=_shown(expires_at))
+    _audit_client(
+        "api_token.issue", client, actor, token=token.label, token_id=token.pk, expires_at=audit_value(expires_at)
+    )
     return token, plaintext
 
 

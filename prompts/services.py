@@ -26,7 +26,7 @@ from core.errors import (
     RoleRequired,
     VersionTampered,
 )
-from core.governance import require_permission, require_reason, save_with_history
+from core.governance import governed_update, require_permission, require_reason, save_with_history
 from prompts import hooks
 from prompts.choices import DataCategory, VersionStatus
 from prompts.models import CONTENT_FIELDS, Prompt, PromptVersion, Release
@@ -83,27 +83,17 @@ def prompt_create(
 def prompt_update(*, actor: User, prompt: Prompt, reason: str, **changes: Any) -> Prompt:
     require_permission(actor, "prompts.change_prompt", "change prompts")
     reason = require_reason(reason, "change a prompt")
-    unknown = set(changes) - set(PROMPT_FIELDS)
-    if unknown:
-        raise InvalidVersion({field: ["cannot be changed here"] for field in sorted(unknown)})
     if "data_categories" in changes:
         changes["data_categories"] = _data_categories(changes["data_categories"])
-    before = {field: getattr(prompt, field) for field in changes}
-    for field, value in changes.items():
-        setattr(prompt, field, value)
-    prompt.full_clean()
-    save_with_history(prompt, actor=actor, reason=reason)
-
-    def shown(value: Any) -> Any:
-        return value.get_username() if isinstance(value, User) else value
-
-    audit_event_record(
-        action="prompt.update",
+    prompt, changed = governed_update(
+        prompt,
         actor=actor,
-        target=prompt,
-        changes={f: [shown(before[f]), shown(changes[f])] for f in changes if before[f] != changes[f]},
         reason=reason,
+        changes=changes,
+        fields=PROMPT_FIELDS,
+        refuse=lambda names: InvalidVersion({name: ["cannot be changed here"] for name in names}),
     )
+    audit_event_record(action="prompt.update", actor=actor, target=prompt, changes=changed, reason=reason)
     return prompt
 
 
