@@ -40,6 +40,15 @@ class ApiTokenAuthentication(BaseAuthentication):
         return f'{self.keyword} realm="tollgate"'
 
 
+def request_client(request: Request) -> ApiClient:
+    """The API client a request was authenticated as: every API view requires one (IsAuthenticated), so
+    anything else is refused as unauthenticated rather than trusted."""
+    client = request.user
+    if not isinstance(client, ApiClient):
+        raise exceptions.NotAuthenticated()
+    return client
+
+
 class ApiTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     """Describes the bearer token in the OpenAPI schema."""
 

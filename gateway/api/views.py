@@ -37,7 +37,7 @@ from gateway.jobs import job_for_client, job_submit
 from gateway.models import Run
 from gateway.pipeline import replay_stream, run_execute, run_prepare, run_stream
 from gateway.selectors import batch_detail, batch_results_lines, job_detail, run_detail
-from keys.models import ApiClient
+from keys.authentication import request_client
 from prompts.selectors import releases_in
 from usage.choices import Endpoint
 
@@ -45,7 +45,7 @@ from usage.choices import Endpoint
 class PromptListApi(APIView):
     @extend_schema(responses=PromptOutputSerializer(many=True), summary="Prompts this client may run")
     def get(self, request: Request) -> Response:
-        client: ApiClient = request.user  # type: ignore[assignment]
+        client = request_client(request)
         releases = [release for release in releases_in(client.environment) if client.may_run(release.prompt.slug)]
         return Response(PromptOutputSerializer(releases, many=True).data)
 
@@ -55,7 +55,7 @@ class PromptDetailApi(APIView):
 
     @extend_schema(responses=PromptOutputSerializer, summary="One prompt this client may run")
     def get(self, request: Request, slug: str) -> Response:
-        client: ApiClient = request.user  # type: ignore[assignment]
+        client = request_client(request)
         release = releases_in(client.environment).filter(prompt__slug=slug).first()
         if release is None:
             raise PromptNotFound(f"No prompt '{slug}' is released to {client.environment}.")
@@ -74,7 +74,7 @@ class PromptRunApi(APIView):
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
     )
     def post(self, request: Request, slug: str) -> HttpResponseBase:
-        client: ApiClient = request.user  # type: ignore[assignment]
+        client = request_client(request)
         rate_limit_check(client)
         data = RunInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -125,7 +125,7 @@ def _event_stream(events: Iterator[bytes], *, replayed: bool = False) -> Streami
 
 
 def _submit_body(request: Request, serializer: type[Serializer]) -> dict[str, Any]:  # type: ignore[type-arg]
-    rate_limit_check(request.user)  # type: ignore[arg-type]
+    rate_limit_check(request_client(request))
     data = serializer(data=request.data)
     data.is_valid(raise_exception=True)
     return data.validated_data  # type: ignore[no-any-return]
@@ -146,7 +146,7 @@ class PromptJobApi(APIView):
     def post(self, request: Request, slug: str) -> Response:
         values = _submit_body(request, JobInputSerializer)
         job = job_submit(
-            client=request.user,  # type: ignore[arg-type]
+            client=request_client(request),
             slug=slug,
             variables=values["variables"],
             metadata=dict(values["metadata"]),
@@ -159,7 +159,7 @@ class PromptJobApi(APIView):
 class JobDetailApi(APIView):
     @extend_schema(responses=JobSerializer, summary="A job's status and, once done, its result")
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(job_detail(job_for_client(client=request.user, job_id=job_id)))  # type: ignore[arg-type]
+        return Response(job_detail(job_for_client(client=request_client(request), job_id=job_id)))
 
 
 class PromptBatchApi(APIView):
@@ -173,7 +173,7 @@ class PromptBatchApi(APIView):
     def post(self, request: Request, slug: str) -> Response:
         values = _submit_body(request, BatchInputSerializer)
         batch = batch_create(
-            client=request.user,  # type: ignore[arg-type]
+            client=request_client(request),
             slug=slug,
             items=values["items"],
             metadata=dict(values["metadata"]),
@@ -186,7 +186,7 @@ class PromptBatchApi(APIView):
 class BatchDetailApi(APIView):
     @extend_schema(responses=BatchSerializer, summary="A batch's status and counts per item status")
     def get(self, request: Request, batch_id: str) -> Response:
-        batch = batch_for_client(client=request.user, batch_id=batch_id)  # type: ignore[arg-type]
+        batch = batch_for_client(client=request_client(request), batch_id=batch_id)
         if not settings.TOLLGATE_BROKER_CONFIGURED and batch_poll(batch):  # no beat runs: poll when asked
             batch.refresh_from_db()
         return Response(batch_detail(batch))
@@ -197,7 +197,7 @@ class BatchCancelApi(APIView):
 
     @extend_schema(request=None, responses=BatchSerializer, summary="Cancel a batch still in progress")
     def post(self, request: Request, batch_id: str) -> Response:
-        batch = batch_for_client(client=request.user, batch_id=batch_id)  # type: ignore[arg-type]
+        batch = batch_for_client(client=request_client(request), batch_id=batch_id)
         return Response(batch_detail(batch_cancel(batch=batch)))
 
 
@@ -207,7 +207,7 @@ class BatchResultsApi(APIView):
         summary="One JSON line per item: custom_id, status, output or error",
     )
     def get(self, request: Request, batch_id: str) -> StreamingHttpResponse:
-        batch = batch_for_client(client=request.user, batch_id=batch_id)  # type: ignore[arg-type]
+        batch = batch_for_client(client=request_client(request), batch_id=batch_id)
         response = StreamingHttpResponse(batch_results_lines(batch), content_type="application/x-ndjson")
         response["Cache-Control"] = "no-store"
         return response
@@ -216,7 +216,7 @@ class BatchResultsApi(APIView):
 class RunDetailApi(APIView):
     @extend_schema(responses=RunResultSerializer, summary="One of this client's runs (output as stored: redacted)")
     def get(self, request: Request, run_id: str) -> Response:
-        client: ApiClient = request.user  # type: ignore[assignment]
+        client = request_client(request)
         run = Run.objects.filter(public_id=run_id, api_client=client).first()
         if run is None:
             raise RunNotFound(f"This client has no run '{run_id[:40]}'.")
