@@ -1,4 +1,5 @@
-"""The errors of access changes (README, Roles): stable codes, mapped to HTTP in config/exceptions.py."""
+"""The errors of access changes (docs/admin.md, Granting access): stable codes, mapped to HTTP in
+config/exceptions.py."""
 
 from __future__ import annotations
 
