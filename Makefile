@@ -5,7 +5,7 @@ VENV := .venv
 UV_VERSION := 0.13.8
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format bench sandbox clean
+.PHONY: install run test lint format docs bench sandbox clean
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,10 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# The documentation site (docs/, mkdocs.yml) into site/; any warning (a broken link, a page not in the nav) fails.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+
 bench: install
 	$(VENV)/bin/python -m bench
 
@@ -42,4 +46,4 @@ sandbox: install
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(VENV)/bin/python manage.py sandbox
 
 clean:
-	rm -rf $(VENV) var staticfiles
+	rm -rf $(VENV) var staticfiles site

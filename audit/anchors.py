@@ -2,8 +2,8 @@
 
 Someone with write access to the database can delete or rewrite checkpoint rows together with the
 events they vouch for; they cannot take back a file written to a directory the application can only
-add to (a separate mount or host, `chattr +a`, object-lock storage synced from it: README, Tamper
-evidence). Each file holds the signed payload and its signature, so it verifies on its own:
+add to (a separate mount or host, `chattr +a`, object-lock storage synced from it: docs/audit.md,
+Keeping the anchors safe). Each file holds the signed payload and its signature, so it verifies on its own:
 
     {"algorithm": "Ed25519", "checkpoint": {...the signed fields...}, "signature": "<base64>"}
 

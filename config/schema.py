@@ -19,7 +19,7 @@ from core.serializers import StrictInputSerializer
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": "An error, as RFC 9457 problem details; `code` is stable (README, Errors).",
+    "description": "An error, as RFC 9457 problem details; `code` is stable (docs/api.md, Errors).",
     "properties": {
         "type": {"type": "string", "description": "`/api/docs/errors#<code>`"},
         "title": {"type": "string"},

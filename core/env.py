@@ -42,7 +42,7 @@ def secret(name: str, *, dev_default: str, debug: bool) -> str:
     if debug:
         return dev_default
     raise ImproperlyConfigured(
-        f"{name} is required when DJANGO_DEBUG is false: set {name} or {name}_FILE (see README, Configuration)."
+        f"{name} is required when DJANGO_DEBUG is false: set {name} or {name}_FILE (see docs/configuration.md)."
     )
 
 

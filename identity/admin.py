@@ -1,5 +1,6 @@
-"""The admin of accounts, groups and access requests. It explains the four-eyes rule on access (README,
-Roles) before the model-layer guard (identity.guard) would refuse: grants go through access requests."""
+"""The admin of accounts, groups and access requests. It explains the four-eyes rule on access
+(docs/admin.md, Granting access) before the model-layer guard (identity.guard) would refuse: grants go
+through access requests."""
 
 from __future__ import annotations
 

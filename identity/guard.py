@@ -1,4 +1,4 @@
-"""Four-eyes on access itself, enforced at the model layer (README, Roles).
+"""Four-eyes on access itself, enforced at the model layer (docs/admin.md, Granting access).
 
 One administrator alone must not be able to release a version: with a sock-puppet account holding a role,
 or by setting the password of someone who holds one, they could author and approve on their own. So every

@@ -1,4 +1,5 @@
-"""Access requests: a grant of access made by one administrator and approved by another (README, Roles)."""
+"""Access requests: a grant of access made by one administrator and approved by another (docs/admin.md,
+Granting access)."""
 
 from __future__ import annotations
 

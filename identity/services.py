@@ -1,5 +1,5 @@
 """Granting access with four eyes: access requests, their approval (which applies them) and rejection, and
-the command-line bootstrap. Revoking needs none of this (README, Roles)."""
+the command-line bootstrap. Revoking needs none of this (docs/admin.md, Granting access)."""
 
 from __future__ import annotations
 

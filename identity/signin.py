@@ -1,4 +1,4 @@
-"""Failed sign-ins and lockouts in the audit trail, bounded (README, Sign-in lockout).
+"""Failed sign-ins and lockouts in the audit trail, bounded (docs/admin.md, Sign-in lockout).
 
 django-axes counts every failure. The audit trail records a failure only while its source is not locked
 out, and the lockout itself once, so one anonymous source appends at most LIMIT + 1 events per cool-off

@@ -2,7 +2,7 @@
 
 The application never changes or removes these rows (the models refuse too); the trigger stops
 everything else that connects as the application's role. A role that owns the tables can still drop
-the trigger: run the application as a role that owns nothing (README, Operations: database roles).
+the trigger: run the application as a role that owns nothing (docs/operations.md, Database roles).
 TRUNCATE fires no row trigger; the application's role is simply not granted it.
 """
 

@@ -1,4 +1,4 @@
-"""Tollgate settings, read from the environment (README, Configuration).
+"""Tollgate settings, read from the environment (docs/configuration.md).
 
 The embedded default (no variables set, DJANGO_DEBUG=true) runs on SQLite, the local-memory cache and
 in-process tasks. Production sets DATABASE_URL, REDIS_URL and the secrets; it refuses to start without
@@ -47,7 +47,7 @@ TOLLGATE_PHONE_REGIONS: list[str] = env.list(
 )
 TOLLGATE_BODY_RETENTION_DAYS: int = env.int("TOLLGATE_BODY_RETENTION_DAYS", default=30)
 # Audit checkpoints leave the database as they are made: one write-once file each in this directory,
-# which the application must not be able to delete from (README, Tamper evidence). Verification fails
+# which the application must not be able to delete from (docs/audit.md, Keeping the anchors safe). Verification fails
 # when no checkpoint covers the last whole hour once the grace after it has passed.
 TOLLGATE_AUDIT_ANCHOR_DIR = Path(env.str("TOLLGATE_AUDIT_ANCHOR_DIR", default=str(VAR_DIR / "audit-anchors")))
 TOLLGATE_AUDIT_CHECKPOINT_GRACE_MINUTES: int = env.int("TOLLGATE_AUDIT_CHECKPOINT_GRACE_MINUTES", default=15)
@@ -261,7 +261,7 @@ LOGIN_URL = "admin:login"
 # identity.backends: the lockout check (django-axes), then Django's (which may re-hash the holder's password).
 AUTHENTICATION_BACKENDS = ["identity.backends.LockoutBackend", "identity.backends.ModelBackend"]
 
-# --- Sign-in lockout (django-axes; README, Sign-in lockout) -----------------------------------------------
+# --- Sign-in lockout (django-axes; docs/admin.md, Sign-in lockout) ------------------------------------------
 # After LIMIT failures from one address for one account, or from one address for any accounts, that source
 # is refused for the cool-off (further failures restart it). The address is the one config.middleware
 # trusts (TOLLGATE_TRUSTED_PROXIES).
@@ -329,7 +329,7 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
     SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
 
-# --- Security headers (README, Security headers) ----------------------------------------------------------
+# --- Security headers (docs/admin.md, Security headers) -----------------------------------------------------
 # Only our own scripts, styles, images and fonts; an inline <script> or <style> runs only with the
 # request's nonce (request.csp_nonce), and style="" attributes not at all.
 CONTENT_SECURITY_POLICY = {

@@ -25,7 +25,7 @@ def chromium_path() -> str:
     path = os.environ.get("TOLLGATE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     if not path:
         # A fresh developer machine may lack it; CI installs it, and its PostgreSQL run fails on any skip.
-        pytest.skip("browser tests need Debian's Chromium: apt-get install chromium (see README)")
+        pytest.skip("browser tests need Debian's Chromium: apt-get install chromium (see docs/development.md)")
     return path
 
 

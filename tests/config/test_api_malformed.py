@@ -18,13 +18,14 @@ from core.problems import PROBLEM_CONTENT_TYPE
 
 pytestmark = pytest.mark.django_db
 
-README = Path(__file__).resolve().parent.parent.parent / "README.md"
+API_DOCS = Path(__file__).resolve().parent.parent.parent / "docs" / "api.md"
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 def documented_error_codes() -> set[str]:
-    """The codes in README's error table (the rows of `| status | code | when |` under "### Errors")."""
-    section = README.read_text().split("### Errors", 1)[1].split("\n## ", 1)[0]
+    """The codes in the error table of docs/api.md: the rows of `| status | code | when |` in the section
+    "## Errors", up to the next heading."""
+    section = API_DOCS.read_text().split("\n## Errors\n", 1)[1].split("\n#", 1)[0]
     return {
         code
         for row in section.splitlines()
@@ -186,7 +187,7 @@ def assert_documented_problem(response, codes: set[str], what: str) -> None:
     assert response["Content-Type"] == PROBLEM_CONTENT_TYPE, f"{what}: {response['Content-Type']}"
     body = json.loads(response.content)
     assert body["status"] == response.status_code, what
-    assert body["code"] in codes, f"{what}: code {body['code']!r} is not in README's error table"
+    assert body["code"] in codes, f"{what}: code {body['code']!r} is not in the error table of docs/api.md"
 
 
 @pytest.mark.parametrize(("route", "view"), ENDPOINTS, ids=[route for route, _ in ENDPOINTS])

@@ -29,7 +29,7 @@ def test_one_ipv6_host_cannot_guess_passwords_without_end(client, auditor):
 
 
 def test_one_ipv6_host_cannot_grow_the_audit_trail_without_end(client):
-    """README: one source appends at most LIMIT + 1 events per cool-off. From one /64, every address is a
+    """docs/admin.md: one source appends at most LIMIT + 1 events per cool-off. From one /64, every address is a
     new source: 200 failed sign-ins append 200 events to the hash chain (each taking its head lock)."""
     before = AuditEvent.objects.count()
     for attempt in range(200):

@@ -62,7 +62,7 @@ def test_personal_data_format_does_not_reach_the_sandbox(world, case):
 @pytest.mark.django_db
 @pytest.mark.parametrize("amount", [4111111111111111.0, 219099999.0, 4155552671.0])
 def test_number_variable_written_as_a_float_is_redacted(world, author, approver, amount):
-    """README: numbers in integer variables are found. A "number" variable accepts a float; JSON
+    """docs/redaction.md: numbers in integer variables are found. A "number" variable accepts a float; JSON
     `4111111111111111.0` is a card number all the same."""
     content = version_content(
         user_template="Summarise this ticket:\n{{ ticket }}\nCustomer: {{ customer_email }}\nRef: {{ ref }}",
