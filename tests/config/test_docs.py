@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from core import errors
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 PAGES = sorted([*(ROOT / "docs").glob("*.md"), ROOT / "README.md", ROOT / "bench" / "README.md"])
 # A path written as code: at least one directory, a file name with a known suffix.
@@ -24,3 +26,21 @@ def test_pages_are_found() -> None:
 def test_named_files_exist(page: Path) -> None:
     missing = sorted({path for path in PATH.findall(page.read_text()) if not (ROOT / path).is_file()})
     assert not missing, f"{page.relative_to(ROOT)} names files that do not exist: {', '.join(missing)}"
+
+
+def _documented_codes() -> set[str]:
+    """Every code in a `| status | code | when |` table of docs/api.md (the API's and the services')."""
+    rows = re.findall(r"^\| \d{3} \| (.+?) \|", (ROOT / "docs" / "api.md").read_text(), re.MULTILINE)
+    return {code for row in rows for code in re.findall(r"`([a-z_]+)`", row)}
+
+
+def test_every_error_code_in_the_one_table_of_codes_is_documented() -> None:
+    """core.errors is the one table of codes in the code; docs/api.md the public one. They must agree in
+    this direction: every code a caller can receive is documented."""
+    codes = {
+        value.code
+        for value in vars(errors).values()
+        if isinstance(value, type) and issubclass(value, errors.DomainError)
+    }
+    undocumented = codes - _documented_codes()
+    assert not undocumented, f"error codes missing from docs/api.md: {sorted(undocumented)}"
