@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from core.environments import Environment
 from gateway.choices import BatchStatus, ItemStatus, JobStatus
+from gateway.documents import BatchDocument, JobDocument, StoredRun, document
 from gateway.models import Batch, Job, Run
 from gateway.sealing import unsealed
 
@@ -19,12 +20,15 @@ from gateway.sealing import unsealed
 def run_detail(run: Run) -> dict[str, Any]:
     """A past run as GET /api/v1/runs/{id} shows it: the result, with the output as stored (placeholders
     instead of personal data), or null once bodies have expired."""
-    return {
-        **run.result,
-        "output": None if run.bodies_purged_at else run.output_redacted,
-        "output_redacted": True,
-        "bodies_expire_at": run.bodies_expire_at.isoformat(),
-    }
+    return document(
+        StoredRun,
+        **{
+            **run.result,
+            "output": None if run.bodies_purged_at else run.output_redacted,
+            "output_redacted": True,
+            "bodies_expire_at": run.bodies_expire_at,
+        },
+    )
 
 
 def job_detail(job: Job) -> dict[str, Any]:
@@ -34,35 +38,38 @@ def job_detail(job: Job) -> dict[str, Any]:
         result = json.loads(
             unsealed("job_result", job.public_id, job.environment, job.result_ciphertext, job.result_kek_id)
         )
-    return {
-        "id": job.public_id,
-        "status": job.status,
-        "prompt": {"slug": job.version.prompt.slug, "version": job.version.number},
-        "environment": job.environment,
-        "attempts": job.attempts,
-        "created_at": job.created_at.isoformat(),
-        "started_at": job.started_at.isoformat() if job.started_at else None,
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-        "result": result,
-        "error": job.error or None,
-        "callback_url": job.callback_url or None,
-    }
+    return document(
+        JobDocument,
+        id=job.public_id,
+        status=job.status,
+        prompt={"slug": job.version.prompt.slug, "version": job.version.number},
+        environment=job.environment,
+        attempts=job.attempts,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        result=result,
+        error=job.error or None,
+        callback_url=job.callback_url or None,
+    )
 
 
 def batch_detail(batch: Batch) -> dict[str, Any]:
+    """GET /api/v1/batches/{id}: the status and the items per status."""
     counts = Counter(batch.items.values_list("status", flat=True))
-    return {
-        "id": batch.public_id,
-        "status": batch.status,
-        "prompt": {"slug": batch.version.prompt.slug, "version": batch.version.number},
-        "environment": batch.environment,
-        "model": batch.version.model,
-        "counts": {"total": sum(counts.values()), **{status: counts.get(status, 0) for status in ItemStatus.values}},
-        "created_at": batch.created_at.isoformat(),
-        "ended_at": batch.ended_at.isoformat() if batch.ended_at else None,
-        "results_url": f"/api/v1/batches/{batch.public_id}/results",
-        "callback_url": batch.callback_url or None,
-    }
+    return document(
+        BatchDocument,
+        id=batch.public_id,
+        status=batch.status,
+        prompt={"slug": batch.version.prompt.slug, "version": batch.version.number},
+        environment=batch.environment,
+        model=batch.version.model,
+        counts={"total": sum(counts.values()), **{status: counts.get(status, 0) for status in ItemStatus.values}},
+        created_at=batch.created_at,
+        ended_at=batch.ended_at,
+        results_url=f"/api/v1/batches/{batch.public_id}/results",
+        callback_url=batch.callback_url or None,
+    )
 
 
 def batch_results_lines(batch: Batch) -> Iterator[str]:

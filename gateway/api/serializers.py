@@ -66,46 +66,12 @@ class RunInputSerializer(StrictInputSerializer):
     metadata = RunMetadataSerializer(required=False, default=dict)
 
 
-class RunResultSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    """The run result of DESIGN.md §6 (documentation only; the pipeline builds it)."""
-
-    id = serializers.CharField()
-    prompt = serializers.DictField()
-    environment = serializers.CharField()
-    model = serializers.CharField()
-    routed = serializers.DictField(allow_null=True)
-    output = serializers.CharField(allow_null=True)
-    stop_reason = serializers.CharField(allow_null=True)
-    usage = serializers.DictField()
-    cost_usd = serializers.CharField()
-    latency_ms = serializers.DictField()
-    redactions = serializers.DictField()
-    checks = serializers.DictField()
-    upstream_request_id = serializers.CharField()
-
-
 class JobInputSerializer(StrictInputSerializer):
     variables = serializers.DictField(help_text="Values for the prompt's variables.")
     metadata = RunMetadataSerializer(required=False, default=dict)
     callback_url = serializers.URLField(
         max_length=2000, required=False, default="", help_text="https URL that receives the final JSON, signed."
     )
-
-
-class JobSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    """A job (documentation only; the service builds it)."""
-
-    id = serializers.CharField()
-    status = serializers.ChoiceField(choices=["queued", "running", "succeeded", "failed"])
-    prompt = serializers.DictField()
-    environment = serializers.CharField()
-    attempts = serializers.IntegerField()
-    created_at = serializers.DateTimeField()
-    started_at = serializers.DateTimeField(allow_null=True)
-    finished_at = serializers.DateTimeField(allow_null=True)
-    result = RunResultSerializer(allow_null=True, help_text="The run result, once succeeded.")
-    error = serializers.DictField(allow_null=True, help_text="The problem body, once failed.")
-    callback_url = serializers.CharField(allow_null=True)
 
 
 class BatchItemInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -119,18 +85,3 @@ class BatchInputSerializer(StrictInputSerializer):
     )
     metadata = RunMetadataSerializer(required=False, default=dict)
     callback_url = serializers.URLField(max_length=2000, required=False, default="")
-
-
-class BatchSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    """A batch (documentation only; the service builds it)."""
-
-    id = serializers.CharField()
-    status = serializers.ChoiceField(choices=["in_progress", "canceling", "ended", "failed"])
-    prompt = serializers.DictField()
-    environment = serializers.CharField()
-    model = serializers.CharField()
-    counts = serializers.DictField(child=serializers.IntegerField())
-    created_at = serializers.DateTimeField()
-    ended_at = serializers.DateTimeField(allow_null=True)
-    results_url = serializers.CharField()
-    callback_url = serializers.CharField(allow_null=True)

@@ -17,14 +17,12 @@ from core.errors import PromptNotFound, RoleRequired, RunNotFound
 from core.problems import domain_problem_body
 from gateway.api.serializers import (
     BatchInputSerializer,
-    BatchSerializer,
     JobInputSerializer,
-    JobSerializer,
     PromptOutputSerializer,
     RunInputSerializer,
-    RunResultSerializer,
 )
 from gateway.batches import batch_cancel, batch_create, batch_for_client, batch_poll
+from gateway.documents import BatchDocument, JobDocument, RunResult, StoredRun
 from gateway.guards import (
     body_digest,
     idempotency_abort,
@@ -69,7 +67,7 @@ class PromptRunApi(APIView):
 
     @extend_schema(
         request=RunInputSerializer,
-        responses={200: RunResultSerializer},
+        responses={200: RunResult},
         summary="Run the version released to this client's environment (JSON, or SSE with stream: true)",
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
     )
@@ -140,7 +138,7 @@ class PromptJobApi(APIView):
 
     @extend_schema(
         request=JobInputSerializer,
-        responses={202: JobSerializer},
+        responses={202: JobDocument},
         summary="Queue a run of the released version; the answer comes by polling the job or by callback",
     )
     def post(self, request: Request, slug: str) -> Response:
@@ -157,7 +155,7 @@ class PromptJobApi(APIView):
 
 
 class JobDetailApi(APIView):
-    @extend_schema(responses=JobSerializer, summary="A job's status and, once done, its result")
+    @extend_schema(responses=JobDocument, summary="A job's status and, once done, its result")
     def get(self, request: Request, job_id: str) -> Response:
         return Response(job_detail(job_for_client(client=request_client(request), job_id=job_id)))
 
@@ -167,7 +165,7 @@ class PromptBatchApi(APIView):
 
     @extend_schema(
         request=BatchInputSerializer,
-        responses={202: BatchSerializer},
+        responses={202: BatchDocument},
         summary="Run many variable sets through the Message Batches API at the batch price",
     )
     def post(self, request: Request, slug: str) -> Response:
@@ -184,7 +182,7 @@ class PromptBatchApi(APIView):
 
 
 class BatchDetailApi(APIView):
-    @extend_schema(responses=BatchSerializer, summary="A batch's status and counts per item status")
+    @extend_schema(responses=BatchDocument, summary="A batch's status and counts per item status")
     def get(self, request: Request, batch_id: str) -> Response:
         batch = batch_for_client(client=request_client(request), batch_id=batch_id)
         if not settings.TOLLGATE_BROKER_CONFIGURED and batch_poll(batch):  # no beat runs: poll when asked
@@ -195,7 +193,7 @@ class BatchDetailApi(APIView):
 class BatchCancelApi(APIView):
     problem_statuses = (409,)
 
-    @extend_schema(request=None, responses=BatchSerializer, summary="Cancel a batch still in progress")
+    @extend_schema(request=None, responses=BatchDocument, summary="Cancel a batch still in progress")
     def post(self, request: Request, batch_id: str) -> Response:
         batch = batch_for_client(client=request_client(request), batch_id=batch_id)
         return Response(batch_detail(batch_cancel(batch=batch)))
@@ -214,7 +212,7 @@ class BatchResultsApi(APIView):
 
 
 class RunDetailApi(APIView):
-    @extend_schema(responses=RunResultSerializer, summary="One of this client's runs (output as stored: redacted)")
+    @extend_schema(responses=StoredRun, summary="One of this client's runs (output as stored: redacted)")
     def get(self, request: Request, run_id: str) -> Response:
         client = request_client(request)
         run = Run.objects.filter(public_id=run_id, api_client=client).first()
