@@ -1,4 +1,5 @@
-"""Usage writes: spend reservations that hold under concurrency, the ledger, budget alerts.
+"""Usage writes: spend reservations that hold under concurrency, budget alerts, the price book. A call's
+ledger row is written with its settlement (usage.settlement).
 
 A reservation holds the worst case against every applicable cap in one transaction: each cap's counter
 is raised by a single conditional UPDATE (`… WHERE spent + reserved + amount <= limit`), which
@@ -22,17 +23,16 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import DecimalField, F, QuerySet, Value
 from django.utils import timezone
 
 from audit.roles import Role
 from audit.services import audit_event_record
 from config.governance import require_permission, require_reason, save_with_history
-from usage.choices import Outcome, Period, ReservationStatus
+from usage.choices import Period, ReservationStatus
 from usage.errors import ADVERB, SpendCapExceeded
-from usage.models import BudgetAlert, Price, SpendCounter, SpendReservation, UsageRecord
-from usage.rollups import rollup_add
+from usage.models import BudgetAlert, Price, SpendCounter, SpendReservation
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,8 @@ def spend_reserve(
     try:
         return _reserve(request_id=request_id, caps=caps, amount=amount, at=at, ledger=ledger or {}, ttl=ttl)
     except SpendCapExceeded:
+        from usage.settlement import spend_reservations_reap  # the settlement module imports this one
+
         if not spend_reservations_reap():
             raise
     return _reserve(request_id=request_id, caps=caps, amount=amount, at=at, ledger=ledger or {}, ttl=ttl)
@@ -150,8 +152,8 @@ def _close(reservation: SpendReservation, *, status: str, spent: Decimal) -> lis
     return touched
 
 
-# Settling and writing the ledger share their caller's transaction when there is one (no savepoint: one
-# commit for the whole record of a call); alone, each is its own transaction.
+# Settling and releasing share their caller's transaction when there is one (no savepoint: the settlement
+# commits the close with the call's ledger row); alone, each is its own transaction.
 
 
 def spend_settle(*, reservation: SpendReservation, actual: Decimal) -> bool:
@@ -185,36 +187,6 @@ def spend_reservation_renew(*, reservation: SpendReservation, ttl: timedelta) ->
             expires_at=timezone.now() + ttl
         )
     )
-
-
-def spend_reservation_abandon(*, reservation: SpendReservation, error_class: str) -> bool:
-    """Close a reservation whose holder died (a killed process or worker). The call may have reached
-    Anthropic and its tokens are unknown, so the worst case it held is settled — the cap never carries
-    less than the call can have cost — and, when the reservation carries a write-ahead record, the call's
-    ledger row is written at that cost. One transaction; False when the reservation was closed already.
-    Should the holder turn out alive after all, its own close finds the reservation closed and writes no
-    second row (`spend_settle` returns False)."""
-    with transaction.atomic():
-        if _close(reservation, status=ReservationStatus.SETTLED, spent=reservation.amount_usd) is None:
-            return False
-        if reservation.ledger:
-            usage_record_write(
-                **reservation.ledger,
-                outcome=Outcome.SERVER_ERROR,
-                error_class=error_class,
-                cost_usd=reservation.amount_usd,
-            )
-    logger.warning("Reservation %s of %s was abandoned (%s)", reservation.pk, reservation.request_id, error_class)
-    return True
-
-
-def spend_reservations_reap(*, now: datetime | None = None) -> int:
-    """Close reservations whose holder died (a killed worker, a crashed process): their time is up."""
-    stale = SpendReservation.objects.filter(status=ReservationStatus.HELD, expires_at__lt=now or timezone.now())
-    count = sum(spend_reservation_abandon(reservation=reservation, error_class="HolderLost") for reservation in stale)
-    if count:
-        logger.warning("Closed %d stale spend reservation(s)", count)
-    return count
 
 
 # --- budget alerts ----------------------------------------------------------------------------------------
@@ -307,24 +279,6 @@ def _price_cache_clear() -> None:
     from usage.selectors import price_cache_clear  # selectors import this module
 
     price_cache_clear()
-
-
-def usage_record_write(**fields: Any) -> UsageRecord | None:
-    """Append one row to the ledger (DESIGN.md §7) and add it to its hour's roll-up, in one transaction.
-    Callers pass ids and names, never bodies or secrets. A row whose `call_id` is in the ledger already is
-    not written again (None)."""
-    if fields.get("call_id"):
-        try:
-            with transaction.atomic():  # a savepoint: the unique call id decides, also between racers
-                record = UsageRecord.objects.create(**fields)
-                rollup_add(record)
-        except IntegrityError:
-            return None
-        return record
-    with transaction.atomic(savepoint=False):
-        record = UsageRecord.objects.create(**fields)
-        rollup_add(record)
-    return record
 
 
 # --- the price book ---------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from usage import services
+from usage import services, settlement
 from usage.models import BudgetAlert
 
 
@@ -15,7 +15,7 @@ def worker_heartbeat() -> None:
 
 @shared_task(name="usage.tasks.reservations_reap", ignore_result=True)
 def reservations_reap() -> None:
-    services.spend_reservations_reap()
+    settlement.spend_reservations_reap()
 
 
 @shared_task(

@@ -43,7 +43,7 @@ from prompts.runtime.redact import Redaction
 from usage.choices import Endpoint, ReservationStatus
 from usage.errors import SpendCapExceeded
 from usage.models import SpendReservation
-from usage.services import spend_reservation_abandon
+from usage.settlement import spend_reservation_abandon
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from tests.prompts.upstream import EMAIL, TICKET, sandbox_requests
 from usage.models import SpendCounter, SpendReservation, UsageRecord
-from usage.services import spend_reservations_reap
+from usage.settlement import spend_reservations_reap
 
 pytestmark = pytest.mark.django_db
 
