@@ -202,8 +202,9 @@ class UsageRecord(models.Model):
     feature = models.CharField(max_length=100, blank=True)
     user_tier = models.CharField(max_length=50, blank=True)
     end_user = models.CharField(max_length=200, blank=True)
-    # Names the upstream call when one collection may be repeated (a batch item): a second collection, or
-    # one overlapping it, cannot write the call's row twice.
+    # Names the upstream call (a run's id, a batch item's `<batch id>/<custom_id>`; empty for a refusal at a
+    # cap and a batch's failed submission, which hold no reservation): a second settlement of the call, or
+    # one overlapping it, cannot write its row twice.
     call_id = models.CharField(max_length=150, null=True, blank=True, unique=True, editable=False)
 
     objects = UsageRecordQuerySet.as_manager()
