@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 import anthropic
@@ -46,13 +47,14 @@ from gateway.upstream import classify, client_for, provider_key_check
 from gateway.webhooks import webhook_enqueue
 from keys.models import ApiClient
 from keys.selectors import active_provider_key
+from prompts.models import PromptVersion
 from prompts.rendering import render_values, variables_validate
 from prompts.services import released_version_for_run
 from usage.choices import Endpoint, Outcome, ReservationStatus
-from usage.models import SpendReservation
+from usage.models import Price, SpendReservation
 from usage.pricing import TokenUsage, cost
 from usage.selectors import decimal_text, price_for
-from usage.services import spend_release, spend_reserve, spend_settle, usage_record_write
+from usage.settlement import call_settle, spend_reserve
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,9 @@ CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 # A batch's hold lasts until its results are collected: Anthropic ends every batch within 24 hours, and
 # results are collected at the next poll. Past this the holder is presumed dead and the hold reaped.
 BATCH_RESERVATION_TTL = timedelta(hours=30)
+OPEN = (BatchStatus.IN_PROGRESS, BatchStatus.CANCELING)
+# Results settled per transaction while a batch is collected: the batch row stays locked for that long.
+COLLECT_CHUNK = 500
 
 BATCH_SUBMIT_TASK = "prompts.tasks.batch_submit"
 
@@ -148,10 +153,12 @@ def batch_create(
             request_id=batch.request_id, caps=caps_for(key, client), amount=worst_case, ttl=BATCH_RESERVATION_TTL
         )
     except SpendCapExceeded:
-        usage_record_write(
-            **_ledger_base(batch, key_last_four=key.last_four),
-            model=version.model,
-            outcome=Outcome.CAP_EXCEEDED,
+        call_settle(
+            record={
+                **_ledger_base(batch, key_last_four=key.last_four),
+                "model": version.model,
+                "outcome": Outcome.CAP_EXCEEDED,
+            }
         )
         raise
     with transaction.atomic():
@@ -224,11 +231,13 @@ def batch_submit_chunks(batch_id: int) -> None:
         return
     except (anthropic.APIError, anthropic.APIConnectionError) as exc:
         failure = classify(exc)
-        usage_record_write(
-            **_ledger_base(batch, key_last_four=batch.provider_key.last_four),
-            model=batch.version.model,
-            outcome=failure.outcome,
-            error_class=type(exc).__name__,
+        call_settle(
+            record={
+                **_ledger_base(batch, key_last_four=batch.provider_key.last_four),
+                "model": batch.version.model,
+                "outcome": failure.outcome,
+                "error_class": type(exc).__name__,
+            }
         )
         if ids:
             logger.error("Batch %s: %d provider batches sent before %s; polling them", batch, len(ids), failure.code)
@@ -255,7 +264,7 @@ def _end_unsent(batch: Batch, *, status: str, item_status: str, error: dict[str,
 def _reservation_release(batch: Batch) -> None:
     reservation = SpendReservation.objects.filter(request_id=batch.request_id, status=ReservationStatus.HELD).first()
     if reservation is not None:
-        spend_release(reservation=reservation)
+        call_settle(record=None, reservation=reservation)
 
 
 # --- polling and results ----------------------------------------------------------------------------------
@@ -290,81 +299,126 @@ def batch_poll(batch: Batch) -> bool:
 
 
 def batch_results_collect(batch: Batch) -> None:
-    """One ledger row per item at the batch price, the reservation settled, results sealed."""
-    sdk = client_for(batch.provider_key)
-    mappings = json.loads(
-        unsealed("batch_mapping", batch.public_id, batch.environment, batch.mapping_ciphertext, batch.mapping_kek_id)
+    """One ledger row per item at the batch price, the reservation settled, results sealed — once, however
+    often the collection runs: again after a crash, or overlapping another poll's. Results are settled in
+    chunks, each in one transaction under a lock on the batch row (one collector at a time) that settles
+    only the items still pending: their rows (unique per item) with their cost added to the batch's
+    reservation (`call_settle`, shared). The last transaction closes the reservation at what the items
+    added, and ends the batch. A collection that finds the batch ended has nothing left to do."""
+    sealed_mapping = (
+        Batch.objects.filter(pk=batch.pk, status__in=OPEN).values_list("mapping_ciphertext", "mapping_kek_id").first()
     )
+    if sealed_mapping is None:
+        return  # collected already
+    mappings = json.loads(unsealed("batch_mapping", batch.public_id, batch.environment, *sealed_mapping))
+    reservation = SpendReservation.objects.filter(request_id=batch.request_id).first()
+    sdk = client_for(batch.provider_key)
+    for provider_batch_id in batch.provider_batch_ids:
+        entries = iter(sdk.messages.batches.results(provider_batch_id))
+        while chunk := list(islice(entries, COLLECT_CHUNK)):  # read before the chunk's transaction opens
+            if not _results_settle(batch, chunk, mappings=mappings, reservation=reservation):
+                return  # another collection ended the batch meanwhile
+    _collection_end(batch, reservation)
+
+
+def _claimed(batch: Batch) -> bool:
+    """Lock the batch row for this transaction: True while the batch is still to be collected."""
+    return Batch.objects.select_for_update().filter(pk=batch.pk, status__in=OPEN).values_list("pk").first() is not None
+
+
+def _results_settle(
+    batch: Batch, entries: list[Any], *, mappings: dict[str, Any], reservation: SpendReservation | None
+) -> bool:
+    """Settle one chunk of results: the items still pending get their status, sealed result and ledger row.
+    False when the batch was ended meanwhile."""
     price, version = price_for(batch.version.model, at=batch.created_at), batch.version
     base = _ledger_base(batch, key_last_four=batch.provider_key.last_four)
-    total = Decimal(0)
-    items = {item.custom_id: item for item in batch.items.all()}
-    for provider_batch_id in batch.provider_batch_ids:
-        for entry in sdk.messages.batches.results(provider_batch_id):
-            item = items.get(entry.custom_id)
-            if item is None or item.status != ItemStatus.PENDING:
+    with transaction.atomic():
+        if not _claimed(batch):
+            return False
+        pending = {
+            item.custom_id: item
+            for item in batch.items.filter(
+                custom_id__in=[entry.custom_id for entry in entries], status=ItemStatus.PENDING
+            )
+        }
+        settled: list[BatchItem] = []
+        for entry in entries:
+            item = pending.pop(entry.custom_id, None)
+            if item is None:  # settled by an earlier collection (or not this batch's)
                 continue
-            redaction = Redaction.from_json(mappings[entry.custom_id])
-            item.status = entry.result.type
-            if entry.result.type == "succeeded":
-                message = entry.result.message
-                usage = TokenUsage.from_api(message.usage)
-                charged = cost(price, usage, batch=True)
-                total += charged
-                output = redaction.rehydrate("".join(b.text for b in message.content if b.type == "text"))
-                checks = output_checks_run(version.output_checks or {}, output)
-                result = {
-                    "custom_id": item.custom_id,
-                    "status": "succeeded",
-                    "output": output,
-                    "stop_reason": message.stop_reason,
-                    "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
-                    "cost_usd": decimal_text(charged),
-                    "redactions": redaction.as_counts(),
-                    "checks": checks,
-                }
-                sealed = sealed_for(
-                    "batch_item", f"{batch.public_id}/{item.custom_id}", batch.environment, json.dumps(result)
-                )
-                item.result_ciphertext, item.result_kek_id = sealed.ciphertext, sealed.key_id
-                usage_record_write(
-                    **base,
-                    call_id=f"{batch.public_id}/{item.custom_id}",
-                    model=message.model,
-                    **usage.ledger_fields(),
-                    cost_usd=charged,
-                    default_model_cost_usd=charged,
-                    price=price,
-                    outcome=Outcome.OK,
-                    upstream_request_id=message.id,
-                    stop_reason=message.stop_reason or "",
-                    redactions=redaction.as_counts(),
-                    checks=checks,
-                )
-            elif entry.result.type == "errored":
-                error = entry.result.error.error
-                item.error = {"type": error.type, "message": error.message[:300]}
-                usage_record_write(
-                    **base,
-                    call_id=f"{batch.public_id}/{item.custom_id}",
-                    model=version.model,
-                    outcome=Outcome.CLIENT_ERROR if error.type == "invalid_request_error" else Outcome.SERVER_ERROR,
-                    error_class=error.type,
-                    redactions=redaction.as_counts(),
-                )
-            else:  # canceled or expired: never processed, never billed
-                item.error = {"type": entry.result.type}
-    for item in items.values():
-        if item.status == ItemStatus.PENDING:  # in no result: its part of the batch was never submitted
-            item.status, item.error = ItemStatus.ERRORED, {"type": "not_submitted"}
+            settled.append(item)
+            record = _item_result(batch, item, entry, redaction=Redaction.from_json(mappings[item.custom_id]),
+                                  price=price, version=version)  # fmt: skip
+            if record is not None:
+                call_settle(record={**base, **record}, reservation=reservation, shared=True)
+        BatchItem.objects.bulk_update(settled, ["status", "result_ciphertext", "result_kek_id", "error"])
+    return True
+
+
+def _item_result(
+    batch: Batch, item: BatchItem, entry: Any, *, redaction: Redaction, price: Price, version: PromptVersion
+) -> dict[str, Any] | None:
+    """Set the item's status and sealed result from its entry; returns its ledger row's own fields (None:
+    never processed, never billed)."""
+    item.status = entry.result.type
+    call_id = f"{batch.public_id}/{item.custom_id}"
+    if entry.result.type == "succeeded":
+        message = entry.result.message
+        usage = TokenUsage.from_api(message.usage)
+        charged = cost(price, usage, batch=True)
+        output = redaction.rehydrate("".join(b.text for b in message.content if b.type == "text"))
+        checks = output_checks_run(version.output_checks or {}, output)
+        result = {
+            "custom_id": item.custom_id,
+            "status": "succeeded",
+            "output": output,
+            "stop_reason": message.stop_reason,
+            "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+            "cost_usd": decimal_text(charged),
+            "redactions": redaction.as_counts(),
+            "checks": checks,
+        }
+        sealed = sealed_for("batch_item", call_id, batch.environment, json.dumps(result))
+        item.result_ciphertext, item.result_kek_id = sealed.ciphertext, sealed.key_id
+        return {
+            "call_id": call_id,
+            "model": message.model,
+            **usage.ledger_fields(),
+            "cost_usd": charged,
+            "default_model_cost_usd": charged,
+            "price": price,
+            "outcome": Outcome.OK,
+            "upstream_request_id": message.id,
+            "stop_reason": message.stop_reason or "",
+            "redactions": redaction.as_counts(),
+            "checks": checks,
+        }
+    if entry.result.type == "errored":
+        error = entry.result.error.error
+        item.error = {"type": error.type, "message": error.message[:300]}
+        return {
+            "call_id": call_id,
+            "model": version.model,
+            "outcome": Outcome.CLIENT_ERROR if error.type == "invalid_request_error" else Outcome.SERVER_ERROR,
+            "error_class": error.type,
+            "redactions": redaction.as_counts(),
+        }
+    item.error = {"type": entry.result.type}  # canceled or expired: never processed, never billed
+    return None
+
+
+def _collection_end(batch: Batch, reservation: SpendReservation | None) -> None:
+    """Every result is settled: items in no result end errored (their part was never submitted), the
+    reservation closes at what the items added, the batch ends, its callback is queued — once."""
     now = timezone.now()
     with transaction.atomic():
-        BatchItem.objects.bulk_update(
-            items.values(), ["status", "result_ciphertext", "result_kek_id", "error"], batch_size=1000
-        )
-        reservation = SpendReservation.objects.filter(request_id=batch.request_id).first()
+        if not _claimed(batch):
+            return
+        batch.items.filter(status=ItemStatus.PENDING).update(status=ItemStatus.ERRORED, error={"type": "not_submitted"})
         if reservation is not None:
-            spend_settle(reservation=reservation, actual=total)
+            reservation.refresh_from_db(fields=["settled_usd"])
+            call_settle(record=None, reservation=reservation, spent=reservation.settled_usd or Decimal(0))
         Batch.objects.filter(pk=batch.pk).update(
             status=BatchStatus.ENDED,
             ended_at=now,

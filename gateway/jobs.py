@@ -34,7 +34,7 @@ from gateway.webhooks import webhook_enqueue
 from keys.models import ApiClient
 from usage.choices import Endpoint, ReservationStatus
 from usage.models import SpendReservation
-from usage.services import spend_reservation_abandon
+from usage.settlement import spend_reservation_abandon
 
 logger = logging.getLogger(__name__)
 

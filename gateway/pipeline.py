@@ -26,7 +26,7 @@ from typing import Any
 
 import anthropic
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from core.errors import (
@@ -53,7 +53,8 @@ from usage.models import Price, SpendReservation
 from usage.periods import reservation_ttl
 from usage.pricing import TokenUsage, cost
 from usage.selectors import decimal_text, price_for
-from usage.services import Cap, spend_release, spend_reservation_renew, spend_reserve, spend_settle, usage_record_write
+from usage.services import Cap, spend_reservation_renew
+from usage.settlement import call_settle, spend_reserve
 
 logger = logging.getLogger(__name__)
 
@@ -337,15 +338,16 @@ def run_prepare(
         "redactions": redaction.as_counts(),
         **metadata_fields(metadata),
     }
+    run_id = public_id("run_")
     try:
         reservation = spend_reserve(
             request_id=request_id,
             caps=caps_for(key, client),
             amount=worst_case_cost(price, version, rendered),
-            ledger=base,
+            ledger={**base, "call_id": run_id},  # the call's key: its row is written once, by its settlement
         )
     except SpendCapExceeded:
-        usage_record_write(**base, outcome=Outcome.CAP_EXCEEDED)
+        call_settle(record={**base, "outcome": Outcome.CAP_EXCEEDED})
         raise
     return Prepared(
         client=client,
@@ -353,7 +355,7 @@ def run_prepare(
         environment=environment,
         endpoint=endpoint,
         request_id=request_id,
-        run_id=public_id("run_"),
+        run_id=run_id,
         rendered=rendered,
         redaction=redaction,
         requested_model=version.model,
@@ -514,32 +516,31 @@ def _close_and_record(
     checks: dict[str, Any] | None = None,
     output_redacted: str = "",
 ) -> None:
-    """Settle the reservation (or give it back) and write the ledger row in one transaction, so the
-    spend counters and the ledger always agree; then the run record (the request log). The ledger row is
-    the reservation's write-ahead record completed with what the call did, and it is written only by
-    whoever closes the reservation: a call the reaper took for a dead holder's has its row already."""
-    with transaction.atomic():
-        if settle:
-            closed = spend_settle(reservation=prepared.reservation, actual=charged)
-        else:
-            closed = spend_release(reservation=prepared.reservation)
-        if closed:
-            usage_record_write(
-                **prepared.reservation.ledger,
-                **usage.ledger_fields(),
-                cost_usd=charged,
-                default_model_cost_usd=cost(prepared.default_price, usage),
-                price=prepared.price,
-                latency_total_ms=latency["total"],
-                latency_upstream_ms=latency["upstream"],
-                time_to_first_token_ms=latency["time_to_first_token"],
-                outcome=outcome,
-                error_class=error_class,
-                retries=retries,
-                upstream_request_id=upstream_request_id,
-                stop_reason=stop_reason,
-                checks=checks or {},
-            )
+    """Settle the reservation (or give it back) and write the ledger row in one transaction (the call's
+    settlement), so the spend counters and the ledger always agree; then the run record (the request log).
+    The ledger row is the reservation's write-ahead record completed with what the call did, and it is
+    written only by whoever closes the reservation: a call the reaper took for a dead holder's has its row
+    already."""
+    closed = call_settle(
+        reservation=prepared.reservation,
+        spent=charged if settle else None,
+        record={
+            **prepared.reservation.ledger,
+            **usage.ledger_fields(),
+            "cost_usd": charged,
+            "default_model_cost_usd": cost(prepared.default_price, usage),
+            "price": prepared.price,
+            "latency_total_ms": latency["total"],
+            "latency_upstream_ms": latency["upstream"],
+            "time_to_first_token_ms": latency["time_to_first_token"],
+            "outcome": outcome,
+            "error_class": error_class,
+            "retries": retries,
+            "upstream_request_id": upstream_request_id,
+            "stop_reason": stop_reason,
+            "checks": checks or {},
+        },
+    ).settled
     if not closed:
         logger.error(
             "Run %s ended after its reservation expired; the reaper's ledger row stands for it (%s USD held)",
@@ -679,7 +680,7 @@ def run_stream(prepared: Prepared, problem: Any, *, completed: dict[str, Any] | 
 
     def give_back_if_unstarted(started: bool) -> None:
         if not started:  # closed before the call was made: nothing was spent
-            spend_release(reservation=prepared.reservation)
+            call_settle(record=None, reservation=prepared.reservation)
 
     return ClosingStream(_stream_events(prepared, problem, completed), on_close=give_back_if_unstarted)
 
@@ -695,7 +696,7 @@ def _stream_events(prepared: Prepared, problem: Any, completed: dict[str, Any] |
             },
         )
     except GeneratorExit:  # the caller left before the upstream call: nothing was spent
-        spend_release(reservation=prepared.reservation)
+        call_settle(record=None, reservation=prepared.reservation)
         raise
     began = time.perf_counter()
     ttft_ms: int | None = None

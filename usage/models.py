@@ -6,6 +6,7 @@ ids and names taken at the time (a ledger row is evidence on its own).
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any, NoReturn
 
@@ -120,6 +121,8 @@ class SpendReservation(models.Model):
     # After this, the holder is presumed dead and the reaper closes the reservation.
     expires_at = models.DateTimeField(default=_reservation_expiry, db_index=True)
     ledger = models.JSONField(default=dict, blank=True)
+    # What was spent. A batch's reservation holds for many calls: while it is held, each item's cost is
+    # added here with the item's ledger row, and it settles at that sum (usage.settlement).
     settled_usd = models.DecimalField(null=True, blank=True, max_digits=20, decimal_places=10)
     closed_at = models.DateTimeField(null=True, blank=True)
 
@@ -127,8 +130,14 @@ class SpendReservation(models.Model):
         return f"reservation {self.pk} ({self.status}, {self.amount_usd} USD)"
 
 
+# Open only while usage.settlement writes a call's row together with the spend counted for it: the ledger
+# has that one way in, so no path can write a row beside its settlement (or a second row for its call).
+ledger_gate: ContextVar[bool] = ContextVar("ledger_gate", default=False)
+
+
 class UsageRecordQuerySet(models.QuerySet["UsageRecord"]):
-    """The ledger is append-only: the bulk paths that would change it are closed."""
+    """The ledger is append-only: the bulk paths that would change it are closed, and rows come in
+    through the settlement only."""
 
     def update(self, **kwargs: Any) -> NoReturn:
         raise LedgerIsAppendOnly("Usage records cannot be updated.")
@@ -136,9 +145,16 @@ class UsageRecordQuerySet(models.QuerySet["UsageRecord"]):
     def delete(self) -> NoReturn:
         raise LedgerIsAppendOnly("Usage records cannot be deleted.")
 
+    def bulk_create(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise LedgerWriteRefused("Usage records are written one call at a time by usage.settlement.call_settle.")
+
 
 class LedgerIsAppendOnly(Exception):
     """Raised on any attempt to change or remove a usage record."""
+
+
+class LedgerWriteRefused(Exception):
+    """Raised on an attempt to write a usage record other than through usage.settlement.call_settle."""
 
 
 class UsageRecord(models.Model):
@@ -185,8 +201,9 @@ class UsageRecord(models.Model):
     feature = models.CharField(max_length=100, blank=True)
     user_tier = models.CharField(max_length=50, blank=True)
     end_user = models.CharField(max_length=200, blank=True)
-    # Names the upstream call when one collection may be repeated (a batch item): a second collection, or
-    # one overlapping it, cannot write the call's row twice.
+    # Names the upstream call (a run's id, a batch item's `<batch id>/<custom_id>`; empty for a refusal at a
+    # cap and a batch's failed submission, which hold no reservation): a second settlement of the call, or
+    # one overlapping it, cannot write its row twice.
     call_id = models.CharField(max_length=150, null=True, blank=True, unique=True, editable=False)
 
     objects = UsageRecordQuerySet.as_manager()
@@ -206,6 +223,8 @@ class UsageRecord(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise LedgerIsAppendOnly("Usage records cannot be updated.")
+        if not ledger_gate.get():
+            raise LedgerWriteRefused("Usage records are written by usage.settlement.call_settle.")
         super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:

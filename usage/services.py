@@ -1,4 +1,5 @@
-"""Usage writes: spend reservations that hold under concurrency, the ledger, budget alerts.
+"""Usage writes: spend reservations that hold under concurrency, budget alerts, the price book. A call's
+ledger row is written with its settlement (usage.settlement).
 
 A reservation holds the worst case against every applicable cap in one transaction: each cap's counter
 is raised by a single conditional UPDATE (`… WHERE spent + reserved + amount <= limit`), which
@@ -17,7 +18,7 @@ from functools import partial
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import DecimalField, F, Value
 from django.utils import timezone
 
@@ -27,10 +28,9 @@ from core.governance import require_permission, require_reason, save_with_histor
 from core.notifications import notify
 from core.roles import Role
 from core.tasks import task_enqueue_on_commit
-from usage.choices import Outcome, ReservationStatus
-from usage.models import BudgetAlert, Price, SpendCounter, SpendReservation, UsageRecord
-from usage.periods import period_start, reservation_ttl
-from usage.rollups import rollup_add
+from usage.choices import ReservationStatus
+from usage.models import BudgetAlert, Price, SpendCounter, SpendReservation
+from usage.periods import period_start
 from usage.selectors import price_cache_clear
 
 logger = logging.getLogger(__name__)
@@ -71,34 +71,11 @@ def _hold(cap: Cap, start: date, amount: Decimal) -> int | None:
     return None
 
 
-def spend_reserve(
-    *,
-    request_id: str,
-    caps: list[Cap],
-    amount: Decimal,
-    at: datetime | None = None,
-    ledger: dict[str, Any] | None = None,
-    ttl: timedelta | None = None,
-) -> SpendReservation:
-    """Hold `amount` against every cap, all or none. Raises SpendCapExceeded naming the first cap that
-    cannot take it.
-
-    `ledger` is the call's write-ahead record (its ledger row's identifying fields): should the holder die
-    before settling, the reaper writes the call's ledger row from it. `ttl` is how long the holder may
-    take before it is presumed dead. A cap that refuses is tried once more after stale holds are reaped,
-    so a crashed process cannot block a cap where no beat task runs (the embedded default)."""
-    at, ttl = at or timezone.now(), ttl or reservation_ttl()
-    try:
-        return _reserve(request_id=request_id, caps=caps, amount=amount, at=at, ledger=ledger or {}, ttl=ttl)
-    except SpendCapExceeded:
-        if not spend_reservations_reap():
-            raise
-    return _reserve(request_id=request_id, caps=caps, amount=amount, at=at, ledger=ledger or {}, ttl=ttl)
-
-
-def _reserve(
+def spend_hold(
     *, request_id: str, caps: list[Cap], amount: Decimal, at: datetime, ledger: dict[str, Any], ttl: timedelta
 ) -> SpendReservation:
+    """Hold `amount` against every cap, all or none, in one transaction (usage.settlement.spend_reserve
+    is the callers' way in: it reaps stale holds when a cap refuses)."""
     holds: list[dict[str, Any]] = []
     with transaction.atomic():
         # A fixed order (by scope, id, period) so that concurrent reservations never deadlock.
@@ -130,8 +107,8 @@ def _close(reservation: SpendReservation, *, status: str, spent: Decimal) -> lis
     return touched
 
 
-# Settling and writing the ledger share their caller's transaction when there is one (no savepoint: one
-# commit for the whole record of a call); alone, each is its own transaction.
+# Settling and releasing share their caller's transaction when there is one (no savepoint: the settlement
+# commits the close with the call's ledger row); alone, each is its own transaction.
 
 
 def spend_settle(*, reservation: SpendReservation, actual: Decimal) -> bool:
@@ -165,36 +142,6 @@ def spend_reservation_renew(*, reservation: SpendReservation, ttl: timedelta) ->
             expires_at=timezone.now() + ttl
         )
     )
-
-
-def spend_reservation_abandon(*, reservation: SpendReservation, error_class: str) -> bool:
-    """Close a reservation whose holder died (a killed process or worker). The call may have reached
-    Anthropic and its tokens are unknown, so the worst case it held is settled — the cap never carries
-    less than the call can have cost — and, when the reservation carries a write-ahead record, the call's
-    ledger row is written at that cost. One transaction; False when the reservation was closed already.
-    Should the holder turn out alive after all, its own close finds the reservation closed and writes no
-    second row (`spend_settle` returns False)."""
-    with transaction.atomic():
-        if _close(reservation, status=ReservationStatus.SETTLED, spent=reservation.amount_usd) is None:
-            return False
-        if reservation.ledger:
-            usage_record_write(
-                **reservation.ledger,
-                outcome=Outcome.SERVER_ERROR,
-                error_class=error_class,
-                cost_usd=reservation.amount_usd,
-            )
-    logger.warning("Reservation %s of %s was abandoned (%s)", reservation.pk, reservation.request_id, error_class)
-    return True
-
-
-def spend_reservations_reap(*, now: datetime | None = None) -> int:
-    """Close reservations whose holder died (a killed worker, a crashed process): their time is up."""
-    stale = SpendReservation.objects.filter(status=ReservationStatus.HELD, expires_at__lt=now or timezone.now())
-    count = sum(spend_reservation_abandon(reservation=reservation, error_class="HolderLost") for reservation in stale)
-    if count:
-        logger.warning("Closed %d stale spend reservation(s)", count)
-    return count
 
 
 # --- budget alerts ----------------------------------------------------------------------------------------
@@ -260,24 +207,6 @@ def budget_alert_acknowledge(*, actor: User, alert: BudgetAlert, note: str) -> B
 
 
 # --- the ledger -------------------------------------------------------------------------------------------
-
-
-def usage_record_write(**fields: Any) -> UsageRecord | None:
-    """Append one row to the ledger (DESIGN.md §7) and add it to its hour's roll-up, in one transaction.
-    Callers pass ids and names, never bodies or secrets. A row whose `call_id` is in the ledger already is
-    not written again (None)."""
-    if fields.get("call_id"):
-        try:
-            with transaction.atomic():  # a savepoint: the unique call id decides, also between racers
-                record = UsageRecord.objects.create(**fields)
-                rollup_add(record)
-        except IntegrityError:
-            return None
-        return record
-    with transaction.atomic(savepoint=False):
-        record = UsageRecord.objects.create(**fields)
-        rollup_add(record)
-    return record
 
 
 # --- the price book ---------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from usage import heartbeat, services
+from usage import heartbeat, services, settlement
 from usage.models import BudgetAlert
 from usage.monitoring import monitor_alerts_check as check
 
@@ -16,7 +16,7 @@ def worker_heartbeat() -> None:
 
 @shared_task(name="usage.tasks.reservations_reap", ignore_result=True)
 def reservations_reap() -> None:
-    services.spend_reservations_reap()
+    settlement.spend_reservations_reap()
 
 
 @shared_task(

@@ -352,10 +352,10 @@ def test_verification_reads_the_anchors_from_another_directory_when_told(trail, 
 def test_postgresql_refuses_update_and_delete_of_the_trail_and_the_ledger(trail, statement):
     if connection.vendor != "postgresql":
         pytest.skip("the append-only triggers are PostgreSQL's (SQLite has no roles to separate)")
-    from usage.services import usage_record_write
+    from usage.settlement import call_settle
 
-    usage_record_write(request_id="r1", environment="production", endpoint="run", requested_model="m", model="m",
-                       outcome="ok")  # fmt: skip
+    call_settle(record={"request_id": "r1", "environment": "production", "endpoint": "run", "requested_model": "m",
+                        "model": "m", "outcome": "ok"})  # fmt: skip
 
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(statement)

@@ -25,7 +25,8 @@ from keys import services as key_services
 from keys.models import ProviderKey
 from prompts.models import Prompt, PromptVersion
 from usage.models import BudgetAlert, UsageRecord
-from usage.services import budget_alert_acknowledge, usage_record_write
+from usage.services import budget_alert_acknowledge
+from usage.settlement import call_settle
 
 pytestmark = pytest.mark.django_db
 
@@ -42,10 +43,11 @@ def world(custodian, approver):
         actor=custodian, key=key, reason="more room", label="canary", monthly_cap_usd=Decimal(80)
     )
     for n in range(3):
-        usage_record_write(
-            request_id=f"r{n}", environment="production", endpoint="run", requested_model="claude-haiku-4-5",
-            model="claude-haiku-4-5", outcome="ok", input_tokens=10 * n, cost_usd=Decimal("0.001"),
-        )  # fmt: skip
+        call_settle(record={
+            "request_id": f"r{n}", "environment": "production", "endpoint": "run",
+            "requested_model": "claude-haiku-4-5", "model": "claude-haiku-4-5", "outcome": "ok",
+            "input_tokens": 10 * n, "cost_usd": Decimal("0.001"),
+        })  # fmt: skip
     alert = BudgetAlert.objects.create(
         scope="provider_key", scope_id=key.pk, label="canary", period="month",
         period_start=timezone.now().date().replace(day=1), threshold_percent=80,

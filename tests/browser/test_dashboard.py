@@ -6,18 +6,18 @@ import pytest
 
 from tests.factories import PASSWORD
 from usage.selectors import price_for
-from usage.services import usage_record_write
+from usage.settlement import call_settle
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_an_approver_opens_the_dashboard_and_sees_the_months_spend(live_server, page, approver):
     for prompt, cost in (("support-summary", "1.25"), ("triage", "0.75")):
-        usage_record_write(
-            request_id="r", environment="production", prompt_slug=prompt, endpoint="run", outcome="ok",
-            requested_model="claude-haiku-4-5", model="claude-haiku-4-5", price=price_for("claude-haiku-4-5"),
-            cost_usd=Decimal(cost), latency_total_ms=150,
-        )  # fmt: skip
+        call_settle(record={
+            "request_id": "r", "environment": "production", "prompt_slug": prompt, "endpoint": "run", "outcome": "ok",
+            "requested_model": "claude-haiku-4-5", "model": "claude-haiku-4-5", "price": price_for("claude-haiku-4-5"),
+            "cost_usd": Decimal(cost), "latency_total_ms": 150,
+        })  # fmt: skip
     page.goto(f"{live_server.url}/admin/")
     page.fill("#id_username", approver.username)
     page.fill("#id_password", PASSWORD)

@@ -134,7 +134,8 @@ def test_the_admin_warns_about_keys_due_for_rotation(client, custodian, provider
 
 
 def test_the_key_list_shows_this_months_spend_against_the_cap(client, custodian, provider_key):
-    from usage.services import Cap, spend_reserve, spend_settle
+    from usage.services import Cap, spend_settle
+    from usage.settlement import spend_reserve
 
     cap = Cap(scope="provider_key", scope_id=provider_key.pk, period="month", limit_usd=Decimal(500), label="k")
     spend_settle(reservation=spend_reserve(request_id="r", caps=[cap], amount=Decimal(1)), actual=Decimal("125.5"))

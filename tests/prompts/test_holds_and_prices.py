@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from tests.prompts.upstream import EMAIL, TICKET, sandbox_requests
 from usage.models import SpendCounter, SpendReservation, UsageRecord
-from usage.services import spend_reservations_reap
+from usage.settlement import spend_reservations_reap
 
 pytestmark = pytest.mark.django_db
 
@@ -290,7 +290,8 @@ def test_a_card_number_sent_as_an_integer_variable_reaches_the_upstream_unredact
 def test_a_rotation_mid_month_gives_the_environment_a_fresh_monthly_cap(world, custodian, author, approver):
     from keys import services as key_services
     from usage.choices import CapScope, Period
-    from usage.services import Cap, spend_reserve, spend_settle
+    from usage.services import Cap, spend_settle
+    from usage.settlement import spend_reserve
 
     key = world["key"]
     key_services.provider_key_update(actor=custodian, key=key, reason="cap", monthly_cap_usd=Decimal("0.01"))

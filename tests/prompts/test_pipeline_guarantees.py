@@ -24,7 +24,8 @@ from tests.factories import version_content
 from tests.prompts.upstream import EMAIL, TICKET, close_response, sandbox_requests
 from usage.choices import CapScope, Endpoint, Period
 from usage.models import BudgetAlert, SpendCounter, SpendReservation, UsageRecord, UsageRollup
-from usage.services import Cap, spend_reservations_reap, spend_reserve, spend_settle
+from usage.services import Cap, spend_settle
+from usage.settlement import spend_reservations_reap, spend_reserve
 
 pytestmark = pytest.mark.django_db
 

@@ -27,7 +27,8 @@ from tests.factories import version_content
 from tests.prompts.upstream import close_response, sandbox_requests
 from usage.choices import CapScope, Period
 from usage.models import BudgetAlert, SpendCounter, SpendReservation, UsageRecord
-from usage.services import Cap, spend_reserve, spend_settle
+from usage.services import Cap, spend_settle
+from usage.settlement import spend_reserve
 
 FAULTS = [None, 429, 500, 529, "disconnect", "stream_error", "timeout"]
 step = st.fixed_dictionaries(

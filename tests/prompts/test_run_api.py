@@ -428,7 +428,7 @@ def test_spend_is_settled_only_together_with_its_ledger_row(world, monkeypatch):
     def broken(record):
         raise RuntimeError("roll-up table unavailable")
 
-    monkeypatch.setattr("usage.services.rollup_add", broken)
+    monkeypatch.setattr("usage.settlement.rollup_add", broken)
     world["http"].raise_request_exception = False
 
     assert run(world).status_code == 500

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient as HttpClient
 from audit.models import AuditEvent
 from keys import services as key_services
 from usage.models import BudgetAlert, Price
-from usage.services import usage_record_write
+from usage.settlement import call_settle
 
 pytestmark = pytest.mark.django_db
 
@@ -149,9 +149,10 @@ def test_an_alert_is_acknowledged_with_a_triage_note(client, approver):
 
 
 def test_the_ledger_is_read_only_in_the_admin(client, auditor, superuser):
-    row = usage_record_write(
-        request_id="req-1", environment="production", endpoint="run", requested_model="m", model="m", outcome="ok"
-    )
+    row = call_settle(
+        record={"request_id": "req-1", "environment": "production", "endpoint": "run", "requested_model": "m",
+                "model": "m", "outcome": "ok"}
+    ).record  # fmt: skip
     client.force_login(superuser)
 
     assert client.get("/admin/usage/usagerecord/").status_code == 200

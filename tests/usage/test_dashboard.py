@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from usage.choices import CapScope, Period
 from usage.selectors import price_for
-from usage.services import Cap, spend_reserve, spend_settle, usage_record_write
+from usage.services import Cap, spend_settle
+from usage.settlement import call_settle, spend_reserve
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +19,7 @@ def record(**fields):
     base = {"request_id": "r", "environment": "production", "prompt_slug": "summary", "endpoint": "run",
             "requested_model": "claude-sonnet-4-6", "model": "claude-haiku-4-5", "outcome": "ok",
             "price": price_for("claude-haiku-4-5"), "created_at": timezone.now()}  # fmt: skip
-    usage_record_write(**{**base, **fields})
+    call_settle(record={**base, **fields})
 
 
 @pytest.fixture

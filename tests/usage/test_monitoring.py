@@ -11,7 +11,7 @@ from django.core import mail
 from audit.models import AuditEvent
 from usage.models import MonitorAlert
 from usage.monitoring import monitor_alert_acknowledge, monitor_alerts_check
-from usage.services import usage_record_write
+from usage.settlement import call_settle
 
 pytestmark = pytest.mark.django_db
 
@@ -21,9 +21,10 @@ NOW = datetime(2026, 11, 2, 10, 2, tzinfo=UTC)
 
 def calls(n: int, *, outcome: str = "ok", latency: int = 100, prompt: str = "summary") -> None:
     for i in range(n):
-        usage_record_write(request_id=f"r{i}", created_at=HOUR.replace(minute=i % 60), environment="production",
-                           prompt_slug=prompt, endpoint="run", requested_model="m", model="m", outcome=outcome,
-                           latency_total_ms=latency)  # fmt: skip
+        call_settle(record={"request_id": f"r{i}", "created_at": HOUR.replace(minute=i % 60),
+                            "environment": "production", "prompt_slug": prompt, "endpoint": "run",
+                            "requested_model": "m", "model": "m", "outcome": outcome,
+                            "latency_total_ms": latency})  # fmt: skip
 
 
 def test_a_slow_prompt_and_an_error_spike_raise_one_alert_each_per_hour(approver, custodian, settings):

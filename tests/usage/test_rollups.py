@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from usage.models import LATENCY_BUCKET_FIELDS, LATENCY_BUCKETS_MS, UsageRecord, UsageRollup
 from usage.rollups import DIMENSIONS, bucket_index, cache_savings, percentile
 from usage.selectors import price_for
-from usage.services import usage_record_write
+from usage.settlement import call_settle
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +58,7 @@ def test_rollups_equal_aggregates_over_the_raw_ledger(db, rows):
         with transaction.atomic():
             for row in rows:
                 price = price_for(row["model"])
-                usage_record_write(request_id="r", requested_model=row["model"], price=price, **row)
+                call_settle(record={"request_id": "r", "requested_model": row["model"], "price": price, **row})
             expected: dict[tuple, Counter] = defaultdict(Counter)
             for record in UsageRecord.objects.all():
                 hour = record.created_at.replace(minute=0, second=0, microsecond=0)
@@ -119,8 +119,9 @@ def test_latency_buckets_and_percentiles():
 def test_a_ledger_row_and_its_rollup_are_written_together_or_not_at_all():
     def failing_change() -> None:
         with transaction.atomic():
-            usage_record_write(request_id="r", environment="production", endpoint="run", requested_model="m",
-                               model="m", outcome="ok", cost_usd=Decimal(1))  # fmt: skip
+            call_settle(record={"request_id": "r", "environment": "production", "endpoint": "run",
+                                "requested_model": "m", "model": "m", "outcome": "ok",
+                                "cost_usd": Decimal(1)})  # fmt: skip
             raise RuntimeError("the caller's transaction fails")
 
     with pytest.raises(RuntimeError):

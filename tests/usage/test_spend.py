@@ -13,10 +13,11 @@ from django.db import connection
 
 from audit.models import AuditEvent
 from core.errors import SpendCapExceeded
-from usage import services
+from usage import settlement
 from usage.models import BudgetAlert, SpendCounter, SpendReservation, UsageRecord
 from usage.selectors import spent
-from usage.services import Cap, spend_release, spend_reserve, spend_settle
+from usage.services import Cap, spend_release, spend_settle
+from usage.settlement import spend_reserve
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +60,7 @@ def test_a_release_gives_the_hold_back_and_reaping_settles_a_dead_holders_worst_
 
     spend_release(reservation=first)
     with time_machine.travel(datetime.now(tz=UTC) + timedelta(minutes=16)):
-        assert services.spend_reservations_reap() == 1
+        assert settlement.spend_reservations_reap() == 1
 
     assert counter(KEY_CAP).reserved_usd == Decimal(0)
     # The dead holder's call may have been made: the cap carries what it can have cost.
@@ -108,9 +109,10 @@ def test_alerts_fire_once_per_threshold_and_period(django_capture_on_commit_call
 def test_ledger_rows_cannot_be_changed_or_removed():
     from usage.models import LedgerIsAppendOnly
 
-    row = services.usage_record_write(
-        request_id="r", environment="production", endpoint="run", requested_model="m", model="m", outcome="ok"
-    )
+    row = settlement.call_settle(
+        record={"request_id": "r", "environment": "production", "endpoint": "run", "requested_model": "m",
+                "model": "m", "outcome": "ok"}
+    ).record  # fmt: skip
 
     row.outcome = "timeout"
     with pytest.raises(LedgerIsAppendOnly):
