@@ -49,6 +49,7 @@ from prompts.runtime.redact import Redaction, custom_patterns, redact_variables
 from prompts.runtime.upstream import UpstreamNotAllowed, classify, client_for, provider_key_check
 from prompts.runtime.webhooks import webhook_enqueue
 from prompts.services import released_version_for_run
+from prompts.specs import output_checks_of, redaction_of
 from usage.choices import Endpoint, Outcome, ReservationStatus
 from usage.errors import SpendCapExceeded
 from usage.models import SpendReservation
@@ -129,7 +130,7 @@ def batch_create(
         raise NoProviderKey(f"No active provider key is configured for {client.environment}.")
     provider_key_check(key)
     metadata = metadata_intake(metadata)
-    extra = custom_patterns(version.redaction or {})
+    extra = custom_patterns(redaction_of(version))
     batch = Batch(
         public_id=public_id("batch_"),
         api_client=client,
@@ -330,7 +331,7 @@ def batch_results_collect(batch: Batch) -> None:
                 charged = cost(price, usage, batch=True)
                 total += charged
                 output = redaction.rehydrate("".join(b.text for b in message.content if b.type == "text"))
-                checks = output_checks_run(version.output_checks or {}, output)
+                checks = output_checks_run(output_checks_of(version), output)
                 result = {
                     "custom_id": item.custom_id,
                     "status": "succeeded",

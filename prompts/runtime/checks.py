@@ -8,17 +8,18 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from prompts.specs import OutputChecksSpec
 
-def output_checks_run(checks: dict[str, Any], output: str) -> dict[str, Any]:
+
+def output_checks_run(checks: OutputChecksSpec, output: str) -> dict[str, Any]:
     """{"passed": bool, "failed": [names of the checks that failed]}."""
     failed: list[str] = []
-    for pattern in checks.get("required_patterns", []):
+    for pattern in checks.required_patterns:
         if not re.search(pattern, output):
             failed.append(f"required_pattern:{pattern}")
-    max_length = checks.get("max_length")
-    if max_length is not None and len(output) > max_length:
+    if checks.max_length is not None and len(output) > checks.max_length:
         failed.append("max_length")
-    schema = checks.get("json_schema")
+    schema = checks.json_schema
     if schema is not None:
         try:
             document = json.loads(output)
