@@ -15,11 +15,10 @@ from prompts.evaluations import (
     evaluation_case_save,
     evaluation_start,
     evaluations_schedule,
-    expectation_failures,
     expectations_errors,
-    similarity,
 )
 from prompts.models import EvaluationCase, EvaluationRun
+from prompts.runtime.checks import expectation_failures, similarity
 from tests.factories import version_content
 from tests.prompts.upstream import EMAIL, inject, sandbox_requests
 from usage.models import MonitorAlert, UsageRecord

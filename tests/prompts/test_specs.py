@@ -11,12 +11,15 @@ from django.db import connection
 
 from prompts import services
 from prompts.errors import InvalidVersion, UnreadableSetting
+from prompts.evaluations import expectations_errors
 from prompts.models import PromptVersion, content_hash
+from prompts.runtime.checks import expectation_failures, output_checks_run
 from prompts.spec_fields import SpecFormField
 from prompts.specs import (
     OutputChecksSpec,
     RedactionSpec,
     RoutingSpec,
+    json_schema_problem,
     output_checks_of,
     redaction_of,
     routing_of,
@@ -135,6 +138,32 @@ def test_the_pipeline_reads_typed_settings_and_the_stored_json_is_left_as_writte
         {"max_length": 2000},
         {},
     )
+
+
+def test_output_checks_and_expectations_judge_an_answer_alike():
+    answer = '{"summary": "printer on fire", "priority": 1}'
+    schema = {"type": "object", "properties": {"priority": {"type": "string"}}}
+    checks = OutputChecksSpec(required_patterns=[r"^\d+$", "printer"], json_schema=schema, max_length=10)
+
+    assert output_checks_run(checks, answer) == {
+        "passed": False,
+        "failed": [r"required_pattern:^\d+$", "max_length", "json_schema"],
+    }
+    assert expectation_failures([{"regex": r"^\d+$"}, {"regex": "printer"}, {"json_schema": schema}], answer) == [
+        r"regex ^\d+$",
+        "json_schema: $.priority fails 'type'",
+    ]
+    assert output_checks_run(OutputChecksSpec(json_schema=schema), "plain") == {
+        "passed": False,
+        "failed": ["json_schema:not_json"],
+    }
+    assert expectation_failures([{"json_schema": schema}], "plain") == ["json_schema: the answer is not JSON"]
+
+
+def test_an_expectation_with_an_unusable_schema_is_refused_like_an_output_check():
+    assert expectations_errors([{"json_schema": {"$ref": "#"}}]) == [
+        f"Expectation 1: {json_schema_problem({'$ref': '#'})}."
+    ]
 
 
 @pytest.mark.django_db
