@@ -8,4 +8,7 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit trail"
 
     def ready(self) -> None:
-        from audit import receivers  # noqa: F401  (connects the login and logout receivers)
+        from audit import (
+            receivers,  # noqa: F401  (connects the login and logout receivers)
+            tasks,  # noqa: F401  (registers its tasks: services and the beat queue them by name)
+        )

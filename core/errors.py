@@ -101,6 +101,15 @@ class VersionTampered(DomainError):
     status = 500
 
 
+class UnreadableSetting(DomainError):
+    """A stored version's routing, output checks or redaction that its spec refuses (saved before the
+    spec was as strict). Tollgate's fault, not the caller's: a corrected version must be released."""
+
+    code = "internal_error"
+    title = "Prompt version setting unreadable"
+    status = 500
+
+
 class RunNotFound(DomainError):
     code = "not_found"
     title = "Run not found"

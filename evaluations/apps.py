@@ -9,7 +9,7 @@ class EvaluationsConfig(AppConfig):
 
     def ready(self) -> None:
         from core import metrics
-        from evaluations import tasks  # noqa: F401  (registers the tasks its services queue by name)
+        from evaluations import tasks  # noqa: F401  (registers its tasks: services and the beat queue them by name)
         from evaluations.metrics import evaluation_families
         from evaluations.services import VersionEvaluations
         from prompts.hooks import evaluations_register

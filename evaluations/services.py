@@ -20,15 +20,12 @@ import logging
 import re
 import secrets
 from datetime import timedelta
-from difflib import SequenceMatcher
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 
 from audit.services import audit_event_record
 from core.environments import Environment
@@ -37,10 +34,12 @@ from core.governance import require_permission, require_reason, save_with_histor
 from core.tasks import task_enqueue_on_commit
 from evaluations.choices import EvaluationStatus, EvaluationTrigger
 from evaluations.models import EvaluationCase, EvaluationRun
+from gateway.checks import DEFAULT_SIMILARITY, expectation_failures
 from gateway.pipeline import run_execute, run_prepare, version_intake
 from prompts.choices import VersionStatus
 from prompts.models import PromptVersion, Release
 from prompts.services import prompt_version_verify
+from prompts.specs import json_schema_problem
 from usage.choices import Endpoint
 from usage.models import MonitorAlert
 from usage.monitoring import monitor_alert_raise
@@ -49,7 +48,6 @@ logger = logging.getLogger(__name__)
 
 EVALUATION_RUN_TASK = "prompts.tasks.evaluation_run"
 KINDS = ("contains", "regex", "json_schema", "similar_to")
-DEFAULT_SIMILARITY = 0.8
 EVALUABLE = (VersionStatus.IN_REVIEW, VersionStatus.APPROVED)
 OUTPUT_KEPT = 2000  # characters of each answer kept with the result
 
@@ -78,50 +76,13 @@ def expectations_errors(expectations: Any) -> list[str]:
                 re.compile(value)
             except re.error as exc:
                 errors.append(f"Expectation {number}: the pattern does not compile ({exc}).")
-        elif kind == "json_schema":
-            try:
-                Draft202012Validator.check_schema(value)
-            except SchemaError as exc:
-                errors.append(f"Expectation {number}: not a valid JSON Schema ({exc.message}).")
+        elif kind == "json_schema" and (problem := json_schema_problem(value)):
+            errors.append(f"Expectation {number}: {problem}.")
         threshold = expectation.get("threshold", DEFAULT_SIMILARITY)
         if kind == "similar_to" and (isinstance(threshold, bool) or not isinstance(threshold, int | float)
                                      or not 0 < threshold <= 1):  # fmt: skip
             errors.append(f"Expectation {number}: threshold is a number above 0 and at most 1.")
     return errors
-
-
-def similarity(answer: str, reference: str) -> float:
-    """How alike two texts are, 0 to 1: the matching share of their word sequences (case and
-    punctuation ignored). Lexical, not semantic: a reference answer should be worded as expected."""
-    words = re.compile(r"\w+")
-    return SequenceMatcher(
-        None, words.findall(answer.lower()), words.findall(reference.lower()), autojunk=False
-    ).ratio()
-
-
-def expectation_failures(expectations: list[dict[str, Any]], answer: str) -> list[str]:
-    """The expectations the answer misses, each named without quoting the answer."""
-    failures = []
-    for expectation in expectations:
-        if "contains" in expectation and expectation["contains"] not in answer:
-            failures.append(f"contains {json.dumps(expectation['contains'], ensure_ascii=False)}")
-        elif "regex" in expectation and not re.search(expectation["regex"], answer):
-            failures.append(f"regex {expectation['regex']}")
-        elif "json_schema" in expectation:
-            try:
-                document = json.loads(answer)
-            except ValueError:
-                failures.append("json_schema: the answer is not JSON")
-                continue
-            error = next(Draft202012Validator(expectation["json_schema"]).iter_errors(document), None)
-            if error is not None:
-                failures.append(f"json_schema: {error.json_path} fails '{error.validator}'")
-        elif "similar_to" in expectation:
-            threshold = expectation.get("threshold", DEFAULT_SIMILARITY)
-            score = similarity(answer, expectation["similar_to"])
-            if score < threshold:
-                failures.append(f"similar_to: {score:.2f} below {threshold}")
-    return failures
 
 
 # --- cases ----------------------------------------------------------------------------------------------------

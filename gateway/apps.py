@@ -9,7 +9,7 @@ class GatewayConfig(AppConfig):
 
     def ready(self) -> None:
         from core import metrics
-        from gateway import tasks  # noqa: F401  (registers the tasks its services queue by name)
+        from gateway import tasks  # noqa: F401  (registers its tasks: services and the beat queue them by name)
         from gateway.metrics import queue_families
 
         metrics.register(queue_families)

@@ -50,6 +50,7 @@ from keys.selectors import active_provider_key
 from prompts.models import PromptVersion
 from prompts.rendering import render_values, variables_validate
 from prompts.services import released_version_for_run
+from prompts.specs import output_checks_of, redaction_of
 from usage.choices import Endpoint, Outcome, ReservationStatus
 from usage.models import Price, SpendReservation
 from usage.pricing import TokenUsage, cost
@@ -122,7 +123,7 @@ def batch_create(
         raise NoProviderKey(f"No active provider key is configured for {client.environment}.")
     provider_key_check(key)
     metadata = metadata_intake(metadata)
-    extra = custom_patterns(version.redaction or {})
+    extra = custom_patterns(redaction_of(version))
     batch = Batch(
         public_id=public_id("batch_"),
         api_client=client,
@@ -368,7 +369,7 @@ def _item_result(
         usage = TokenUsage.from_api(message.usage)
         charged = cost(price, usage, batch=True)
         output = redaction.rehydrate("".join(b.text for b in message.content if b.type == "text"))
-        checks = output_checks_run(version.output_checks or {}, output)
+        checks = output_checks_run(output_checks_of(version), output)
         result = {
             "custom_id": item.custom_id,
             "status": "succeeded",

@@ -48,6 +48,7 @@ from keys.selectors import active_provider_key
 from prompts.models import PromptVersion
 from prompts.rendering import RenderedPrompt, render_values, unsendable, variables_validate
 from prompts.services import prompt_version_verify, released_version_for_run
+from prompts.specs import RoutingSpec, output_checks_of, redaction_of, routing_of
 from usage.choices import CapScope, Endpoint, Outcome, Period, ReservationStatus
 from usage.models import Price, SpendReservation
 from usage.periods import reservation_ttl
@@ -170,20 +171,26 @@ def _route(
 ) -> tuple[str, str | None]:
     """The model to call and the rule that chose it (None: the default model)."""
     version = intake.version
-    tokens = estimate_tokens(rendered)
-    routing = version.routing or {}
-    for rule in routing.get("rules", []):
-        if tokens <= rule["max_input_tokens"]:
-            return rule["model"], f"input<={rule['max_input_tokens']}"
-    classifier = routing.get("classifier")
-    if classifier:
+    routing = routing_of(version)
+    picked = rule_for(routing, estimate_tokens(rendered))
+    if picked is not None:
+        return picked
+    if routing.classifier is not None:
         answer = _classify(
-            classifier["prompt"], client=client, environment=environment, intake=intake, request_id=request_id
+            routing.classifier.prompt, client=client, environment=environment, intake=intake, request_id=request_id
         )
-        route = _route_named(answer, classifier["routes"])
+        route = _route_named(answer, routing.classifier.routes)
         if route:
-            return classifier["routes"][route], f"classifier:{route}"
+            return routing.classifier.routes[route], f"classifier:{route}"
     return version.model, None
+
+
+def rule_for(routing: RoutingSpec, tokens: int) -> tuple[str, str] | None:
+    """The model of the first routing rule an input of `tokens` fits, and the rule's name."""
+    for rule in routing.rules:
+        if tokens <= rule.max_input_tokens:
+            return rule.model, f"input<={rule.max_input_tokens}"
+    return None
 
 
 def _route_named(answer: str, routes: dict[str, str]) -> str | None:
@@ -226,11 +233,11 @@ class Intake:
 
 def _classifier_of(version: PromptVersion, environment: str) -> PromptVersion | None:
     """The classifier version that routes `version`'s calls in `environment`, if any is released there."""
-    classifier = (version.routing or {}).get("classifier")
-    if not classifier or not environment:
+    classifier = routing_of(version).classifier
+    if classifier is None or not environment:
         return None
     try:
-        return released_version_for_run(slug=classifier["prompt"], environment=environment)
+        return released_version_for_run(slug=classifier.prompt, environment=environment)
     except PromptNotFound:
         return None  # routing answers 404 for it when the call is made
 
@@ -241,7 +248,7 @@ def version_intake(version: PromptVersion, variables: Any, *, environment: str, 
     (a variable sensitive in either prompt is replaced whole), so the classifier, the main call and any
     retry all see the same redacted values."""
     variables_validate(version.variables, variables)
-    schema, rules = list(version.variables), [version.redaction or {}]
+    schema, rules = list(version.variables), [redaction_of(version)]
     classifier = _classifier_of(version, environment)
     if classifier is not None:
         wanted = {variable["name"] for variable in classifier.variables}
@@ -249,7 +256,7 @@ def version_intake(version: PromptVersion, variables: Any, *, environment: str, 
         sensitive = {variable["name"] for variable in classifier.variables if variable.get("sensitive")}
         schema = [{**variable, "sensitive": variable.get("sensitive") or variable["name"] in sensitive}
                   for variable in schema]  # fmt: skip
-        rules.append(classifier.redaction or {})
+        rules.append(redaction_of(classifier))
     patterns = [pattern for rule in rules for pattern in custom_patterns(rule)]
     values, redaction = redact_variables(schema, variables, patterns)
     return Intake(version=version, values=values, redaction=redaction, verified=verified)
@@ -467,7 +474,7 @@ def _succeed(
     latency = _latency(prepared, upstream_ms=upstream_ms, ttft_ms=ttft_ms)
     try:
         output = prepared.redaction.rehydrate(output_redacted)
-        checks = output_checks_run(prepared.version.output_checks or {}, output)
+        checks = output_checks_run(output_checks_of(prepared.version), output)
         result = _result(
             prepared,
             output=output,

@@ -31,6 +31,8 @@ import phonenumbers
 from django.conf import settings
 from stdnum import iban, luhn, numdb
 
+from prompts.specs import RedactionSpec
+
 # What the folded copy holds in place of characters the patterns need not tell apart. ASCII control
 # characters, so the copy is pure ASCII; one of them in the text itself is read the same way.
 LETTER = "\x01"  # a letter, mark or non-decimal number of any script but ASCII
@@ -519,13 +521,13 @@ class Redaction:
         return cls(by_placeholder=dict(data["placeholders"]), counts=Counter(data["counts"]))
 
 
-def custom_patterns(rules: dict[str, Any]) -> list[tuple[str, re.Pattern[str]]]:
-    """A version's own redaction rules: `{"terms": [...], "patterns": [...]}` (case-insensitive terms)."""
+def custom_patterns(rules: RedactionSpec) -> list[tuple[str, re.Pattern[str]]]:
+    """A version's own redaction rules: its terms (case-insensitive) and patterns."""
     patterns: list[tuple[str, re.Pattern[str]]] = []
-    terms = [term for term in rules.get("terms", []) if term]
+    terms = [term for term in rules.terms if term]
     if terms:
         patterns.append(("TERM", re.compile("|".join(re.escape(term) for term in terms), re.IGNORECASE)))
-    for pattern in rules.get("patterns", []):
+    for pattern in rules.patterns:
         patterns.append(("CUSTOM", re.compile(pattern)))
     return patterns
 

@@ -9,6 +9,7 @@ class KeysConfig(AppConfig):
 
     def ready(self) -> None:
         from core import metrics
+        from keys import tasks  # noqa: F401  (registers its tasks: services and the beat queue them by name)
         from keys.evidence import register_all
         from keys.metrics import spend_families
 

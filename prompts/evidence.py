@@ -11,6 +11,7 @@ from audit.evidence import EvidenceType, Period, register
 from audit.models import AuditEvent
 from prompts import hooks
 from prompts.models import Prompt, PromptVersion, Release
+from prompts.specs import redaction_of, routing_of
 
 CHANGE_COLUMNS = (
     "change_id",
@@ -107,13 +108,11 @@ def _data_flow_rows(period: Period) -> Iterator[dict[str, Any]]:
         for release in live:
             version = release.version
             models.add(version.model)
-            models.update(rule["model"] for rule in (version.routing or {}).get("rules", []))
-            models.update((version.routing or {}).get("classifier", {}).get("routes", {}).values())
+            models.update(routing_of(version).models())
             sensitive.update(variable["name"] for variable in version.variables if variable.get("sensitive"))
-            rules = version.redaction or {}
-            if rules.get("terms") or rules.get("patterns"):
-                custom.append(f"v{version.number}: {len(rules.get('terms', []))} terms, "
-                              f"{len(rules.get('patterns', []))} patterns")  # fmt: skip
+            rules = redaction_of(version)
+            if rules.terms or rules.patterns:
+                custom.append(f"v{version.number}: {len(rules.terms)} terms, {len(rules.patterns)} patterns")
         yield {
             "prompt": prompt.slug,
             "name": prompt.name,

@@ -15,6 +15,8 @@ from core.environments import Environment
 from core.errors import IllegalTransition, ImmutableVersion
 from core.governance import history_user
 from prompts.choices import CacheTTL, DataCategory, VersionStatus
+from prompts.spec_fields import SpecJSONField
+from prompts.specs import OutputChecksSpec, RedactionSpec, RoutingSpec
 
 # The fields that decide what a version sends to Anthropic and how its answer is checked: hashed, and
 # frozen once the version is submitted.
@@ -115,24 +117,9 @@ class PromptVersion(models.Model):
     cache_ttl = models.CharField(
         "prompt-cache TTL", max_length=3, choices=CacheTTL.choices, default=CacheTTL.FIVE_MINUTES
     )
-    routing = models.JSONField(
-        default=dict,
-        blank=True,
-        help_text='{"rules": [{"max_input_tokens": N, "model": "..."}], '
-        '"classifier": {"prompt": "<slug>", "routes": {"<answer>": "<model>"}}}',
-    )
-    output_checks = models.JSONField(
-        default=dict,
-        blank=True,
-        help_text='{"required_patterns": ["regex", ...], "json_schema": {...}, "max_length": N}',
-    )
-    redaction = models.JSONField(
-        "extra redaction",
-        default=dict,
-        blank=True,
-        help_text="This prompt's own terms and patterns to redact, beyond personal data: "
-        '{"terms": ["Project Falcon"], "patterns": ["ACME-\\d+"]}',
-    )
+    routing = SpecJSONField(default=dict, blank=True, spec=RoutingSpec)
+    output_checks = SpecJSONField(default=dict, blank=True, spec=OutputChecksSpec)
+    redaction = SpecJSONField("extra redaction", default=dict, blank=True, spec=RedactionSpec)
     change_summary = models.TextField(help_text="What changed and why.")
     content_hash = models.CharField(
         max_length=64, editable=False, validators=[RegexValidator(r"^[0-9a-f]{64}$")], blank=True

@@ -30,6 +30,7 @@ from core.governance import governed_update, require_permission, require_reason,
 from prompts import hooks
 from prompts.choices import DataCategory, VersionStatus
 from prompts.models import CONTENT_FIELDS, Prompt, PromptVersion, Release
+from prompts.specs import routing_of
 from prompts.validation import version_content_errors
 from usage.selectors import price_for
 
@@ -218,12 +219,12 @@ def prompt_version_submit(*, actor: User, version: PromptVersion, reason: str = 
     require_permission(actor, "prompts.submit_promptversion", "submit prompt versions")
     version = _locked(version, VersionStatus.DRAFT)
     _check_content(version.content(), version.change_summary)
-    classifier = version.routing.get("classifier")
+    classifier = routing_of(version).classifier
     if (
-        classifier
-        and not PromptVersion.objects.filter(prompt__slug=classifier["prompt"], status=VersionStatus.APPROVED).exists()
+        classifier is not None
+        and not PromptVersion.objects.filter(prompt__slug=classifier.prompt, status=VersionStatus.APPROVED).exists()
     ):
-        raise InvalidVersion({"routing": [f"classifier prompt '{classifier['prompt']}' has no approved version"]})
+        raise InvalidVersion({"routing": [f"classifier prompt '{classifier.prompt}' has no approved version"]})
     return _transition(
         version,
         actor=actor,
@@ -260,10 +261,7 @@ def _review(version: PromptVersion, *, actor: User, note: str, to: str) -> Promp
 
 def version_models(version: PromptVersion) -> list[str]:
     """Every model a version may call: its default and those its routing rules and classifier pick."""
-    routing = version.routing or {}
-    models = {version.model, *(rule["model"] for rule in routing.get("rules", []))}
-    models.update((routing.get("classifier") or {}).get("routes", {}).values())
-    return sorted(models)
+    return sorted({version.model, *routing_of(version).models()})
 
 
 def prompt_version_approve(*, actor: User, version: PromptVersion, note: str) -> PromptVersion:

@@ -9,7 +9,10 @@ class UsageConfig(AppConfig):
 
     def ready(self) -> None:
         from core import metrics
-        from usage import receivers  # noqa: F401  (keeps the price book seeded)
+        from usage import (
+            receivers,  # noqa: F401  (keeps the price book seeded)
+            tasks,  # noqa: F401  (registers its tasks: services and the beat queue them by name)
+        )
         from usage.evidence import register_all
         from usage.metrics import ledger_families
 

@@ -15,10 +15,9 @@ from evaluations.services import (
     evaluation_case_save,
     evaluation_start,
     evaluations_schedule,
-    expectation_failures,
     expectations_errors,
-    similarity,
 )
+from gateway.checks import expectation_failures, similarity
 from prompts import services
 from tests.factories import version_content
 from tests.prompts.upstream import EMAIL, inject, sandbox_requests

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from gateway.redact import Redaction, StreamRehydrator, custom_patterns, redact_variables
+from prompts.specs import RedactionSpec
 
 
 @pytest.mark.parametrize(
@@ -160,7 +161,7 @@ def test_sensitive_variables_are_replaced_whole_and_custom_terms_too():
     schema = [{"name": "customer_name", "sensitive": True}, {"name": "notes"}]
     values = {"customer_name": "Ada Lovelace", "notes": "Project Falcon ships to ada@example.com"}
 
-    redacted, redaction = redact_variables(schema, values, custom_patterns({"terms": ["project falcon"]}))
+    redacted, redaction = redact_variables(schema, values, custom_patterns(RedactionSpec(terms=["project falcon"])))
 
     assert redacted == {"customer_name": "<CUSTOMER_NAME_1>", "notes": "<TERM_1> ships to <EMAIL_1>"}
     assert redaction.rehydrate("Dear <CUSTOMER_NAME_1>") == "Dear Ada Lovelace"
