@@ -19,7 +19,6 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
-import anthropic
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -43,7 +42,15 @@ from gateway.models import Batch, BatchItem
 from gateway.pipeline import caps_for, message_params, metadata_fields, metadata_intake, public_id, worst_case_cost
 from gateway.redact import Redaction, custom_patterns, redact_variables
 from gateway.sealing import sealed_for, unsealed
-from gateway.upstream import classify, client_for, provider_key_check
+from gateway.upstream import (
+    UPSTREAM_FAILURES,
+    classify,
+    message_batch_cancel,
+    message_batch_results,
+    message_batch_submit,
+    message_batches_ended,
+    provider_key_check,
+)
 from gateway.webhooks import webhook_enqueue
 from keys.models import ApiClient
 from keys.selectors import active_provider_key
@@ -222,15 +229,14 @@ def batch_submit_chunks(batch_id: int) -> None:
     requests = ({"custom_id": item.custom_id, "params": _params(batch, item.request_redacted)} for item in items)
     ids: list[str] = []
     try:
-        sdk = client_for(batch.provider_key)
         for chunk in chunks(requests):
-            ids.append(sdk.messages.batches.create(requests=chunk).id)  # type: ignore[arg-type]
+            ids.append(message_batch_submit(batch.provider_key, chunk))
             Batch.objects.filter(pk=batch.pk).update(provider_batch_ids=ids)
     except UpstreamNotAllowed as exc:
         _end_unsent(batch, status=BatchStatus.FAILED, item_status=ItemStatus.ERRORED,
                     error={"code": exc.code, "detail": exc.detail})  # fmt: skip
         return
-    except (anthropic.APIError, anthropic.APIConnectionError) as exc:
+    except UPSTREAM_FAILURES as exc:
         failure = classify(exc)
         call_settle(
             record={
@@ -248,7 +254,7 @@ def batch_submit_chunks(batch_id: int) -> None:
         return
     if Batch.objects.filter(pk=batch.pk, status=BatchStatus.CANCELING).exists():
         for provider_batch_id in ids:  # the caller canceled while the batch was being sent
-            sdk.messages.batches.cancel(provider_batch_id)
+            message_batch_cancel(batch.provider_key, provider_batch_id)
 
 
 def _end_unsent(batch: Batch, *, status: str, item_status: str, error: dict[str, Any]) -> None:
@@ -285,13 +291,9 @@ def batch_poll(batch: Batch) -> bool:
     """Collect the batch's results if all its provider batches have ended. True when it ended now."""
     if batch.status not in (BatchStatus.IN_PROGRESS, BatchStatus.CANCELING) or not batch.provider_batch_ids:
         return False
-    sdk = client_for(batch.provider_key)
     try:
-        ended = all(
-            sdk.messages.batches.retrieve(batch_id).processing_status == "ended"
-            for batch_id in batch.provider_batch_ids
-        )
-    except (anthropic.APIError, anthropic.APIConnectionError) as exc:
+        ended = message_batches_ended(batch.provider_key, batch.provider_batch_ids)
+    except UPSTREAM_FAILURES as exc:
         logger.warning("Batch %s: polling failed (%s); will retry", batch, type(exc).__name__)
         return False
     if ended:
@@ -313,9 +315,8 @@ def batch_results_collect(batch: Batch) -> None:
         return  # collected already
     mappings = json.loads(unsealed("batch_mapping", batch.public_id, batch.environment, *sealed_mapping))
     reservation = SpendReservation.objects.filter(request_id=batch.request_id).first()
-    sdk = client_for(batch.provider_key)
     for provider_batch_id in batch.provider_batch_ids:
-        entries = iter(sdk.messages.batches.results(provider_batch_id))
+        entries = message_batch_results(batch.provider_key, provider_batch_id)
         while chunk := list(islice(entries, COLLECT_CHUNK)):  # read before the chunk's transaction opens
             if not _results_settle(batch, chunk, mappings=mappings, reservation=reservation):
                 return  # another collection ended the batch meanwhile
@@ -435,9 +436,8 @@ def batch_cancel(*, batch: Batch) -> Batch:
     """Ask Anthropic to cancel; items not yet processed end as `canceled` and cost nothing."""
     if batch.status != BatchStatus.IN_PROGRESS:
         raise BatchNotCancelable(f"Batch {batch.public_id} is {batch.status}.")
-    sdk = client_for(batch.provider_key)
     for provider_batch_id in batch.provider_batch_ids:
-        sdk.messages.batches.cancel(provider_batch_id)
+        message_batch_cancel(batch.provider_key, provider_batch_id)
     Batch.objects.filter(pk=batch.pk, status=BatchStatus.IN_PROGRESS).update(status=BatchStatus.CANCELING)
     batch.refresh_from_db()
     return batch

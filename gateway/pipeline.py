@@ -24,9 +24,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-import anthropic
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from core.errors import (
@@ -42,7 +40,7 @@ from gateway.checks import output_checks_run
 from gateway.models import Run
 from gateway.redact import Redaction, StreamRehydrator, custom_patterns, redact_variables
 from gateway.streams import ClosingStream
-from gateway.upstream import classify, client_for, provider_key_check, retries_of
+from gateway.upstream import UPSTREAM_FAILURES, classify, message_create, message_stream, provider_key_check, retries_of
 from keys.models import ApiClient, ProviderKey
 from keys.selectors import active_provider_key
 from prompts.models import PromptVersion
@@ -409,12 +407,6 @@ def _call_kwargs(prepared: Prepared) -> dict[str, Any]:
     return kwargs
 
 
-def _release_connection() -> None:
-    """Hand the database connection back to the pool before waiting on Anthropic (DESIGN.md §11)."""
-    if not connection.in_atomic_block:
-        connection.close()
-
-
 def _latency(prepared: Prepared, *, upstream_ms: int, ttft_ms: int | None) -> dict[str, int | None]:
     return {
         "total": round((time.perf_counter() - prepared.started) * 1000),
@@ -647,14 +639,12 @@ def run_execute(prepared: Prepared) -> dict[str, Any]:
     own, the exception, after the call was recorded)."""
     began = time.perf_counter()
     try:
-        sdk = client_for(prepared.key)
-        _release_connection()
-        raw = sdk.messages.with_raw_response.create(**_call_kwargs(prepared))
-        message = raw.parse()
+        reply = message_create(prepared.key, _call_kwargs(prepared))
+        message = reply.message
         upstream_ms = round((time.perf_counter() - began) * 1000)
         output = "".join(block.text for block in message.content if block.type == "text")
         usage = TokenUsage.from_api(message.usage)
-    except (anthropic.APIError, anthropic.APIConnectionError) as exc:
+    except UPSTREAM_FAILURES as exc:
         raise _fail(
             prepared, exc, usage=TokenUsage(), upstream_ms=round((time.perf_counter() - began) * 1000), ttft_ms=None
         ) from None
@@ -670,8 +660,8 @@ def run_execute(prepared: Prepared) -> dict[str, Any]:
         usage=usage,
         upstream_ms=upstream_ms,
         ttft_ms=None,
-        retries=retries_of(raw),
-        upstream_request_id=raw.headers.get("request-id", ""),
+        retries=reply.retries,
+        upstream_request_id=reply.request_id,
     )
 
 
@@ -712,10 +702,8 @@ def _stream_events(prepared: Prepared, problem: Any, completed: dict[str, Any] |
     finished = False
     stream = None
     try:
-        sdk = client_for(prepared.key)
-        _release_connection()
         renewed = time.monotonic()
-        with sdk.messages.stream(**_call_kwargs(prepared)) as stream:
+        with message_stream(prepared.key, _call_kwargs(prepared)) as stream:
             for text in stream.text_stream:
                 if ttft_ms is None:
                     ttft_ms = round((time.perf_counter() - began) * 1000)
@@ -744,7 +732,7 @@ def _stream_events(prepared: Prepared, problem: Any, completed: dict[str, Any] |
         if completed is not None:
             completed.update(result)
         yield _sse("run.completed", result)
-    except (anthropic.APIError, anthropic.APIConnectionError) as exc:
+    except UPSTREAM_FAILURES as exc:
         error = _fail(
             prepared,
             exc,

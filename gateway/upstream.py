@@ -1,15 +1,23 @@
-"""The one way to Anthropic: one pooled SDK client per provider key per process, and the mapping of
-upstream failures to the API's error codes (DESIGN.md §6)."""
+"""The one way to Anthropic: every SDK call Tollgate makes is a function here (messages, streams,
+message batches), through one pooled SDK client per provider key per process, and the mapping of upstream
+failures to the API's error codes (DESIGN.md §6). A call raises one of UPSTREAM_FAILURES, or returns."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import anthropic
 import httpx2
+from anthropic.lib.streaming import MessageStream
+from anthropic.types import Message
+from anthropic.types.messages import MessageBatchIndividualResponse
 from django.conf import settings
+from django.db import connection
 
 from core.errors import UpstreamNotAllowed
 from keys.models import ProviderKey
@@ -18,6 +26,9 @@ from keys.upstreams import upstream_url_allowed
 from usage.choices import Outcome
 
 logger = logging.getLogger(__name__)
+
+# What an upstream call raises: the SDK's errors after its retries (classify() maps them to the API's codes).
+UPSTREAM_FAILURES = (anthropic.APIError, anthropic.APIConnectionError)
 
 _clients: dict[tuple[int, str, str, float, int], anthropic.Anthropic] = {}
 _lock = threading.Lock()
@@ -53,6 +64,59 @@ def client_for(key: ProviderKey) -> anthropic.Anthropic:
                 )
                 _clients[cache_key] = client
     return client
+
+
+def _release_connection() -> None:
+    """Hand the database connection back to the pool before waiting on Anthropic (DESIGN.md §11)."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A message Anthropic answered, with how many retries the SDK made and Anthropic's request id."""
+
+    message: Message
+    retries: int
+    request_id: str
+
+
+def message_create(key: ProviderKey, params: dict[str, Any]) -> Reply:
+    """One Messages API call (the database connection is released while it waits)."""
+    sdk = client_for(key)
+    _release_connection()
+    raw = sdk.messages.with_raw_response.create(**params)
+    return Reply(message=raw.parse(), retries=retries_of(raw), request_id=raw.headers.get("request-id", ""))
+
+
+@contextmanager
+def message_stream(key: ProviderKey, params: dict[str, Any]) -> Iterator[MessageStream]:
+    """One streamed Messages API call: the SDK's stream (`text_stream`, `get_final_message()`, `response`,
+    `current_message_snapshot`). The database connection is released while it flows."""
+    sdk = client_for(key)
+    _release_connection()
+    with sdk.messages.stream(**params) as stream:
+        yield stream
+
+
+def message_batch_submit(key: ProviderKey, requests: list[dict[str, Any]]) -> str:
+    """Create one Message Batch of `requests`; returns its id."""
+    return client_for(key).messages.batches.create(requests=requests).id  # type: ignore[arg-type]
+
+
+def message_batch_cancel(key: ProviderKey, provider_batch_id: str) -> None:
+    client_for(key).messages.batches.cancel(provider_batch_id)
+
+
+def message_batches_ended(key: ProviderKey, provider_batch_ids: Iterable[str]) -> bool:
+    """Whether every one of these Message Batches has ended."""
+    sdk = client_for(key)
+    return all(sdk.messages.batches.retrieve(batch_id).processing_status == "ended" for batch_id in provider_batch_ids)
+
+
+def message_batch_results(key: ProviderKey, provider_batch_id: str) -> Iterator[MessageBatchIndividualResponse]:
+    """The results of an ended Message Batch, streamed (constant memory)."""
+    yield from client_for(key).messages.batches.results(provider_batch_id)
 
 
 @dataclass(frozen=True)
