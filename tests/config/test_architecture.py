@@ -19,7 +19,7 @@ def _imports(path: Path) -> list[tuple[ast.AST, str, bool]]:
     """(node, module imported, at module level) of every import in `path`."""
     tree = ast.parse(path.read_text())
     top = {id(node) for node in tree.body}
-    found = []
+    found: list[tuple[ast.AST, str, bool]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.extend((node, alias.name, id(node) in top) for alias in node.names)
