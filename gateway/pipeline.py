@@ -37,6 +37,7 @@ from core.errors import (
     UpstreamError,
 )
 from gateway.checks import output_checks_run
+from gateway.documents import RunResult, document
 from gateway.models import Run
 from gateway.redact import Redaction, StreamRehydrator, custom_patterns, redact_variables
 from gateway.streams import ClosingStream
@@ -427,26 +428,27 @@ def _result(
     checks: dict[str, Any],
     upstream_request_id: str,
 ) -> dict[str, Any]:
-    return {
-        "id": prepared.run_id,
-        "prompt": {"slug": prepared.version.prompt.slug, "version": prepared.version.number},
-        "environment": prepared.environment,
-        "model": prepared.model,
-        "routed": {"from": prepared.requested_model, "rule": prepared.rule} if prepared.rule else None,
-        "output": output,
-        "stop_reason": stop_reason,
-        "usage": {
+    return document(
+        RunResult,
+        id=prepared.run_id,
+        prompt={"slug": prepared.version.prompt.slug, "version": prepared.version.number},
+        environment=prepared.environment,
+        model=prepared.model,
+        routed={"from": prepared.requested_model, "rule": prepared.rule} if prepared.rule else None,
+        output=output,
+        stop_reason=stop_reason,
+        usage={
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
             "cache_creation_input_tokens": usage.cache_write_5m_tokens + usage.cache_write_1h_tokens,
             "cache_read_input_tokens": usage.cache_read_tokens,
         },
-        "cost_usd": decimal_text(charged),
-        "latency_ms": _latency(prepared, upstream_ms=upstream_ms, ttft_ms=ttft_ms),
-        "redactions": prepared.redaction.as_counts(),
-        "checks": checks,
-        "upstream_request_id": upstream_request_id,
-    }
+        cost_usd=decimal_text(charged),
+        latency_ms=_latency(prepared, upstream_ms=upstream_ms, ttft_ms=ttft_ms),
+        redactions=prepared.redaction.as_counts(),
+        checks=checks,
+        upstream_request_id=upstream_request_id,
+    )
 
 
 def _succeed(
