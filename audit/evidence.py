@@ -1,4 +1,4 @@
-"""Evidence packages (DESIGN.md §8): what an auditor downloads, and can check offline.
+"""Evidence packages (docs/contract.md §8): what an auditor downloads, and can check offline.
 
 A package is a ZIP holding the rows of one evidence type for a period as CSV and as JSON Lines,
 `manifest.json` (type, period, filters, generated at/by, each file's SHA-256 and row count, the audit

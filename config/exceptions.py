@@ -1,4 +1,4 @@
-"""The one place where errors become HTTP answers: RFC 9457 problem details (DESIGN.md §6)."""
+"""The one place where errors become HTTP answers: RFC 9457 problem details (docs/contract.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The three fixed environments (DESIGN.md §2). Keys, API clients and releases each belong to one."""
+"""The three fixed environments (docs/contract.md §2). Keys, API clients and releases each belong to one."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every error a caller can act on, in one table: each has a stable `code` (DESIGN.md §6), documented in the
+"""Every error a caller can act on, in one table: each has a stable `code` (docs/contract.md §6), documented in the
 API reference, and is mapped to HTTP in one place (config/exceptions.py)."""
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ class UpstreamNotAllowed(DomainError):
 
 
 class UpstreamError(DomainError):
-    """Anthropic failed after the SDK's retries; status and code per DESIGN.md §6."""
+    """Anthropic failed after the SDK's retries; status and code per docs/contract.md §6."""
 
     def __init__(self, detail: str, *, status: int, code: str, title: str, retry_after: int | None = None) -> None:
         super().__init__(detail)

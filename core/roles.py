@@ -1,4 +1,4 @@
-"""The four roles of DESIGN.md §1, as Django groups, and the permissions each role holds.
+"""The four roles of docs/contract.md §1, as Django groups, and the permissions each role holds.
 
 The groups are created by a data migration (audit 0002). Their permissions are declared here, in
 code, and applied after every `migrate` (and after a test flush) by `roles_sync`: permissions only

@@ -1,4 +1,4 @@
-"""Batches (DESIGN.md §6): many variable sets through Anthropic's Message Batches API at the batch price.
+"""Batches (docs/contract.md §6): many variable sets through Anthropic's Message Batches API at the batch price.
 
 Accepting a batch validates every item first (one 400 naming each bad item; nothing is stored or sent),
 redacts each item with a mapping of its own, and reserves the worst case at the batch price. A worker then

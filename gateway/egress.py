@@ -1,4 +1,4 @@
-"""May Tollgate send a request to this URL? The one answer for callbacks (DESIGN.md §6 Webhooks).
+"""May Tollgate send a request to this URL? The one answer for callbacks (docs/contract.md §6 Webhooks).
 
 A callback URL is chosen by an API client, so without these checks it points Tollgate's network position
 at whatever the client likes: the cloud metadata service, the database, an admin port on localhost. The

@@ -1,4 +1,4 @@
-"""Queued runs (DESIGN.md §3, the queue path): accepted at once, run by a worker through the same pipeline.
+"""Queued runs (docs/contract.md §3, the queue path): accepted at once, run by a worker through the same pipeline.
 
 A job is validated and redacted when it is accepted, so bad input is refused before anything is queued.
 A worker then claims it with a lease, draws a turn from the environment's upstream budget (`throttle`),

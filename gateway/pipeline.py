@@ -1,4 +1,4 @@
-"""The run pipeline (DESIGN.md §3): released version → variables → render → redact → route → reserve →
+"""The run pipeline (docs/contract.md §3): released version → variables → render → redact → route → reserve →
 Anthropic → rehydrate → checks → settle → ledger → result.
 
 `run_prepare` does everything that may refuse a request before any upstream call; `run_execute` and

@@ -1,6 +1,6 @@
 """The one way to Anthropic: every SDK call Tollgate makes is a function here (messages, streams,
 message batches), through one pooled SDK client per provider key per process, and the mapping of upstream
-failures to the API's error codes (DESIGN.md §6). A call raises one of UPSTREAM_FAILURES, or returns."""
+failures to the API's error codes (docs/contract.md §6). A call raises one of UPSTREAM_FAILURES, or returns."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def client_for(key: ProviderKey) -> anthropic.Anthropic:
 
 
 def _release_connection() -> None:
-    """Hand the database connection back to the pool before waiting on Anthropic (DESIGN.md §11)."""
+    """Hand the database connection back to the pool before waiting on Anthropic (docs/contract.md §11)."""
     if not connection.in_atomic_block:
         connection.close()
 

@@ -1,4 +1,4 @@
-"""Callbacks of jobs and batches (DESIGN.md §6 Webhooks): the final JSON, POSTed and signed with the API
+"""Callbacks of jobs and batches (docs/contract.md §6 Webhooks): the final JSON, POSTed and signed with the API
 client's webhook secret as `Tollgate-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
 
 Every attempt is recorded (WebhookDelivery). A non-2xx answer, a redirect (never followed), a host that

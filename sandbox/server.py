@@ -1,4 +1,4 @@
-"""The sandbox upstream: an asyncio HTTP server that answers like api.anthropic.com (DESIGN.md §9).
+"""The sandbox upstream: an asyncio HTTP server that answers like api.anthropic.com (docs/contract.md §9).
 
 It serves the official `anthropic` SDK unchanged, holds hundreds of concurrent connections on one core,
 and never touches Django's ORM. Control endpoints under /_sandbox/ inject faults and latency, age the

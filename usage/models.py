@@ -158,7 +158,7 @@ class LedgerWriteRefused(Exception):
 
 
 class UsageRecord(models.Model):
-    """One upstream call, successful or not (DESIGN.md §7). Never a prompt body, secret or redacted value."""
+    """One upstream call, successful or not (docs/contract.md §7). Never a prompt body, secret or redacted value."""
 
     request_id = models.CharField(max_length=128, db_index=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

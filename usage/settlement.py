@@ -1,4 +1,4 @@
-"""Settlement: the one way into the ledger (DESIGN.md §7).
+"""Settlement: the one way into the ledger (docs/contract.md §7).
 
 Every call ends here — a run, a stream, a job's attempt, an evaluation, a routing classifier, a batch
 item, a request refused at its cap, a call whose holder died — and its spend and its ledger row are

@@ -1,4 +1,4 @@
-"""The four roles of DESIGN.md §1 as groups. Their permissions: core.roles.ROLE_PERMISSIONS."""
+"""The four roles of docs/contract.md §1 as groups. Their permissions: core.roles.ROLE_PERMISSIONS."""
 
 from typing import Any
 

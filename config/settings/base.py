@@ -189,7 +189,7 @@ VAR_DIR.mkdir(exist_ok=True)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'tollgate.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A pool instead of a connection per thread: with many threads waiting on Anthropic, persistent
-    # connections exhaust PostgreSQL's max_connections (DESIGN.md §11). A pool needs CONN_MAX_AGE = 0.
+    # connections exhaust PostgreSQL's max_connections (docs/contract.md §11). A pool needs CONN_MAX_AGE = 0.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),

@@ -1,4 +1,4 @@
-"""Every API error becomes application/problem+json with a stable code (DESIGN.md §6)."""
+"""Every API error becomes application/problem+json with a stable code (docs/contract.md §6)."""
 
 from __future__ import annotations
 

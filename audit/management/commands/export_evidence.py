@@ -12,7 +12,7 @@ from audit.evidence import Period, evidence_export, evidence_types
 
 
 class Command(BaseCommand):
-    help = "Write an evidence package (DESIGN.md §8): CSV, JSON Lines, a signed manifest and the public key."
+    help = "Write an evidence package (docs/contract.md §8): CSV, JSON Lines, a signed manifest and the public key."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--type", required=True, choices=sorted(evidence_types()))
