@@ -18,38 +18,30 @@ import hashlib
 import json
 import logging
 import re
-import secrets
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.utils import timezone
 
 from audit.services import audit_event_record
 from core.environments import Environment
-from core.errors import DomainError, IllegalTransition, InvalidEvaluationCase, NoEvaluationCases
+from core.errors import IllegalTransition, InvalidEvaluationCase, NoEvaluationCases
 from core.governance import require_permission, require_reason, save_with_history
 from core.tasks import task_enqueue_on_commit
 from evaluations.choices import EvaluationStatus, EvaluationTrigger
 from evaluations.models import EvaluationCase, EvaluationRun
-from gateway.checks import DEFAULT_SIMILARITY, expectation_failures
-from gateway.pipeline import run_execute, run_prepare, version_intake
+from evaluations.selectors import approval_refusal, evaluation_before_approval, latest_evaluation
+from gateway.checks import DEFAULT_SIMILARITY
 from prompts.choices import VersionStatus
 from prompts.models import PromptVersion, Release
-from prompts.services import prompt_version_verify
 from prompts.specs import json_schema_problem
-from usage.choices import Endpoint
-from usage.models import MonitorAlert
-from usage.monitoring import monitor_alert_raise
 
 logger = logging.getLogger(__name__)
 
 EVALUATION_RUN_TASK = "prompts.tasks.evaluation_run"
 KINDS = ("contains", "regex", "json_schema", "similar_to")
 EVALUABLE = (VersionStatus.IN_REVIEW, VersionStatus.APPROVED)
-OUTPUT_KEPT = 2000  # characters of each answer kept with the result
 
 
 # --- expectations -------------------------------------------------------------------------------------------
@@ -159,91 +151,6 @@ def evaluation_start(
     return run
 
 
-def _claim(run_id: int) -> EvaluationRun | None:
-    """The run, marked running; None when it has finished already (a redelivered task)."""
-    with transaction.atomic():
-        run = EvaluationRun.objects.select_for_update(of=("self",)).select_related("version__prompt").get(pk=run_id)
-        if run.done:
-            return None
-        run.status, run.started_at = EvaluationStatus.RUNNING, timezone.now()
-        run.save(update_fields=["status", "started_at"])
-    return run
-
-
-def _case_result(run: EvaluationRun, case: EvaluationCase) -> dict[str, Any]:
-    result: dict[str, Any] = {"case": case.pk, "name": case.name}
-    try:
-        intake = version_intake(
-            run.version, case.variables, environment=run.environment, verified=True
-        )  # verified when the run began
-        prepared = run_prepare(
-            client=None,
-            environment=run.environment,
-            slug=run.version.prompt.slug,
-            variables=case.variables,
-            metadata={"feature": "evaluation"},
-            endpoint=Endpoint.EVALUATION,
-            request_id=f"eval-{run.pk}-{case.pk}-{secrets.token_hex(4)}",
-            intake=intake,
-        )
-        answer = str(run_execute(prepared)["output"])
-    except DomainError as exc:  # invalid variables, a refused cap, an upstream failure: the case fails
-        return {**result, "passed": False, "failures": [exc.detail], "error": exc.code, "output": ""}
-    failures = expectation_failures(case.expectations, answer)
-    output = intake.redaction.conceal(answer)[:OUTPUT_KEPT]
-    return {**result, "passed": not failures, "failures": failures, "error": "", "output": output}
-
-
-def evaluation_execute(run_id: int) -> EvaluationRun | None:
-    """Run every active case, store the results, and raise a drift alert if the pass rate dropped."""
-    run = _claim(run_id)
-    if run is None:
-        return None
-    cases = list(run.version.prompt.evaluation_cases.filter(active=True).order_by("name"))
-    try:
-        run.version = prompt_version_verify(version=run.version, fresh=True)
-        run.results = [_case_result(run, case) for case in cases]
-    except DomainError as exc:  # the version failed its integrity check
-        run.error, run.results = exc.detail[:300], []
-    except Exception:  # a run must end: never left "running" by a fault of ours
-        logger.exception("Evaluation run %s stopped on an unexpected error", run.pk)
-        run.error, run.results = "The evaluation stopped on an unexpected error; the logs have the details.", []
-    run.cases_total = len(run.results)
-    run.cases_passed = sum(1 for result in run.results if result["passed"])
-    rate = run.cases_passed / run.cases_total if run.cases_total else 0.0
-    run.pass_rate = rate
-    passed = not run.error and rate >= settings.TOLLGATE_EVALUATION_MIN_PASS_RATE
-    run.status = EvaluationStatus.PASSED if passed else EvaluationStatus.FAILED
-    run.finished_at = timezone.now()
-    run.save(update_fields=["results", "error", "cases_total", "cases_passed", "pass_rate", "status",
-                            "finished_at"])  # fmt: skip
-    _drift_check(run, rate)
-    return run
-
-
-def _drift_check(run: EvaluationRun, rate: float) -> None:
-    """A pass rate lower than the same version's previous run: the model's answers changed under it."""
-    before = (
-        EvaluationRun.objects.filter(version=run.version, finished_at__lt=run.finished_at, pass_rate__isnull=False)
-        .order_by("-finished_at")
-        .values_list("pass_rate", flat=True)
-        .first()
-    )
-    if before is None or rate >= before:
-        return
-    day = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    subject = f"{run.version.prompt.slug} v{run.version.number}"
-    monitor_alert_raise(
-        kind=MonitorAlert.Kind.QUALITY_DRIFT,
-        subject=subject,
-        window_start=day - timedelta(days=day.weekday()),  # one alert per version and week
-        value=rate,
-        threshold=before,
-        message=f"Evaluation pass rate of {subject} fell from {before:.0%} to {rate:.0%} "
-        f"({run.cases_passed} of {run.cases_total} cases passed)",
-    )
-
-
 def evaluations_schedule() -> list[EvaluationRun]:
     """The weekly evaluation: every version live in production whose prompt has active cases."""
     started = []
@@ -257,37 +164,6 @@ def evaluations_schedule() -> list[EvaluationRun]:
             continue
         started.append(evaluation_start(actor=None, version=version, trigger=EvaluationTrigger.SCHEDULED))
     return started
-
-
-def latest_evaluation(version: PromptVersion) -> EvaluationRun | None:
-    return version.evaluation_runs.select_related("requested_by").first()
-
-
-def approval_refusal(version: PromptVersion) -> str | None:
-    """Why the version may not be approved yet: its content's latest finished evaluation failed, or there is
-    none. None when it passed."""
-    latest = version.evaluation_runs.filter(
-        content_hash=version.content_hash, status__in=[EvaluationStatus.PASSED, EvaluationStatus.FAILED]
-    ).first()
-    if latest is None:
-        return "it has no finished evaluation"
-    return None if latest.status == EvaluationStatus.PASSED else "its latest evaluation failed"
-
-
-def evaluation_before_approval(version: PromptVersion) -> EvaluationRun | None:
-    """The last finished evaluation of the version's content before it was approved."""
-    if version.reviewed_at is None:
-        return None
-    return (
-        EvaluationRun.objects.filter(
-            version=version,
-            content_hash=version.content_hash,
-            status__in=[EvaluationStatus.PASSED, EvaluationStatus.FAILED],
-            finished_at__lte=version.reviewed_at,
-        )
-        .order_by("-finished_at")
-        .first()
-    )
 
 
 class VersionEvaluations:

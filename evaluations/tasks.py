@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from evaluations.services import EVALUATION_RUN_TASK, evaluation_execute, evaluations_schedule
+from evaluations.runner import evaluation_execute
+from evaluations.services import EVALUATION_RUN_TASK, evaluations_schedule
 
 
 @shared_task(name=EVALUATION_RUN_TASK, ignore_result=True, acks_late=True)

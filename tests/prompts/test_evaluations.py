@@ -239,7 +239,7 @@ def test_a_run_that_breaks_ends_failed_with_a_reason(suite, author, evaluate, mo
     def broken(expectations, answer):
         raise ValueError("unexpected")
 
-    monkeypatch.setattr("evaluations.services.expectation_failures", broken)
+    monkeypatch.setattr("evaluations.runner.expectation_failures", broken)
 
     run = evaluate(author, suite["version"])
 
