@@ -31,6 +31,15 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_the_sandbox_is_installed_only_for_development():
+    production = manage("sandbox", "--help", **PRODUCTION)
+    development = manage("sandbox", "--help", **{**PRODUCTION, "DJANGO_DEBUG": "true"})
+
+    assert production.returncode != 0
+    assert "Unknown command: 'sandbox'" in production.stderr
+    assert development.returncode == 0, development.stderr
+
+
 @pytest.mark.parametrize(
     "missing", ["DJANGO_SECRET_KEY", "TOLLGATE_ENCRYPTION_KEYS", "TOLLGATE_AUDIT_SIGNING_KEY", "TOLLGATE_PSEUDONYM_KEY"]
 )
