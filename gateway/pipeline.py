@@ -40,7 +40,7 @@ from core.errors import (
 )
 from gateway.checks import output_checks_run
 from gateway.models import Run
-from gateway.redact import Redaction, StreamRehydrator, custom_patterns, redact_variables
+from gateway.redaction.engine import Redaction, StreamRehydrator, custom_patterns, redact_variables
 from gateway.streams import ClosingStream
 from gateway.upstream import classify, client_for, provider_key_check, retries_of
 from keys.models import ApiClient, ProviderKey
