@@ -64,7 +64,7 @@ def sample_text(rng: random.Random, size: int = 15_000) -> str:
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
     django.setup()
-    from gateway.redact import Redaction
+    from gateway.redaction.engine import Redaction
 
     rng = random.Random(7)
     texts = [sample_text(rng) for _ in range(200)]

@@ -40,7 +40,7 @@ from gateway.choices import BatchStatus, ItemStatus
 from gateway.egress import callback_url_validate
 from gateway.models import Batch, BatchItem
 from gateway.pipeline import caps_for, message_params, metadata_fields, metadata_intake, public_id, worst_case_cost
-from gateway.redact import Redaction, custom_patterns, redact_variables
+from gateway.redaction.engine import Redaction, custom_patterns, redact_variables
 from gateway.sealing import sealed_for, unsealed
 from gateway.upstream import (
     UPSTREAM_FAILURES,

@@ -28,7 +28,7 @@ from gateway.choices import JobStatus
 from gateway.egress import callback_url_validate
 from gateway.models import Job
 from gateway.pipeline import Intake, metadata_intake, public_id, run_execute, run_intake, run_prepare
-from gateway.redact import Redaction
+from gateway.redaction.engine import Redaction
 from gateway.sealing import sealed_for, unsealed
 from gateway.webhooks import webhook_enqueue
 from keys.models import ApiClient

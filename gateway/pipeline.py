@@ -39,7 +39,7 @@ from core.errors import (
 from gateway.checks import output_checks_run
 from gateway.documents import RunResult, document
 from gateway.models import Run
-from gateway.redact import Redaction, StreamRehydrator, custom_patterns, redact_variables
+from gateway.redaction.engine import Redaction, StreamRehydrator, custom_patterns, redact_variables
 from gateway.streams import ClosingStream
 from gateway.upstream import UPSTREAM_FAILURES, classify, message_create, message_stream, provider_key_check, retries_of
 from keys.models import ApiClient, ProviderKey

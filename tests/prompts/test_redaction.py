@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from gateway.redact import Redaction, StreamRehydrator, custom_patterns, redact_variables
+from gateway.redaction.engine import Redaction, StreamRehydrator, custom_patterns, redact_variables
 from prompts.specs import RedactionSpec
 
 

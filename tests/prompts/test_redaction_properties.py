@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stdnum import iban, luhn
 
-from gateway.redact import Redaction, fold
+from gateway.redaction.detectors import fold
+from gateway.redaction.engine import Redaction
 
 PROPERTY = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

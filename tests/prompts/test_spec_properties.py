@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from gateway.checks import expectation_failures, output_checks_run
 from gateway.pipeline import _route_named, rule_for
-from gateway.redact import PLACEHOLDER, custom_patterns, redact_variables
+from gateway.redaction.engine import PLACEHOLDER, custom_patterns, redact_variables
 from prompts.services import version_models
 from prompts.spec_fields import SpecFormField
 from prompts.specs import (

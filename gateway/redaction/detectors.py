@@ -1,37 +1,34 @@
-"""Redaction before anything leaves, and rehydration of the answer with this request's values only.
+"""What redaction looks for: the folded copy of a text, the detectors and their registry.
 
-Sensitive variables are replaced whole. Other text is scanned for personal data on a folded copy of
-it, one character for one character: every Unicode decimal digit becomes its ASCII digit, dashes
-"-", spaces " ", invisible format characters (zero-width spaces and joiners, soft hyphens) one
-marker, full-width forms their ASCII twin, and any other letter or mark one "letter" marker. Spans
-found on the copy are spans of the text, so values are replaced (and rehydrated) exactly as written
-while the patterns stay ASCII and fast. Numbers are found whatever their separators (spaces, dots,
-dashes, brackets, newlines, several in a row), then classified by their digits: IPv4 addresses, SSNs
-(any 9 digits passing the SSN rules: area not 000, 666 or 9xx, group not 00, serial not 0000), cards
-(13 to 19 digits passing Luhn), phone numbers (valid for `phonenumbers`). IBANs are found in any case
-and grouping and checked with `python-stdnum`; e-mail addresses may be internationalised. Only
-candidates are validated, which keeps 15 KB of text within a couple of milliseconds. Each distinct
-value gets one placeholder (`<EMAIL_1>`) for the whole request.
+Text is scanned for personal data on a folded copy of it, one character for one character: every
+Unicode decimal digit becomes its ASCII digit, dashes "-", spaces " ", invisible format characters
+(zero-width spaces and joiners, soft hyphens) one marker, full-width forms their ASCII twin, and any
+other letter or mark one "letter" marker. Spans found on the copy are spans of the text, so values are
+replaced (and rehydrated) exactly as written while the patterns stay ASCII and fast. Numbers are found
+whatever their separators (spaces, dots, dashes, brackets, newlines, several in a row), then classified
+by their digits: IPv4 addresses, SSNs (any 9 digits passing the SSN rules: area not 000, 666 or 9xx,
+group not 00, serial not 0000), cards (13 to 19 digits passing Luhn), phone numbers (valid for
+`phonenumbers`). IBANs are found in any case and grouping and checked with `python-stdnum`; e-mail
+addresses may be internationalised. Only candidates are validated, which keeps 15 KB of text within a
+couple of milliseconds.
+
+Each detector is registered (`detector_register`) with a priority; the engine (`gateway.redaction.engine`)
+runs them in the registry's order and never names one. The built-ins register at the end of this module.
 """
 
 from __future__ import annotations
 
 import codecs
 import ipaddress
-import json
 import re
 import unicodedata
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import phonenumbers
 from django.conf import settings
 from stdnum import iban, luhn, numdb
-
-from prompts.specs import RedactionSpec
 
 # What the folded copy holds in place of characters the patterns need not tell apart. ASCII control
 # characters, so the copy is pure ASCII; one of them in the text itself is read the same way.
@@ -86,7 +83,6 @@ HEX_OR_COLON = frozenset("0123456789abcdefABCDEF:")
 # A North American number as dialled at home: maybe a 1, an area code and an exchange not starting
 # with 0 or 1, four more digits.
 NANP = re.compile(r"1?[2-9][0-9]{2}[2-9][0-9]{6}")
-PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*_\d+)>")
 
 
 def _fold_char(code: int) -> str:
@@ -414,7 +410,7 @@ def _number_run(folded: str, start: int, end: int, budget: _Budget) -> Iterator[
         yield start + offset, start + offset + length, kind
 
 
-def _ipv6s(folded: str) -> Iterator[tuple[int, int]]:
+def _ipv6s(folded: str) -> Iterator[tuple[int, int, str]]:
     """From each colon back to the start of its hex-and-colon word, which must stand alone."""
     colon, tried = folded.find(":"), -1
     while colon != -1:
@@ -426,14 +422,14 @@ def _ipv6s(folded: str) -> Iterator[tuple[int, int]]:
         if start != tried and not (before.isalnum() or before in "_.\x01:"):
             match = IPV6.match(folded, start)
             if match and match.end() > colon and _valid_ip(match.group(0)):
-                yield match.span()
+                yield (*match.span(), "IP")
             else:
                 match = None
         tried = start
         colon = folded.find(":", match.end() if match else colon + 1)
 
 
-def _emails(folded: str) -> Iterator[tuple[int, int]]:
+def _emails(folded: str) -> Iterator[tuple[int, int, str]]:
     at = folded.find("@")
     while at != -1:
         local = EMAIL_LOCAL.search(folded, max(0, at - 64), at)
@@ -443,160 +439,62 @@ def _emails(folded: str) -> Iterator[tuple[int, int]]:
             while start < at and folded[start] in EMAIL_LOCAL_LEADING:
                 start += 1
             if start < at:
-                yield start, domain.end()
+                yield start, domain.end(), "EMAIL"
         at = folded.find("@", at + 1)
 
 
-def _candidates(text: str, extra: list[tuple[str, re.Pattern[str]]]) -> Iterator[tuple[int, int, str]]:
-    """(start, end, kind) of everything to replace, most specific first; cheap hints skip whole scans.
-    The version's own patterns read the text as written; the detectors read it folded."""
-    for kind, pattern in extra:
-        for match in pattern.finditer(text):
-            yield (*match.span(), kind)
-    folded = fold(text)
-    for start, end in _emails(folded):
-        yield start, end, "EMAIL"
-    yield from _numbers(folded)
-    for start, end in _ipv6s(folded):
-        yield start, end, "IP"
+# The registry. Spans are replaced earliest start first, and a span starting inside one already replaced
+# is left alone; on a tie at the same start the version's own terms and patterns win, then the more
+# specific detector: the one with the lower priority number. Priorities are distinct, so the order is
+# the registry's alone, whatever the order of registration.
+
+KIND = re.compile(r"[A-Z][A-Z0-9_]*")  # what a placeholder's kind may be: "<KIND_1>"
 
 
-@dataclass
-class Redaction:
-    """One request's placeholders: value ↔ placeholder, and counts per kind. Lives only for the request."""
+@dataclass(frozen=True)
+class Detector:
+    """One kind of personal data and how to find it: `find(folded)` yields (start, end, kind) over the
+    folded copy of a text (`fold`), each kind one of `kinds`."""
 
-    by_value: dict[tuple[str, str], str] = field(default_factory=dict)
-    by_placeholder: dict[str, str] = field(default_factory=dict)
-    counts: Counter[str] = field(default_factory=Counter)
-    _next: Counter[str] = field(default_factory=Counter)
+    name: str
+    kinds: tuple[str, ...]
+    find: Callable[[str], Iterable[tuple[int, int, str]]]
+    priority: int
 
-    def placeholder(self, kind: str, value: str) -> str:
-        key = (kind, value)
-        if key not in self.by_value:
-            self._next[kind] += 1
-            token = f"<{kind}_{self._next[kind]}>"
-            self.by_value[key] = token
-            self.by_placeholder[token] = value
-        self.counts[kind] += 1
-        return self.by_value[key]
-
-    def redact_text(self, text: str, extra: list[tuple[str, re.Pattern[str]]] | None = None) -> str:
-        # Earliest first; on a tie, the order _candidates yields (most specific kind first) wins.
-        candidates = sorted(enumerate(_candidates(text, extra or [])), key=lambda item: (item[1][0], item[0]))
-        if not candidates:
-            return text
-        out, position = [], 0
-        for _, (start, end, kind) in candidates:
-            if start < position:
-                continue  # inside something already replaced
-            out.append(text[position:start])
-            out.append(self.placeholder(kind, text[start:end]))
-            position = end
-        out.append(text[position:])
-        return "".join(out)
-
-    def rehydrate(self, text: str) -> str:
-        """Put this request's values back. Placeholders this request did not make stay as typed."""
-        if not self.by_placeholder:
-            return text
-        return PLACEHOLDER.sub(lambda m: self.by_placeholder.get(m.group(0), m.group(0)), text)
-
-    def conceal(self, text: str) -> str:
-        """The text with this request's values replaced by their placeholders again (for storing an
-        answer that was rehydrated)."""
-        for (_, value), token in sorted(self.by_value.items(), key=lambda item: -len(item[0][1])):
-            text = text.replace(value, token)
-        return text
-
-    def as_counts(self) -> dict[str, int]:
-        return dict(sorted(self.counts.items()))
-
-    def to_json(self) -> str:
-        """What queued work needs later (to be stored sealed only): placeholders and counts."""
-        return json.dumps({"placeholders": self.by_placeholder, "counts": self.counts})
-
-    @classmethod
-    def from_json(cls, text: str) -> Redaction:
-        data = json.loads(text)
-        return cls(by_placeholder=dict(data["placeholders"]), counts=Counter(data["counts"]))
+    def __post_init__(self) -> None:
+        if not self.kinds or not all(KIND.fullmatch(kind) for kind in self.kinds):
+            raise ValueError(f"detector {self.name!r}: kinds must be upper-case words, got {self.kinds!r}")
 
 
-def custom_patterns(rules: RedactionSpec) -> list[tuple[str, re.Pattern[str]]]:
-    """A version's own redaction rules: its terms (case-insensitive) and patterns."""
-    patterns: list[tuple[str, re.Pattern[str]]] = []
-    terms = [term for term in rules.terms if term]
-    if terms:
-        patterns.append(("TERM", re.compile("|".join(re.escape(term) for term in terms), re.IGNORECASE)))
-    for pattern in rules.patterns:
-        patterns.append(("CUSTOM", re.compile(pattern)))
-    return patterns
+_registry: tuple[Detector, ...] = ()
 
 
-def redact_variables(
-    schema: list[dict[str, Any]], values: dict[str, Any], extra: list[tuple[str, re.Pattern[str]]]
-) -> tuple[dict[str, Any], Redaction]:
-    """Variables with sensitive ones replaced whole and personal data in the others replaced."""
-    redaction = Redaction()
-    sensitive = {variable["name"] for variable in schema if variable.get("sensitive")}
-    redacted: dict[str, Any] = {}
-    # A sensitive value is replaced wherever it appears in the request, not only in its own variable
-    # (a ticket signed with the customer's name): its occurrences in the other variables are found too.
-    repeated = list(extra)
-    for name in sorted(sensitive & set(values), key=list(values).index):
-        if values[name] is None:
-            continue
-        text = str(values[name])
-        redacted[name] = redaction.placeholder(name.upper(), text)
-        if len(text.strip()) >= 3:
-            repeated.insert(0, (name.upper(), re.compile(re.escape(text.strip()), re.IGNORECASE)))
-    for name, value in values.items():
-        if name in redacted:
-            continue
-        if isinstance(value, str):
-            redacted[name] = redaction.redact_text(value, repeated)
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            # A number is rendered as text: a card or phone number sent as a JSON number is found too
-            # (a float with nothing after the point as the integer it is).
-            text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-            scanned = redaction.redact_text(text, repeated)
-            redacted[name] = value if scanned == text else scanned
-        else:
-            redacted[name] = value
-    return redacted, redaction
+def detector_register(detector: Detector) -> Detector:
+    """Add a detector; it runs in priority order from the next text on. A name or a priority already
+    registered is refused: ties between detectors must be decided by their priorities."""
+    global _registry
+    for other in _registry:
+        if other.name == detector.name or other.priority == detector.priority:
+            raise ValueError(f"detector {detector.name!r} clashes with {other.name!r} (name or priority)")
+    _registry = tuple(sorted((*_registry, detector), key=lambda registered: registered.priority))
+    return detector
 
 
-class StreamRehydrator:
-    """Rehydrates streamed text, holding back a placeholder until it is complete."""
-
-    MAX_PLACEHOLDER = 80
-
-    def __init__(self, redaction: Redaction) -> None:
-        self.redaction = redaction
-        self.pending = ""
-
-    def feed(self, chunk: str) -> str:
-        text = self.pending + chunk
-        cut = text.rfind("<")
-        # Hold back from the last "<" when it may still become a placeholder.
-        if cut != -1 and ">" not in text[cut:] and len(text) - cut <= self.MAX_PLACEHOLDER:
-            held = text[cut:]
-            if re.fullmatch(r"<[A-Z0-9_]*", held):
-                self.pending = held
-                return self.redaction.rehydrate(text[:cut])
-        self.pending = ""
-        return self.redaction.rehydrate(text)
-
-    def flush(self) -> str:
-        text, self.pending = self.pending, ""
-        return self.redaction.rehydrate(text)
+def detector_unregister(name: str) -> Detector:
+    """Remove the detector of that name, and hand it back."""
+    global _registry
+    (removed,) = [detector for detector in _registry if detector.name == name]
+    _registry = tuple(detector for detector in _registry if detector.name != name)
+    return removed
 
 
-def iter_rehydrated(redaction: Redaction, chunks: Iterator[str]) -> Iterator[str]:
-    rehydrator = StreamRehydrator(redaction)
-    for chunk in chunks:
-        text = rehydrator.feed(chunk)
-        if text:
-            yield text
-    tail = rehydrator.flush()
-    if tail:
-        yield tail
+def detectors() -> tuple[Detector, ...]:
+    """The registered detectors, most specific (lowest priority number) first."""
+    return _registry
+
+
+# The built-ins, most specific first: an e-mail address holding digits is an address, and a number (an
+# IPv4 address among them) is read as one before the IPv6 scan sees its colons.
+detector_register(Detector("email", ("EMAIL",), _emails, priority=100))
+detector_register(Detector("numbers", ("IBAN", "IP", "SSN", "CARD", "PHONE"), _numbers, priority=200))
+detector_register(Detector("ipv6", ("IP",), _ipv6s, priority=300))
