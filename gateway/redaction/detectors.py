@@ -259,12 +259,6 @@ def _classify_folded(run: str, phones: bool = True) -> str | None:
     return None
 
 
-def classify_digits(run: str) -> str | None:
-    """What a run of digits and separators is as a whole, if it is personal data: IP, SSN, CARD or
-    PHONE. Any digits, dashes, spaces and invisible characters count (the run is folded first)."""
-    return _classify_folded(fold(run))
-
-
 @dataclass
 class _Budget:
     """Phone-number look-ups left for the windows inside runs of one text. Each costs up to a tenth of

@@ -161,14 +161,3 @@ class StreamRehydrator:
     def flush(self) -> str:
         text, self.pending = self.pending, ""
         return self.redaction.rehydrate(text)
-
-
-def iter_rehydrated(redaction: Redaction, chunks: Iterator[str]) -> Iterator[str]:
-    rehydrator = StreamRehydrator(redaction)
-    for chunk in chunks:
-        text = rehydrator.feed(chunk)
-        if text:
-            yield text
-    tail = rehydrator.flush()
-    if tail:
-        yield tail
