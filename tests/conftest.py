@@ -18,6 +18,9 @@ from sandbox.server import SandboxServer
 from sandbox.state import Config
 from tests.factories import UserFactory
 
+# Scenarios shared by the prompts, gateway and evaluations tests: a prompt, its versions, a released world.
+pytest_plugins = ["tests.scenarios"]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -13,7 +13,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from tests.prompts.upstream import EMAIL, TICKET, sandbox_requests
+from tests.gateway.upstream import EMAIL, TICKET, sandbox_requests
 from usage.models import SpendCounter, SpendReservation, UsageRecord
 from usage.settlement import spend_reservations_reap
 

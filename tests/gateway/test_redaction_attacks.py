@@ -10,7 +10,7 @@ import pytest
 
 from prompts import services
 from tests.factories import version_content
-from tests.prompts.upstream import sandbox_requests
+from tests.gateway.upstream import sandbox_requests
 
 # (ticket text, the digits/characters that must not reach the upstream)
 LEAKS = {

@@ -15,7 +15,7 @@ from gateway import batches as batch_services
 from gateway.models import Batch, BatchItem
 from gateway.selectors import batch_results_lines
 from gateway.tasks import batches_poll
-from tests.prompts.upstream import EMAIL, TICKET
+from tests.gateway.upstream import EMAIL, TICKET
 from usage.models import SpendCounter, SpendReservation, UsageRecord
 
 pytestmark = pytest.mark.django_db

@@ -22,7 +22,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from audit.evidence import Period, evidence_export
-from tests.prompts.upstream import sandbox_requests
+from tests.gateway.upstream import sandbox_requests
 
 SEPARATORS = [" ", "-", ".", "", "\u00a0", "\u2010", "\u2009", " - "]
 FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")

@@ -21,7 +21,7 @@ from keys import services as key_services
 from keys.models import ProviderKey
 from prompts import services
 from tests.factories import version_content
-from tests.prompts.upstream import EMAIL, TICKET, close_response, sandbox_requests
+from tests.gateway.upstream import EMAIL, TICKET, close_response, sandbox_requests
 from usage.choices import CapScope, Endpoint, Period
 from usage.models import BudgetAlert, SpendCounter, SpendReservation, UsageRecord, UsageRollup
 from usage.services import Cap, spend_settle

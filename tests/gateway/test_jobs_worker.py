@@ -16,8 +16,8 @@ import pytest
 from config.celery_app import app
 from gateway.models import Job, WebhookDelivery
 from tests.conftest import ROOT, start_worker, stop_worker
-from tests.prompts.test_jobs import submit
-from tests.prompts.upstream import EMAIL
+from tests.gateway.test_jobs import submit
+from tests.gateway.upstream import EMAIL
 from usage.models import SpendReservation, UsageRecord
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]

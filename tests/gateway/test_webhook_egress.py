@@ -29,8 +29,8 @@ from gateway import egress
 from gateway.egress import callback_url_validate, egress_post
 from gateway.models import Job, WebhookDelivery
 from gateway.webhooks import webhook_attempt
-from tests.prompts.test_jobs import submit
-from tests.prompts.upstream import Receiver
+from tests.gateway.test_jobs import submit
+from tests.gateway.upstream import Receiver
 
 PUBLIC = "93.184.216.34"
 

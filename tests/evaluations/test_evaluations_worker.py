@@ -6,7 +6,7 @@ import pytest
 
 from evaluations.models import EvaluationRun
 from evaluations.services import evaluation_start
-from tests.prompts.test_jobs_worker import wait_for
+from tests.gateway.test_jobs_worker import wait_for
 from usage.models import UsageRecord
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]

@@ -12,7 +12,7 @@ import pytest
 from gateway import batches as batch_services
 from gateway.models import Batch, BatchItem
 from gateway.tasks import batches_poll
-from tests.prompts.upstream import EMAIL, PHONE, TICKET, sandbox_requests
+from tests.gateway.upstream import EMAIL, PHONE, TICKET, sandbox_requests
 from usage.models import SpendReservation, UsageRecord
 
 pytestmark = pytest.mark.django_db

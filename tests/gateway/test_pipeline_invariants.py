@@ -24,7 +24,7 @@ from rest_framework.test import APIClient as HttpClient
 
 from keys import services as key_services
 from tests.factories import version_content
-from tests.prompts.upstream import close_response, sandbox_requests
+from tests.gateway.upstream import close_response, sandbox_requests
 from usage.choices import CapScope, Period
 from usage.models import BudgetAlert, SpendCounter, SpendReservation, UsageRecord
 from usage.services import Cap, spend_settle

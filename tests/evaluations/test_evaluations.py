@@ -20,7 +20,7 @@ from evaluations.services import (
 from gateway.checks import expectation_failures, similarity
 from prompts import services
 from tests.factories import version_content
-from tests.prompts.upstream import EMAIL, inject, sandbox_requests
+from tests.gateway.upstream import EMAIL, inject, sandbox_requests
 from usage.models import MonitorAlert, UsageRecord
 
 pytestmark = pytest.mark.django_db

@@ -1,3 +1,7 @@
+"""Scenarios the prompts, gateway and evaluations tests share (a pytest plugin of tests/conftest.py): a prompt
+and its versions through their life cycle, a released world with a sandbox key and an API client, a webhook
+receiver, an evaluation suite."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -11,7 +15,7 @@ from evaluations.services import evaluation_case_save
 from keys import services as key_services
 from prompts import services
 from tests.factories import version_content
-from tests.prompts.upstream import EMAIL, Receiver
+from tests.gateway.upstream import EMAIL, Receiver
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from gateway.models import Run
 from keys import services as key_services
 from prompts import services
 from tests.factories import version_content
-from tests.prompts.upstream import EMAIL, PHONE, TICKET, inject, sandbox_requests
+from tests.gateway.upstream import EMAIL, PHONE, TICKET, inject, sandbox_requests
 from usage.models import SpendCounter, SpendReservation, UsageRecord
 
 pytestmark = pytest.mark.django_db

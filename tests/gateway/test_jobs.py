@@ -17,7 +17,7 @@ from rest_framework.test import APIClient as HttpClient
 
 from gateway.models import Job, WebhookDelivery
 from keys import services as key_services
-from tests.prompts.upstream import EMAIL, PHONE, TICKET, inject, sandbox_requests
+from tests.gateway.upstream import EMAIL, PHONE, TICKET, inject, sandbox_requests
 from usage.models import SpendReservation, UsageRecord
 
 pytestmark = pytest.mark.django_db
