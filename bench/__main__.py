@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from bench import dashboard, evidence, jobs, redaction, run_endpoint, sandbox_upstream
+from bench import compare, dashboard, evidence, jobs, redaction, run_endpoint, sandbox_upstream
 
-BENCHMARKS = [sandbox_upstream.main, redaction.main, run_endpoint.main, jobs.main, evidence.main, dashboard.main]
+BENCHMARKS = [
+    sandbox_upstream.main,
+    redaction.main,
+    run_endpoint.main,
+    compare.main,
+    jobs.main,
+    evidence.main,
+    dashboard.main,
+]
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import httpx2
 ROOT = Path(__file__).resolve().parent.parent
 PG = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/3")
+DATABASE = "tollgate_bench"
 VARIABLES = {"ticket": "The export button does nothing since this morning.", "customer_email": "ops@example.com"}
 
 
@@ -53,7 +54,7 @@ def wait_for(port: int, seconds: float = 60) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def environment(sandbox_port: int) -> dict[str, str]:
+def environment(sandbox_port: int, database: str = DATABASE) -> dict[str, str]:
     return {
         **os.environ,
         "DJANGO_DEBUG": "false",
@@ -61,7 +62,7 @@ def environment(sandbox_port: int) -> dict[str, str]:
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "TOLLGATE_ENCRYPTION_KEYS": "bench:" + base64.b64encode(b"b" * 32).decode(),
         "TOLLGATE_AUDIT_SIGNING_KEY": base64.b64encode(b"s" * 32).decode(),
-        "DATABASE_URL": f"{PG}/tollgate_bench",
+        "DATABASE_URL": f"{PG}/{database}",
         "REDIS_URL": REDIS,
         "CELERY_BROKER_URL": "",
         "DJANGO_SECURE_SSL_REDIRECT": "false",
@@ -83,10 +84,10 @@ def serve(env: dict[str, str], port: int, *, threads: int) -> subprocess.Popen[b
     return web
 
 
-def prepare(env: dict[str, str]) -> str:
+def prepare(env: dict[str, str], database: str = DATABASE) -> str:
     """A fresh database with the demo data; returns the production demo client's token."""
-    subprocess.run(["psql", PG + "/postgres", "-qc", "DROP DATABASE IF EXISTS tollgate_bench"], check=True)
-    subprocess.run(["psql", PG + "/postgres", "-qc", "CREATE DATABASE tollgate_bench"], check=True)
+    subprocess.run(["psql", PG + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {database}"], check=True)
+    subprocess.run(["psql", PG + "/postgres", "-qc", f"CREATE DATABASE {database}"], check=True)
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     output = subprocess.run(
