@@ -131,6 +131,7 @@ def batch_create(
     provider_key_check(key)
     metadata = metadata_intake(metadata)
     extra = custom_patterns(redaction_of(version))
+    output_checks_of(version)  # read when the results come: a setting its spec refuses stops the batch here
     batch = Batch(
         public_id=public_id("batch_"),
         api_client=client,
@@ -282,9 +283,13 @@ def batches_poll() -> int:
     open_batches = Batch.objects.filter(status__in=[BatchStatus.IN_PROGRESS, BatchStatus.CANCELING]).exclude(
         provider_batch_ids=[]
     )
-    return sum(
-        batch_poll(batch) for batch in open_batches.select_related("api_client", "version__prompt", "provider_key")
-    )
+    ended = 0
+    for batch in open_batches.select_related("api_client", "version__prompt", "provider_key"):
+        try:
+            ended += batch_poll(batch)
+        except Exception:  # one batch that cannot be collected never holds up the others
+            logger.exception("Batch %s: collection failed; will retry", batch)
+    return ended
 
 
 def batch_poll(batch: Batch) -> bool:

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.context import RequestContext, bound, new_request_id
-from core.errors import JobExpired, JobNotFound, SpendCapExceeded, UpstreamError, VersionTampered
+from core.errors import JobExpired, JobNotFound, SpendCapExceeded, UnreadableSetting, UpstreamError, VersionTampered
 from core.problems import domain_problem_body, problem_body
 from core.tasks import task_enqueue_on_commit
 from gateway import throttle
@@ -165,7 +165,7 @@ def _attempt(job: Job) -> float | None:
             return float(exc.retry_after or 5 * 2**job.attempts)
         _finish(job, error=domain_problem_body(exc))
         return None
-    except (SpendCapExceeded, VersionTampered) as exc:
+    except (SpendCapExceeded, VersionTampered, UnreadableSetting) as exc:
         _finish(job, error=domain_problem_body(exc))
         return None
     except Exception:

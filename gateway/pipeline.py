@@ -323,6 +323,7 @@ def run_prepare(
     elif not intake.verified:
         intake.version = prompt_version_verify(version=intake.version)  # tampering since it was accepted
     version, redaction = intake.version, intake.redaction
+    output_checks_of(version)  # read once the answer came: a setting its spec refuses stops the run before it is paid
     rendered = render_values(
         system_prompt=version.system_prompt, user_template=version.user_template, values=intake.values
     )

@@ -9,6 +9,7 @@ from django.conf import settings
 
 from audit.evidence import EvidenceType, Period, register
 from audit.models import AuditEvent
+from core.errors import UnreadableSetting
 from prompts import hooks
 from prompts.models import Prompt, PromptVersion, Release
 from prompts.specs import redaction_of, routing_of
@@ -108,9 +109,15 @@ def _data_flow_rows(period: Period) -> Iterator[dict[str, Any]]:
         for release in live:
             version = release.version
             models.add(version.model)
-            models.update(routing_of(version).models())
             sensitive.update(variable["name"] for variable in version.variables if variable.get("sensitive"))
-            rules = redaction_of(version)
+            try:
+                models.update(routing_of(version).models())
+                rules = redaction_of(version)
+            except UnreadableSetting:
+                # Saved before its spec was as strict: the pipeline refuses to run it, so nothing of it
+                # leaves. The package says so rather than failing the whole export.
+                custom.append(f"v{version.number}: a setting its spec refuses, runs refused")
+                continue
             if rules.terms or rules.patterns:
                 custom.append(f"v{version.number}: {len(rules.terms)} terms, {len(rules.patterns)} patterns")
         yield {

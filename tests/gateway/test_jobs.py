@@ -13,10 +13,12 @@ import time
 
 import httpx2
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient as HttpClient
 
 from gateway.models import Job, WebhookDelivery
 from keys import services as key_services
+from prompts.models import content_hash
 from tests.gateway.upstream import EMAIL, PHONE, TICKET, inject, sandbox_requests
 from usage.models import SpendReservation, UsageRecord
 
@@ -122,6 +124,31 @@ def test_a_job_that_keeps_failing_ends_failed_with_the_documented_problem(world,
     assert job["result"] is None
     assert (job["error"]["code"], job["error"]["status"]) == ("upstream_error", 502)
     assert UsageRecord.objects.get().outcome == "server_error"
+
+
+def test_a_job_accepted_before_its_versions_setting_became_unreadable_fails_with_that_problem(
+    world, django_capture_on_commit_callbacks
+):
+    """Accepted under the checks before the specs, run after: the job fails with the setting's problem (as a
+    run answers) and nothing is called or paid, instead of an unexpected error raised from the task."""
+    with django_capture_on_commit_callbacks() as queued:
+        job_id = submit(world).json()["id"]
+    checks = {"json_schema": {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}}
+    version = world["version"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE prompts_promptversion SET output_checks = %s, content_hash = %s",
+            [json.dumps(checks), content_hash({**version.content(), "output_checks": checks})],
+        )
+
+    for task in queued:
+        task()
+
+    job = world["http"].get(f"/api/v1/jobs/{job_id}").json()
+    assert job["status"] == "failed"
+    assert (job["error"]["title"], job["error"]["status"]) == ("Prompt version setting unreadable", 500)
+    assert sandbox_requests(world) == []
+    assert not UsageRecord.objects.exists()
 
 
 def test_the_callback_is_signed_and_retried_after_a_500(world, receiver, run_on_commit):

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient as HttpClient
 from gateway.models import Run
 from keys import services as key_services
 from prompts import services
+from prompts.models import content_hash
 from tests.factories import version_content
 from tests.gateway.upstream import EMAIL, PHONE, TICKET, inject, sandbox_requests
 from usage.models import SpendCounter, SpendReservation, UsageRecord
@@ -229,6 +230,25 @@ def test_a_tampered_version_is_refused_before_any_call(world):
 
     assert (response.status_code, response.json()["code"]) == (500, "version_tampered")
     assert sandbox_requests(world) == []
+
+
+def test_output_checks_their_spec_refuses_stop_the_run_before_any_call(world):
+    """Saved before the spec was strict (a valid JSON Schema whose $ref points nowhere): read before the
+    reservation, so the call is neither made nor paid for only to end in the same 500."""
+    checks = {"json_schema": {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}}
+    version = world["version"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE prompts_promptversion SET output_checks = %s, content_hash = %s",
+            [json.dumps(checks), content_hash({**version.content(), "output_checks": checks})],
+        )
+
+    response = run(world)
+
+    assert (response.status_code, response.json()["title"]) == (500, "Prompt version setting unreadable")
+    assert sandbox_requests(world) == []
+    assert not UsageRecord.objects.exists()
+    assert not SpendReservation.objects.exists()
 
 
 def test_a_past_run_is_readable_by_its_client_only_with_redacted_output(world, custodian):

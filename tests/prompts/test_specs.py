@@ -4,11 +4,15 @@ pipeline reads."""
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
+from audit.evidence import Period, evidence_export
 from core.errors import InvalidVersion, UnreadableSetting
 from evaluations.services import expectations_errors
 from gateway.checks import expectation_failures, output_checks_run
@@ -190,6 +194,34 @@ def test_a_stored_setting_its_spec_refuses_stops_the_run_without_telling_its_val
     assert "Falcon" not in response.content.decode() + caplog.text
     with pytest.raises(UnreadableSetting):
         redaction_of(PromptVersion.objects.get(pk=version.pk))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        # Both passed the checks a version was saved under before the specs; both are refused now.
+        ("routing", {"classifier": {"prompt": "triage", "routes": {"urgent": "claude-haiku-4-5"}, "note": "x"}}),
+        ("redaction", {"terms": "Falcon"}),
+    ],
+)
+def test_a_live_version_its_spec_refuses_is_named_in_the_data_flow_evidence_not_a_failed_export(world, field, value):
+    version = world["version"]
+    with connection.cursor() as cursor:  # as stored before the spec, past the registry's checks
+        cursor.execute(
+            f"UPDATE prompts_promptversion SET {field} = %s, content_hash = %s WHERE id = %s",  # noqa: S608
+            [json.dumps(value), content_hash({**version.content(), field: value}), version.pk],
+        )
+    today = Period(timezone.now().date(), timezone.now().date())
+    out = io.BytesIO()
+
+    evidence_export(type_name="data_flow", period=today, out=out, actor_repr="test")
+
+    with zipfile.ZipFile(out) as package:
+        (row,) = [json.loads(line) for line in package.read("data_flow.jsonl").splitlines()]
+    assert version.model in json.loads(row["models"])
+    assert "v1: a setting its spec refuses, runs refused" in row["redaction"]
+    assert "Falcon" not in json.dumps(row)
 
 
 # --- the admin -------------------------------------------------------------------------------------------
