@@ -13,9 +13,14 @@ MODELS = ['run', 'job', 'batch', 'batchitem', 'webhookdelivery']
 
 def _relabel(apps: Any, schema_editor: Any, *, old: str, new: str) -> None:
     content_type = apps.get_model("contenttypes", "ContentType")
-    content_type.objects.using(schema_editor.connection.alias).filter(app_label=old, model__in=MODELS).update(
-        app_label=new
-    )
+    permission = apps.get_model("auth", "Permission")
+    types = content_type.objects.using(schema_editor.connection.alias)
+    moving = set(types.filter(app_label=old, model__in=MODELS).values_list("model", flat=True))
+    # New code serving requests before this migration ran may have made an empty content type under the new
+    # label (ContentType.objects.get_for_model): it gives way to the row that holds the permissions.
+    permissions = permission.objects.using(schema_editor.connection.alias)
+    types.filter(app_label=new, model__in=moving).exclude(pk__in=permissions.values("content_type")).delete()
+    types.filter(app_label=old, model__in=moving).update(app_label=new)
 
 
 def content_types_move(apps: Any, schema_editor: Any) -> None:
@@ -34,6 +39,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('contenttypes', '0002_remove_content_type_name'),
+        ('auth', '0012_alter_user_first_name_max_length'),
         ('keys', '0002_provider_key_cap_line'),
         ('prompts', '0004_runtime_and_evaluations_move_out'),
     ]
