@@ -14,7 +14,10 @@ DUE_SOON_DAYS = 14
 
 def active_provider_key(*, environment: str) -> ProviderKey | None:
     """The key an environment's calls use."""
-    return ProviderKey.objects.filter(environment=environment, status=KeyStatus.ACTIVE).first()
+    try:  # at most one (a unique constraint); get() spares first()'s ORDER BY on every run
+        return ProviderKey.objects.get(environment=environment, status=KeyStatus.ACTIVE)
+    except ProviderKey.DoesNotExist:
+        return None
 
 
 def rotation_state(key: ProviderKey, *, today: date | None = None) -> str:

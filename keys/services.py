@@ -425,7 +425,10 @@ def api_token_authenticate(raw: str) -> ApiToken:
     if parsed is None:
         raise AuthenticationFailed("The token is malformed or its checksum does not match.", reason="malformed")
     environment, lookup_id = parsed
-    token = ApiToken.objects.select_related("client").filter(lookup_id=lookup_id).first()
+    try:  # get(), not first(): lookup_id is unique, and first() orders by the model's ordering
+        token = ApiToken.objects.select_related("client").get(lookup_id=lookup_id)
+    except ApiToken.DoesNotExist:
+        token = None
     if token is None or not secrets.compare_digest(token.token_digest, token_digest(raw)):
         raise AuthenticationFailed("The token is not known.", reason="unknown")
     client = token.client

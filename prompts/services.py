@@ -379,11 +379,10 @@ def prompt_version_verify(*, version: PromptVersion, fresh: bool = False) -> Pro
 
 def released_version_for_run(*, slug: str, environment: str) -> PromptVersion:
     """The version live in `environment`, verified: what the run pipeline executes."""
-    release = (
-        Release.objects.select_related("version", "version__prompt")
-        .filter(prompt__slug=slug, environment=environment)
-        .first()
-    )
-    if release is None:
-        raise PromptNotFound(f"No prompt '{slug}' is released to {environment}.")
+    try:  # one release per prompt and environment (a unique constraint): get() spares first()'s ORDER BY
+        release = Release.objects.select_related("version", "version__prompt").get(
+            prompt__slug=slug, environment=environment
+        )
+    except Release.DoesNotExist:
+        raise PromptNotFound(f"No prompt '{slug}' is released to {environment}.") from None
     return prompt_version_verify(version=release.version, fresh=True)
