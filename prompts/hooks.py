@@ -3,8 +3,7 @@
 The registry sits below evaluations, so it never imports them: the evaluations app registers here how a
 version is evaluated, and the registry asks through this one object — for the approval gate
 (TOLLGATE_APPROVAL_REQUIRES_EVALUATION), the version's review page ("Run evaluation", the latest result)
-and the change-management evidence (the last evaluation before approval). With nothing registered, a
-version has no evaluations and the gate refuses every approval it guards.
+and the change-management evidence (the last evaluation before approval).
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from django.contrib.auth.models import User
+from django.core.exceptions import ImproperlyConfigured
 
 from prompts.models import PromptVersion
 
@@ -32,23 +32,6 @@ class VersionEvaluations(Protocol):
         """The last finished evaluation of the version's content before it was approved."""
 
 
-class _Nothing:
-    evaluable: frozenset[str] = frozenset()
-    permission = "prompts.review_promptversion"
-
-    def start(self, *, actor: User, version: PromptVersion) -> Any:
-        raise NotImplementedError("no evaluations app is installed")
-
-    def latest(self, version: PromptVersion) -> Any | None:
-        return None
-
-    def approval_refusal(self, version: PromptVersion) -> str | None:
-        return "it has no finished evaluation"
-
-    def before_approval(self, version: PromptVersion) -> Any | None:
-        return None
-
-
 _registered: list[VersionEvaluations] = []
 
 
@@ -57,4 +40,6 @@ def evaluations_register(evaluations: VersionEvaluations) -> None:
 
 
 def evaluations() -> VersionEvaluations:
-    return _registered[0] if _registered else _Nothing()
+    if not _registered:  # the evaluations app is part of every installation (INSTALLED_APPS)
+        raise ImproperlyConfigured("No app registered how prompt versions are evaluated (prompts.hooks).")
+    return _registered[0]
