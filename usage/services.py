@@ -5,7 +5,8 @@ A reservation holds the worst case against every applicable cap in one transacti
 is raised by a single conditional UPDATE (`… WHERE spent + reserved + amount <= limit`), which
 PostgreSQL re-checks on the locked row, so concurrent requests cannot all read the same balance and all
 pass; on SQLite, writers are serialised (BEGIN IMMEDIATE). If any cap refuses, the transaction rolls
-back every counter it raised.
+back every counter it raised. This is the ORM path, SQLite's; on PostgreSQL usage.settlement runs the
+same as one statement (usage.ledger_sql).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ tried: a reservation closes by compare-and-swap, and only its closer writes the 
 unique per upstream call (`call_id`), and a batch item's cost is added to its batch's reservation only
 with the row that records it. So a retried task, a batch collected twice or by two pollers at once, or
 the reaper racing a late holder writes nothing and counts nothing the second time. UsageRecord refuses
-rows saved anywhere else (`ledger_gate`).
+rows saved anywhere else (`ledger_gate`); on PostgreSQL a call's reservation and its settlement are one
+statement each (usage.ledger_sql, run only from here), with the same outcome.
 """
 
 from __future__ import annotations

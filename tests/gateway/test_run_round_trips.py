@@ -25,16 +25,20 @@ WRITES = ("INSERT", "UPDATE", "DELETE", "WITH")
 
 def _measure(action: Callable[[], Any]) -> dict[str, int]:
     statements: list[tuple[str, bool]] = []
-    commits: list[int] = []
+    commits: list[bool] = []  # whether each committed transaction wrote
+    wrote = [False]
 
     def record(execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
-        statements.append((sql, context["connection"].in_atomic_block))
+        atomic = context["connection"].in_atomic_block
+        statements.append((sql, atomic))
+        wrote[0] = wrote[0] or (atomic and sql.lstrip().upper().startswith(WRITES))
         return execute(sql, params, many, context)
 
     commit = connection.commit
 
     def counted() -> None:
-        commits.append(1)
+        commits.append(wrote[0])
+        wrote[0] = False
         commit()
 
     setattr(connection, "commit", counted)  # noqa: B010 - on this thread's connection, for this measure only
@@ -45,15 +49,16 @@ def _measure(action: Callable[[], Any]) -> dict[str, int]:
         del connection.commit
     ledger = [(sql, atomic) for sql, atomic in statements if any(table in sql for table in LEDGER_TABLES)]
     # A write outside a transaction block commits on its own (autocommit); one that turns
-    # synchronous_commit off does not wait for its WAL flush.
+    # synchronous_commit off does not wait for its WAL flush, nor does a transaction that wrote nothing.
     autocommits = [sql for sql, atomic in ledger if not atomic and sql.lstrip().upper().startswith(WRITES)]
     asynchronous = [sql for sql in autocommits if "synchronous_commit" in sql]
     return {
         "statements": len(statements),
+        "round trips": len(statements) + 2 * len(commits),  # BEGIN and COMMIT are round trips of their own
         "ledger statements": len(ledger),
         "transactions": len(commits),
         "autocommitted writes": len(autocommits),
-        "WAL flushes": len(commits) + len(autocommits) - len(asynchronous),
+        "WAL flushes": sum(commits) + len(autocommits) - len(asynchronous),
     }
 
 
