@@ -3,7 +3,7 @@ generated sequence of calls and faults leaves the same ledger, counters, reserva
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +18,7 @@ from core.errors import SpendCapExceeded
 from usage import settlement
 from usage.models import MonitorAlert, SpendCounter, SpendReservation, UsageRecord, UsageRollup
 from usage.services import Cap
-from usage.settlement import call_settle, spend_reservation_abandon, spend_reserve
+from usage.settlement import call_settle, spend_reservation_abandon, spend_reservations_reap, spend_reserve
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +39,7 @@ operations = st.one_of(
     st.tuples(st.just("settle"), st.integers(0, 7), costs, logs, st.sampled_from(["ok", "timeout"])),
     st.tuples(st.just("release"), st.integers(0, 7), st.booleans(), logs),
     st.tuples(st.just("abandon"), st.integers(0, 7)),
+    st.tuples(st.just("reap")),  # every reservation past its expiry
     st.tuples(st.just("lose"), st.integers(0, 7)),
 )
 
@@ -80,6 +81,9 @@ def _run(sequence: list[tuple[Any, ...]]) -> list[Any]:
                 answers.append("held")
             except SpendCapExceeded as refused:
                 answers.append(refused.extra)
+            continue
+        if kind == "reap":
+            answers.append(spend_reservations_reap(now=NOW + timedelta(days=1)))
             continue
         if not held:
             continue
