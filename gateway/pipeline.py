@@ -518,11 +518,27 @@ def _close_and_record(
     checks: dict[str, Any] | None = None,
     output_redacted: str = "",
 ) -> None:
-    """Settle the reservation (or give it back) and write the ledger row in one transaction (the call's
-    settlement), so the spend counters and the ledger always agree; then the run record (the request log).
-    The ledger row is the reservation's write-ahead record completed with what the call did, and it is
-    written only by whoever closes the reservation: a call the reaper took for a dead holder's has its row
-    already."""
+    """Settle the reservation (or give it back), write the ledger row and the run record (the request log)
+    together (the call's settlement), so the spend counters and the ledger always agree. The ledger row is
+    the reservation's write-ahead record completed with what the call did, and it is written only by
+    whoever closes the reservation: a call the reaper took for a dead holder's has its row already. A run
+    record that cannot be written is logged; the call is recorded all the same."""
+    log = None
+    if prepared.client is not None and prepared.endpoint != Endpoint.CLASSIFIER:  # API clients' runs
+        log = Run(
+            public_id=prepared.run_id,
+            request_id=prepared.request_id,
+            api_client=prepared.client,
+            environment=prepared.environment,
+            prompt_id=prepared.version.prompt_id,
+            version=prepared.version,
+            endpoint=prepared.endpoint,
+            succeeded=outcome == Outcome.OK,
+            result={k: v for k, v in result.items() if k != "output"},
+            request_redacted=json.dumps(prepared.rendered.messages, ensure_ascii=False),
+            output_redacted=output_redacted,
+            bodies_expire_at=timezone.now() + timedelta(days=settings.TOLLGATE_BODY_RETENTION_DAYS),
+        )
     closed = call_settle(
         reservation=prepared.reservation,
         spent=charged if settle else None,
@@ -542,6 +558,7 @@ def _close_and_record(
             "stop_reason": stop_reason,
             "checks": checks or {},
         },
+        log=log,
     ).settled
     if not closed:
         logger.error(
@@ -549,28 +566,6 @@ def _close_and_record(
             prepared.request_id,
             prepared.reservation.amount_usd,
         )
-    if prepared.client is None or prepared.endpoint == Endpoint.CLASSIFIER:
-        return  # the request log holds API clients' runs
-    try:
-        Run.objects.create(
-            public_id=prepared.run_id,
-            request_id=prepared.request_id,
-            api_client=prepared.client,
-            environment=prepared.environment,
-            prompt_id=prepared.version.prompt_id,
-            version=prepared.version,
-            endpoint=prepared.endpoint,
-            succeeded=outcome == Outcome.OK,
-            result={k: v for k, v in result.items() if k != "output"},
-            request_redacted=json.dumps(prepared.rendered.messages, ensure_ascii=False),
-            output_redacted=output_redacted,
-            bodies_expire_at=timezone.now() + timedelta(days=settings.TOLLGATE_BODY_RETENTION_DAYS),
-        )
-    except Exception:
-        # The call is paid for and recorded in the ledger: the caller gets its answer. Only the request-log
-        # entry is missing, and the log says so.
-        logger.exception("Run %s (request %s): the request-log row could not be written", prepared.run_id,
-                         prepared.request_id)  # fmt: skip
 
 
 def _fail(

@@ -170,6 +170,14 @@ def celery_worker(celery_worker_process: subprocess.Popen[bytes], settings: obje
 
 
 @pytest.fixture(autouse=True)
+def _fresh_budget_alerts() -> None:
+    """Which budget alerts exist is remembered per process; a test's rollback removes them."""
+    from usage.services import budget_alerts_forget
+
+    budget_alerts_forget()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_price_cache() -> None:
     """Prices are cached per process; a test flush re-seeds them with new ids."""
     from usage.selectors import price_cache_clear

@@ -62,8 +62,9 @@ def _key(dimensions: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(dimensions, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def rollup_add(record: UsageRecord) -> None:
-    """Add one ledger row to its hour's roll-up. Call inside the transaction that wrote the row."""
+def rollup_increments(record: UsageRecord) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """What one ledger row adds to its hour's roll-up: the row's key, its dimensions and the increments
+    (only the non-zero ones)."""
     increments: dict[str, Any] = {
         "calls": 1,
         "input_tokens": record.input_tokens,
@@ -85,8 +86,14 @@ def rollup_add(record: UsageRecord) -> None:
         increments.update(ttft_count=1, ttft_sum_ms=record.time_to_first_token_ms)
         increments[TTFT_BUCKET_FIELDS[bucket_index(record.time_to_first_token_ms)]] = 1
     dimensions = _dimensions(record)
-    key = _key(dimensions)
-    add = {name: F(name) + value for name, value in increments.items() if value}
+    return _key(dimensions), dimensions, {name: value for name, value in increments.items() if value}
+
+
+def rollup_add(record: UsageRecord) -> None:
+    """Add one ledger row to its hour's roll-up. Call inside the transaction that wrote the row. (On
+    PostgreSQL the settlement does the same in its one statement: usage.ledger_sql.)"""
+    key, dimensions, increments = rollup_increments(record)
+    add = {name: F(name) + value for name, value in increments.items()}
     if UsageRollup.objects.filter(key=key).update(**add):
         return
     try:

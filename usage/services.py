@@ -5,7 +5,8 @@ A reservation holds the worst case against every applicable cap in one transacti
 is raised by a single conditional UPDATE (`… WHERE spent + reserved + amount <= limit`), which
 PostgreSQL re-checks on the locked row, so concurrent requests cannot all read the same balance and all
 pass; on SQLite, writers are serialised (BEGIN IMMEDIATE). If any cap refuses, the transaction rolls
-back every counter it raised.
+back every counter it raised. This is the ORM path, SQLite's; on PostgreSQL usage.settlement runs the
+same as one statement (usage.ledger_sql).
 """
 
 from __future__ import annotations
@@ -89,26 +90,51 @@ def spend_hold(
         )
 
 
-def _close(reservation: SpendReservation, *, status: str, spent: Decimal) -> list[tuple[int, dict[str, Any]]] | None:
+@dataclass(frozen=True)
+class CounterSpend:
+    """What a counter has spent after a settlement added to it, and the hold (cap) it was added under:
+    enough to tell which budget alerts the spend crossed without reading the counter again."""
+
+    counter: int
+    period_start: date
+    spent_usd: Decimal
+    hold: dict[str, Any]
+
+
+def _close(reservation: SpendReservation, *, status: str, spent: Decimal) -> list[CounterSpend] | None:
     """Give back the hold on every counter and add what was really spent. Idempotent: the reservation
     closes by compare-and-swap, so a second close (the reaper racing a late settle) changes nothing and
-    returns None. Returns the counters touched, with their holds."""
-    closed = SpendReservation.objects.filter(pk=reservation.pk, status=ReservationStatus.HELD).update(
-        status=status, settled_usd=spent, closed_at=timezone.now()
-    )
+    returns None. Returns the counters touched, with what they have spent now."""
+    closed = SpendReservation.objects.filter(
+        pk=reservation.pk, request_id=reservation.request_id, status=ReservationStatus.HELD
+    ).update(status=status, settled_usd=spent, closed_at=timezone.now())
     if not closed:
         return None
-    touched = []
-    for hold in reservation.holds:
-        SpendCounter.objects.filter(pk=hold["counter"]).update(
-            reserved_usd=F("reserved_usd") - reservation.amount_usd, spent_usd=F("spent_usd") + spent
+    return spend_add(reservation.holds, spent=spent, held=reservation.amount_usd)
+
+
+def spend_add(holds: list[dict[str, Any]], *, spent: Decimal, held: Decimal = Decimal(0)) -> list[CounterSpend]:
+    """Add `spent` to the holds' counters and take `held` off what they reserve, counter by counter in
+    id order (the order every writer locks them in). Call inside the settlement's transaction."""
+    by_counter = {hold["counter"]: hold for hold in holds}
+    for counter_id in sorted(by_counter):
+        SpendCounter.objects.filter(pk=counter_id).update(
+            reserved_usd=F("reserved_usd") - held, spent_usd=F("spent_usd") + spent
         )
-        touched.append((hold["counter"], hold))
-    return touched
+    rows = SpendCounter.objects.filter(pk__in=by_counter).values_list("pk", "period_start", "spent_usd")
+    return [CounterSpend(pk, start, total, by_counter[pk]) for pk, start, total in rows]
 
 
 # Settling and releasing share their caller's transaction when there is one (no savepoint: the settlement
 # commits the close with the call's ledger row); alone, each is its own transaction.
+
+
+def spend_overrun_check(reservation: SpendReservation, actual: Decimal) -> None:
+    if actual > reservation.amount_usd:
+        # The reservation is the worst case; a call that cost more means the bound is wrong somewhere.
+        logger.critical(
+            "Reservation %s held %s USD but the call cost %s USD", reservation.pk, reservation.amount_usd, actual
+        )
 
 
 def spend_settle(*, reservation: SpendReservation, actual: Decimal) -> bool:
@@ -116,11 +142,7 @@ def spend_settle(*, reservation: SpendReservation, actual: Decimal) -> bool:
     commit, in a transaction of their own: raising, auditing or notifying an alert can never undo the
     settlement or the ledger row written with it. Returns False when the reservation was closed already
     (the reaper took it for a dead holder's: its ledger row is written)."""
-    if actual > reservation.amount_usd:
-        # The reservation is the worst case; a call that cost more means the bound is wrong somewhere.
-        logger.critical(
-            "Reservation %s held %s USD but the call cost %s USD", reservation.pk, reservation.amount_usd, actual
-        )
+    spend_overrun_check(reservation, actual)
     with transaction.atomic(savepoint=False):
         touched = _close(reservation, status=ReservationStatus.SETTLED, spent=actual)
         if touched and actual > 0:
@@ -146,41 +168,59 @@ def spend_reservation_renew(*, reservation: SpendReservation, ttl: timedelta) ->
 
 # --- budget alerts ----------------------------------------------------------------------------------------
 
+# The alerts known to exist, per process: (scope, scope_id, period, period_start, threshold). An alert is
+# raised once per cap, period and threshold and never removed, so a settlement whose spend is past a
+# threshold touches the database only the first time this process sees it crossed.
+_alerts_known: set[tuple[str, int, str, date, int]] = set()
 
-def budget_alerts_check(touched: list[tuple[int, dict[str, Any]]]) -> None:
+
+def budget_alerts_forget() -> None:
+    """Forget which alerts exist (tests roll the database back under the process)."""
+    _alerts_known.clear()
+
+
+def budget_alerts_check(touched: list[CounterSpend]) -> None:
     """Raise the alerts that the spend on these counters crossed. Runs after the settlement committed; a
     failure is logged and leaves nothing half-done: the next settlement on the cap raises the alert."""
-    for counter_id, hold in touched:
+    for spend in touched:
         try:
-            with transaction.atomic():
-                _alerts_check(SpendCounter.objects.get(pk=counter_id), hold)
+            _alerts_check(spend, spend.hold)
         except Exception:
-            logger.exception("Budget alert check failed for spend counter %s; the next settlement retries", counter_id)
+            logger.exception(
+                "Budget alert check failed for spend counter %s; the next settlement retries", spend.counter
+            )
 
 
-def _alerts_check(counter: SpendCounter, hold: dict[str, Any]) -> None:
+def _alerts_check(spend: CounterSpend, hold: dict[str, Any]) -> None:
     limit = Decimal(hold["limit_usd"])
     if limit <= 0:
         return
     for threshold in sorted({int(hold["threshold_percent"]), 100}):
-        if counter.spent_usd * 100 < limit * threshold:
+        known = (hold["scope"], int(hold["scope_id"]), hold["period"], spend.period_start, threshold)
+        if spend.spent_usd * 100 < limit * threshold or known in _alerts_known:
             continue
-        alert, created = BudgetAlert.objects.get_or_create(
-            scope=counter.scope,
-            scope_id=counter.scope_id,
-            period=counter.period,
-            period_start=counter.period_start,
-            threshold_percent=threshold,
-            defaults={"label": hold["label"], "spent_usd": counter.spent_usd, "limit_usd": limit},
-        )
-        if created:
-            audit_event_record(
-                action="budget_alert.raise",
-                actor_repr="system",
-                target=alert,
-                changes={"threshold_percent": threshold, "spent_usd": str(counter.spent_usd), "limit_usd": str(limit)},
+        with transaction.atomic():
+            alert, created = BudgetAlert.objects.get_or_create(
+                scope=known[0],
+                scope_id=known[1],
+                period=known[2],
+                period_start=known[3],
+                threshold_percent=threshold,
+                defaults={"label": hold["label"], "spent_usd": spend.spent_usd, "limit_usd": limit},
             )
-            task_enqueue_on_commit(BUDGET_ALERT_NOTIFY_TASK, alert.pk)
+            if created:
+                audit_event_record(
+                    action="budget_alert.raise",
+                    actor_repr="system",
+                    target=alert,
+                    changes={
+                        "threshold_percent": threshold,
+                        "spent_usd": str(spend.spent_usd),
+                        "limit_usd": str(limit),
+                    },
+                )
+                task_enqueue_on_commit(BUDGET_ALERT_NOTIFY_TASK, alert.pk)
+        transaction.on_commit(partial(_alerts_known.add, known))
 
 
 def budget_alert_notify(*, alert: BudgetAlert) -> None:

@@ -8,28 +8,41 @@ tried: a reservation closes by compare-and-swap, and only its closer writes the 
 unique per upstream call (`call_id`), and a batch item's cost is added to its batch's reservation only
 with the row that records it. So a retried task, a batch collected twice or by two pollers at once, or
 the reaper racing a late holder writes nothing and counts nothing the second time. UsageRecord refuses
-rows saved anywhere else (`ledger_gate`).
+rows saved anywhere else (`ledger_gate`); on PostgreSQL a call's reservation and its settlement are one
+statement each (usage.ledger_sql, run only from here), with the same outcome.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, models, transaction
 from django.db.models import DecimalField, F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.errors import SpendCapExceeded
+from usage import ledger_sql
 from usage.choices import Outcome, ReservationStatus
 from usage.models import SpendReservation, UsageRecord, ledger_gate
-from usage.periods import reservation_ttl
+from usage.periods import period_start, reservation_ttl
 from usage.rollups import rollup_add
-from usage.services import Cap, spend_hold, spend_release, spend_settle
+from usage.services import (
+    Cap,
+    CounterSpend,
+    budget_alerts_check,
+    spend_add,
+    spend_hold,
+    spend_overrun_check,
+    spend_release,
+    spend_settle,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +54,13 @@ class CallSettlement:
 
     settled: bool
     record: UsageRecord | None = None
+
+
+def sql_path() -> bool:
+    """Whether reservations and settlements run as one PostgreSQL statement each (usage.ledger_sql) or
+    through the ORM (SQLite, whose writers are serialised). The two produce the same counters, ledger and
+    roll-ups; tests run both."""
+    return connection.vendor == "postgresql"
 
 
 def spend_reserve(
@@ -60,12 +80,29 @@ def spend_reserve(
     take before it is presumed dead. A cap that refuses is tried once more after stale holds are reaped,
     so a crashed process cannot block a cap where no beat task runs (the embedded default)."""
     at, ttl = at or timezone.now(), ttl or reservation_ttl()
+    hold = _hold_sql if caps and sql_path() else spend_hold
     try:
-        return spend_hold(request_id=request_id, caps=caps, amount=amount, at=at, ledger=ledger or {}, ttl=ttl)
+        return hold(request_id=request_id, caps=caps, amount=amount, at=at, ledger=ledger or {}, ttl=ttl)
     except SpendCapExceeded:
         if not spend_reservations_reap():
             raise
-    return spend_hold(request_id=request_id, caps=caps, amount=amount, at=at, ledger=ledger or {}, ttl=ttl)
+    return hold(request_id=request_id, caps=caps, amount=amount, at=at, ledger=ledger or {}, ttl=ttl)
+
+
+def _hold_sql(
+    *, request_id: str, caps: list[Cap], amount: Decimal, at: datetime, ledger: dict[str, Any], ttl: timedelta
+) -> SpendReservation:
+    """`spend_hold` in one statement; the caps in the same order, so the same cap is named on refusal."""
+    ordered = sorted(caps, key=lambda cap: (cap.scope, cap.scope_id, cap.period))
+    reservation = SpendReservation(
+        request_id=request_id, amount_usd=amount, ledger=ledger, expires_at=timezone.now() + ttl
+    )
+    refused = ledger_sql.reserve(
+        reservation=reservation, caps=ordered, starts=[period_start(cap.period, at) for cap in ordered]
+    )
+    if refused is not None:
+        raise SpendCapExceeded(cap=refused.scope, label=refused.label, period=refused.period)
+    return reservation
 
 
 def call_settle(
@@ -74,6 +111,7 @@ def call_settle(
     reservation: SpendReservation | None = None,
     spent: Decimal | None = None,
     shared: bool = False,
+    log: models.Model | None = None,
 ) -> CallSettlement:
     """Record one call: close or add to its spend reservation, write its ledger row (`record`: ids and
     names, never bodies or secrets) and its roll-up, in one transaction (the caller's, when there is one).
@@ -82,33 +120,118 @@ def call_settle(
       row is written unless its `call_id` is in the ledger already.
     - A reservation of the call's own: it closes — settled at `spent`, or given back when `spent` is None
       — and the row is written only by whoever closes it. An attempt that finds it closed (the reaper took
-      it for a dead holder's, or the close is repeated) writes nothing.
+      it for a dead holder's, or the close is repeated) writes nothing. One that finds it missing (lost
+      with a crash of PostgreSQL: it committed asynchronously) writes the row unless its `call_id` is in
+      the ledger, and counts its spend on the caps it held, without a hold to give back.
     - A `shared` reservation holds for many calls (a batch's): it stays held, and the row's cost is added
       to what it has settled so far (`settled_usd`) only when the row is written now. Closing it afterwards
       (no record, `spent` = that sum) counts the calls' spend on the caps once.
+
+    `log` is the caller's request-log row (an unsaved instance), written with the settlement whatever it
+    finds; should it fail, the settlement is written without it and the failure logged.
     """
+    if reservation is not None and not shared and sql_path():
+        return _settle_sql(record=record, reservation=reservation, spent=spent, log=log)
     with transaction.atomic():
-        if reservation is None:
-            row = _row_write(record, claimed=False) if record is not None else None
-            return CallSettlement(settled=row is not None or record is None, record=row)
-        if shared:
-            if record is None:
-                raise TypeError("a call settled against a shared reservation has a ledger row")
-            row = _row_write(record, claimed=False)
-            if row is not None and row.cost_usd:
-                SpendReservation.objects.filter(pk=reservation.pk, status=ReservationStatus.HELD).update(
-                    settled_usd=Coalesce(F("settled_usd"), _amount(Decimal(0))) + _amount(row.cost_usd)
-                )
-            return CallSettlement(settled=row is not None, record=row)
-        if spent is None:
-            closed = spend_release(reservation=reservation)
-        else:
-            closed = spend_settle(reservation=reservation, actual=spent)
-        if not closed or record is None:
-            return CallSettlement(settled=closed)
-        # The close is the claim: a row already under this call id would mean a second reservation for
-        # one call, and the whole settlement is undone rather than counted twice.
-        return CallSettlement(settled=True, record=_row_write(record, claimed=True))
+        settlement = _settle(record=record, reservation=reservation, spent=spent, shared=shared)
+        if log is not None:
+            try:
+                with transaction.atomic():
+                    log.save(force_insert=True)
+            except Exception:
+                _log_failed(log)
+    return settlement
+
+
+def _settle(
+    *, record: dict[str, Any] | None, reservation: SpendReservation | None, spent: Decimal | None, shared: bool
+) -> CallSettlement:
+    if reservation is None:
+        row = _row_write(record, claimed=False) if record is not None else None
+        return CallSettlement(settled=row is not None or record is None, record=row)
+    if shared:
+        if record is None:
+            raise TypeError("a call settled against a shared reservation has a ledger row")
+        row = _row_write(record, claimed=False)
+        if row is not None and row.cost_usd:
+            SpendReservation.objects.filter(pk=reservation.pk, status=ReservationStatus.HELD).update(
+                settled_usd=Coalesce(F("settled_usd"), _amount(Decimal(0))) + _amount(row.cost_usd)
+            )
+        return CallSettlement(settled=row is not None, record=row)
+    if spent is None:
+        closed = spend_release(reservation=reservation)
+    else:
+        closed = spend_settle(reservation=reservation, actual=spent)
+    if not closed:
+        if not SpendReservation.objects.filter(pk=reservation.pk, request_id=reservation.request_id).exists():
+            return _lost_settle(record=record, reservation=reservation, spent=spent)
+        return CallSettlement(settled=False)
+    if record is None:
+        return CallSettlement(settled=True)
+    # The close is the claim: a row already under this call id would mean a second reservation for
+    # one call, and the whole settlement is undone rather than counted twice.
+    return CallSettlement(settled=True, record=_row_write(record, claimed=True))
+
+
+def _settle_sql(
+    *, record: dict[str, Any] | None, reservation: SpendReservation, spent: Decimal | None, log: models.Model | None
+) -> CallSettlement:
+    """`_settle` for a reservation of the call's own, in one statement (usage.ledger_sql), with the log row."""
+    if spent is not None:
+        spend_overrun_check(reservation, spent)
+    row = UsageRecord(**record) if record is not None else None
+    status = ReservationStatus.RELEASED if spent is None else ReservationStatus.SETTLED
+
+    def attempt(log: models.Model | None) -> tuple[str, list[CounterSpend]]:
+        # Inside a caller's transaction a failed statement would abort it: a savepoint keeps it usable.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            return ledger_sql.settle(
+                reservation=reservation, status=status, spent=spent or Decimal(0), record=row, log=log
+            )
+
+    try:
+        state, touched = attempt(log)
+    except DatabaseError:
+        if log is None:
+            raise
+        _log_failed(log)
+        state, touched = attempt(None)
+    if state == "missing":
+        with transaction.atomic():
+            return _lost_settle(record=record, reservation=reservation, spent=spent)
+    if state != "closed":
+        return CallSettlement(settled=False)
+    if touched and spent:
+        transaction.on_commit(partial(budget_alerts_check, touched))
+    return CallSettlement(settled=True, record=row)
+
+
+def _lost_settle(
+    *, record: dict[str, Any] | None, reservation: SpendReservation, spent: Decimal | None
+) -> CallSettlement:
+    """The reservation is gone — it committed asynchronously and PostgreSQL crashed before it was flushed
+    (usage.ledger_sql), taking its holds with it — while its call went ahead. The call is recorded all the
+    same, once: its row is written unless its `call_id` is in the ledger, and with it its spend is added to
+    the counters it held (no hold to give back). Call inside a transaction."""
+    logger.error(
+        "Reservation %s of %s is missing (lost in a database crash?): the call is recorded without its hold",
+        reservation.pk,
+        reservation.request_id,
+    )
+    if record is None:
+        return CallSettlement(settled=True)
+    row = _row_write(record, claimed=False)
+    if row is None:
+        return CallSettlement(settled=False)
+    if spent:
+        transaction.on_commit(partial(budget_alerts_check, spend_add(reservation.holds, spent=spent)))
+    return CallSettlement(settled=True, record=row)
+
+
+def _log_failed(log: models.Model) -> None:
+    # The call is paid for and recorded in the ledger: the caller gets its answer. Only the request-log
+    # row is missing, and the log says so.
+    logger.exception("%s %s: the request-log row could not be written; the call is recorded", log._meta.label, log)
 
 
 def _amount(value: Decimal) -> Value:

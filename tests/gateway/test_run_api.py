@@ -448,7 +448,7 @@ def test_spend_is_settled_only_together_with_its_ledger_row(world, monkeypatch):
     def broken(record):
         raise RuntimeError("roll-up table unavailable")
 
-    monkeypatch.setattr("usage.settlement.rollup_add", broken)
+    monkeypatch.setattr("usage.rollups.rollup_increments", broken)  # on either path (usage.settlement.sql_path)
     world["http"].raise_request_exception = False
 
     assert run(world).status_code == 500

@@ -62,6 +62,10 @@ def test_only_the_settlement_opens_the_ledger():
     assert len(sources) > 50  # the scan sees the project
     openers = {str(path.relative_to(ROOT)) for path in sources if "ledger_gate" in _names_in(path)}
     assert openers == {"usage/models.py", "usage/settlement.py"}
+    # PostgreSQL's statements insert ledger rows below the model: only the settlement runs them.
+    assert {str(path.relative_to(ROOT)) for path in sources if "ledger_sql" in _names_in(path)} == {
+        "usage/settlement.py"
+    }
 
 
 # --- each call once -----------------------------------------------------------------------------------------

@@ -26,6 +26,9 @@ KEY_DAY_CAP = Cap(scope="provider_key", scope_id=1, period="day", limit_usd=Deci
 CLIENT_CAP = Cap(scope="api_client", scope_id=7, period="month", limit_usd=Decimal("100.00"), label="billing")
 
 
+ROW = {"environment": "production", "endpoint": "run", "requested_model": "m", "model": "m", "outcome": "ok"}
+
+
 def counter(cap: Cap) -> SpendCounter:
     return SpendCounter.objects.get(scope=cap.scope, scope_id=cap.scope_id, period=cap.period)
 
@@ -151,8 +154,9 @@ def test_concurrent_reservations_never_exceed_a_cap():
             if reserved.wait() == 0:
                 held_at_peak.append(counter(cap).reserved_usd)
             reserved.wait()
-            if reservation is not None:
-                spend_settle(reservation=reservation, actual=Decimal("0.90"))
+            if reservation is not None:  # the settlement's one statement on PostgreSQL, with the ledger row
+                record = {**ROW, "request_id": "race", "call_id": f"race-{reservation.pk}", "cost_usd": Decimal("0.90")}
+                settlement.call_settle(record=record, reservation=reservation, spent=Decimal("0.90"))
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -171,6 +175,7 @@ def test_concurrent_reservations_never_exceed_a_cap():
     assert final.reserved_usd == Decimal(0)
     assert final.spent_usd == Decimal("22.5")
     assert counter(client_cap).spent_usd == Decimal("22.5")
+    assert UsageRecord.objects.filter(request_id="race").count() == 25
 
 
 def test_the_same_threshold_alerts_again_in_a_new_period(django_capture_on_commit_callbacks):
