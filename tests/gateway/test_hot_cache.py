@@ -15,10 +15,12 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from rest_framework.test import APIClient as HttpClient
 
 from core import hotcache
 from keys import services as key_services
 from keys.models import ApiToken, ProviderKey
+from keys.tokens import LOOKUP_CHARS, RANDOM_CHARS, _checksum
 from prompts import services
 from prompts.models import Release
 from tests.factories import version_content
@@ -285,3 +287,20 @@ def test_each_run_reflects_the_state_as_of_its_start(
         check()
     finally:
         world["http"].credentials(**original)
+
+
+def test_a_wrong_secret_under_a_cached_tokens_lookup_id_counts_toward_no_rate(world, custodian):
+    """The rate is counted before the cached token is checked against the generation: only a request
+    carrying the token's very secret may count toward its client's window."""
+    key_services.api_client_update(actor=custodian, client=world["client"], reason="slow", rate_limit_per_minute=2)
+    assert run(world).status_code == 200  # the token is cached; one request counted
+    plaintext = world["http"]._credentials["HTTP_AUTHORIZATION"].removeprefix("Bearer ")
+    body = plaintext[: len("tg_prd_") + LOOKUP_CHARS] + "x" * (RANDOM_CHARS - LOOKUP_CHARS)
+    forged = HttpClient()
+    forged.credentials(HTTP_AUTHORIZATION=f"Bearer {body}{_checksum(body)}")
+
+    refused = [forged.post("/api/v1/prompts/support-summary/run", {"variables": {}}, format="json") for _ in range(3)]
+
+    assert [(r.status_code, r.json()["reason"]) for r in refused] == [(401, "unknown")] * 3
+    assert run(world).status_code == 200  # the second of its two a minute
+    assert run(world).status_code == 429
