@@ -12,6 +12,7 @@ from django.contrib.auth.models import User
 from django.db import models
 
 from core.errors import DomainError, ReasonRequired, RoleRequired
+from core.hotcache import generation_bump
 
 M = TypeVar("M", bound=models.Model)
 
@@ -29,10 +30,12 @@ def require_reason(reason: str, doing: str) -> str:
 
 
 def save_with_history(instance: models.Model, *, actor: User | None, reason: str) -> None:
-    """Save, recording `actor` and `reason` on the history row the save creates."""
+    """Save, recording `actor` and `reason` on the history row the save creates. Every governed change
+    invalidates the hot cache (its generation is bumped when the transaction commits)."""
     instance._history_user = actor  # type: ignore[attr-defined]
     instance._change_reason = reason  # type: ignore[attr-defined]
     instance.save()
+    generation_bump()
 
 
 def audit_value(value: Any) -> Any:

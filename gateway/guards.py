@@ -1,4 +1,4 @@
-"""Per-client rate limits and idempotent replay, kept in the cache (Redis when configured).
+"""Idempotent replay, kept in the cache (Redis when configured). (Rate limits: keys.ratelimit.)
 
 An idempotent result holds the caller's rehydrated answer, so it is stored sealed (AES-GCM, bound to
 the client and key) and expires after 24 hours.
@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
 from django.core.cache import cache
 
-from core.errors import IdempotencyConflict, RateLimited
+from core.errors import IdempotencyConflict
 from gateway.streams import ClosingStream
 from keys.crypto import Sealed, associated_data, seal, unseal
 from keys.models import ApiClient
@@ -22,21 +21,6 @@ from keys.models import ApiClient
 IDEMPOTENCY_TTL = 24 * 60 * 60
 # A key stays claimed while its first request may still be running: as long as a call may hold its spend.
 IN_FLIGHT_TTL = 45 * 60
-
-
-def rate_limit_check(client: ApiClient) -> None:
-    """Fixed one-minute windows per client; raises RateLimited with the seconds left in the window."""
-    now = time.time()
-    window = int(now // 60)
-    key = f"ratelimit:{client.uid}:{window}"
-    cache.add(key, 0, timeout=120)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=120)
-        count = 1
-    if count > client.rate_limit_per_minute:
-        raise RateLimited(retry_after=max(1, int(60 - now % 60)))
 
 
 def body_digest(body: Any) -> str:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from functools import cache
 
-import redis
 from django.conf import settings
+
+from core.hotcache import redis_client, redis_key
 
 # KEYS[1]: the rate key. ARGV: interval (ms). Returns 0 (admitted) or the milliseconds to wait.
 _RATE = """
@@ -40,13 +40,8 @@ _local_rate: dict[str, float] = {}
 _local_slots: dict[str, dict[str, float]] = {}
 
 
-@cache
-def _redis() -> redis.Redis | None:
-    return redis.Redis.from_url(settings.REDIS_URL) if settings.REDIS_URL else None
-
-
 def _key(kind: str, environment: str) -> str:
-    return f"{settings.CACHES['default'].get('KEY_PREFIX') or 'tollgate'}:queue:{kind}:{environment}"
+    return redis_key(f"queue:{kind}:{environment}")
 
 
 def _interval_ms() -> int:
@@ -58,7 +53,7 @@ def rate_take(environment: str) -> float:
     interval = _interval_ms()
     if not interval:
         return 0.0
-    client = _redis()
+    client = redis_client()
     if client is not None:
         wait_ms = int(client.eval(_RATE, 1, _key("rate", environment), interval))
         return wait_ms / 1000
@@ -75,7 +70,7 @@ def slot_take(environment: str) -> str | None:
     """A concurrency slot's id, or None when all TOLLGATE_QUEUE_CONCURRENCY slots are in use."""
     limit, lease_ms = settings.TOLLGATE_QUEUE_CONCURRENCY, settings.TOLLGATE_JOB_LEASE_SECONDS * 1000
     slot = uuid.uuid4().hex
-    client = _redis()
+    client = redis_client()
     if client is not None:
         taken = client.eval(_SLOT, 1, _key("slots", environment), limit, slot, lease_ms)
         return slot if int(taken) else None
@@ -90,7 +85,7 @@ def slot_take(environment: str) -> str | None:
 
 
 def slot_give_back(environment: str, slot: str) -> None:
-    client = _redis()
+    client = redis_client()
     if client is not None:
         client.zrem(_key("slots", environment), slot)
         return
@@ -99,7 +94,7 @@ def slot_give_back(environment: str, slot: str) -> None:
 
 
 def slots_in_use(environment: str) -> int:
-    client = _redis()
+    client = redis_client()
     if client is not None:
         key = _key("slots", environment)
         return int(client.zcount(key, int(time.time() * 1000), "+inf"))

@@ -11,13 +11,17 @@ from rest_framework.request import Request
 
 from core.errors import AuthenticationFailed
 from keys.models import ApiClient, ApiToken
+from keys.ratelimit import counts_toward_rate_limit
 from keys.services import api_token_authenticate
 
 
 class ApiTokenAuthentication(BaseAuthentication):
     """`Authorization: Bearer tg_<env>_…`; request.user becomes the ApiClient, request.auth the token.
 
-    Nothing is cached: a revoked token or a deactivated client is refused on its very next request.
+    The token and its client may come from the hot cache, which every change of them invalidates: a
+    revoked token or a deactivated client is refused on its very next request (docs/contract.md §12).
+    On a view that counts toward the client's rate limit, the request is counted here, in the same Redis
+    round trip that checks the cache.
     """
 
     keyword = "Bearer"
@@ -31,7 +35,10 @@ class ApiTokenAuthentication(BaseAuthentication):
                 "The Authorization header must be 'Bearer <token>'.", code="malformed"
             )
         try:
-            token = api_token_authenticate(header[1].decode(errors="replace"))
+            token = api_token_authenticate(
+                header[1].decode(errors="replace"),
+                count_rate=counts_toward_rate_limit(request, request.parser_context.get("view")),
+            )
         except AuthenticationFailed as exc:
             raise exceptions.AuthenticationFailed(exc.detail, code=exc.reason) from None
         return token.client, token

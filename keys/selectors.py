@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from core.hotcache import HotCache
 from keys.models import KeyStatus, ProviderKey
 
 DUE_SOON_DAYS = 14
 
 
-def active_provider_key(*, environment: str) -> ProviderKey | None:
-    """The key an environment's calls use."""
+_active_keys: HotCache[str, ProviderKey | None] = HotCache()
+
+
+def _active_key_read(environment: str) -> ProviderKey | None:
     try:  # at most one (a unique constraint); get() spares first()'s ORDER BY on every run
         return ProviderKey.objects.get(environment=environment, status=KeyStatus.ACTIVE)
     except ProviderKey.DoesNotExist:
         return None
+
+
+def active_provider_key(*, environment: str) -> ProviderKey | None:
+    """The key an environment's calls use, from the hot cache (docs/contract.md §12): a rotation or a
+    revocation is seen by the next request."""
+    return _active_keys.get(environment, partial(_active_key_read, environment))
 
 
 def rotation_state(key: ProviderKey, *, today: date | None = None) -> str:

@@ -19,9 +19,11 @@ from django.utils import timezone
 from audit.services import audit_event_record
 from core.errors import AuthenticationFailed, KeyOperationRefused
 from core.governance import audit_value, governed_update, require_permission, require_reason, save_with_history
+from core.hotcache import HotCache, generation_bump, observe
 from core.roles import Role
 from keys.crypto import DecryptionFailed, Sealed, associated_data, primary_key_id, seal, unseal
 from keys.models import DEFAULT_BASE_URL, ApiClient, ApiToken, KeyReminder, KeyStatus, ProviderKey
+from keys.ratelimit import WINDOW_SECONDS, rate_limit_counter
 from keys.tokens import token_digest, token_generate, token_parse
 
 logger = logging.getLogger(__name__)
@@ -415,21 +417,37 @@ def api_token_revoke(*, actor: User, token: ApiToken, reason: str) -> ApiToken:
     return token
 
 
-def api_token_authenticate(raw: str) -> ApiToken:
+_tokens: HotCache[str, ApiToken] = HotCache()
+_last_used: dict[int, datetime] = {}  # when this process last wrote each token's last_used_at
+
+
+def _token_read(lookup_id: str) -> ApiToken:
+    """The token and its client from the database. An unknown one raises, so it is never kept."""
+    try:  # get(), not first(): lookup_id is unique, and first() orders by the model's ordering
+        return ApiToken.objects.select_related("client").get(lookup_id=lookup_id)
+    except ApiToken.DoesNotExist:
+        raise AuthenticationFailed("The token is not known.", reason="unknown") from None
+
+
+def api_token_authenticate(raw: str, *, count_rate: bool = False) -> ApiToken:
     """The live token behind `raw`, with its client; raises AuthenticationFailed saying why not.
 
     A malformed token or one with a bad checksum is refused before any database query. The digest is
-    compared in constant time.
+    compared in constant time. The token and its client come from the hot cache (docs/contract.md §12);
+    every check below runs on every request. `count_rate`: the request counts toward the client's rate
+    limit, and when the token is cached it is counted in the round trip that reads the generation (a
+    token never changes client, so even a stale entry names the right counter).
     """
     parsed = token_parse(raw)
     if parsed is None:
         raise AuthenticationFailed("The token is malformed or its checksum does not match.", reason="malformed")
     environment, lookup_id = parsed
-    try:  # get(), not first(): lookup_id is unique, and first() orders by the model's ordering
-        token = ApiToken.objects.select_related("client").get(lookup_id=lookup_id)
-    except ApiToken.DoesNotExist:
-        token = None
-    if token is None or not secrets.compare_digest(token.token_digest, token_digest(raw)):
+    digest = token_digest(raw)
+    seen = _tokens.peek(lookup_id) if count_rate else None
+    if seen is not None and secrets.compare_digest(seen.token_digest, digest):  # a wrong secret counts for nobody
+        observe(rate_limit_counter(seen.client.uid), counter_seconds=2 * WINDOW_SECONDS)
+    token = _tokens.get(lookup_id, partial(_token_read, lookup_id))
+    if not secrets.compare_digest(token.token_digest, digest):
         raise AuthenticationFailed("The token is not known.", reason="unknown")
     client = token.client
     now = timezone.now()
@@ -443,10 +461,12 @@ def api_token_authenticate(raw: str) -> ApiToken:
         raise AuthenticationFailed("The API client has expired.", reason="client_expired")
     if client.environment != environment:
         raise AuthenticationFailed("The token does not belong to this client's environment.", reason="unknown")
-    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-        # A plain UPDATE: the last-used time is kept out of the change history, and written at most
-        # once a minute per token so busy clients do not turn every request into a write.
+    last_used = max(filter(None, (token.last_used_at, _last_used.get(token.pk))), default=None)
+    if last_used is None or now - last_used > LAST_USED_RESOLUTION:
+        # A plain UPDATE: the last-used time is kept out of the change history (and bumps no generation),
+        # and written at most once a minute per token so busy clients do not turn every request into a write.
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        _last_used[token.pk] = now
     return token
 
 
@@ -460,6 +480,7 @@ def reencrypt_secrets() -> dict[str, int]:
             ProviderKey.objects.filter(pk=key.pk).update(
                 secret_ciphertext=sealed.ciphertext, secret_kek_id=sealed.key_id
             )
+            generation_bump()  # a plain UPDATE: no signal tells the hot cache
             counts["provider_keys"] += 1
     for client in ApiClient.objects.exclude(webhook_secret_kek_id=primary).iterator():
         with transaction.atomic():
@@ -467,6 +488,7 @@ def reencrypt_secrets() -> dict[str, int]:
             ApiClient.objects.filter(pk=client.pk).update(
                 webhook_secret_ciphertext=sealed.ciphertext, webhook_secret_kek_id=sealed.key_id
             )
+            generation_bump()
             counts["webhook_secrets"] += 1
     if any(counts.values()):
         with transaction.atomic():

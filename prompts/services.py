@@ -8,6 +8,7 @@ a caller that skips the services (the shell, a bulk update) is refused too.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -27,6 +28,7 @@ from core.errors import (
     VersionTampered,
 )
 from core.governance import governed_update, require_permission, require_reason, save_with_history
+from core.hotcache import HotCache
 from prompts import hooks
 from prompts.choices import DataCategory, VersionStatus
 from prompts.models import CONTENT_FIELDS, Prompt, PromptVersion, Release
@@ -377,8 +379,10 @@ def prompt_version_verify(*, version: PromptVersion, fresh: bool = False) -> Pro
     raise VersionTampered(f"{stored} does not match its recorded content hash; it will not run until investigated.")
 
 
-def released_version_for_run(*, slug: str, environment: str) -> PromptVersion:
-    """The version live in `environment`, verified: what the run pipeline executes."""
+_released: HotCache[tuple[str, str], PromptVersion] = HotCache()
+
+
+def _released_read(slug: str, environment: str) -> PromptVersion:
     try:  # one release per prompt and environment (a unique constraint): get() spares first()'s ORDER BY
         release = Release.objects.select_related("version", "version__prompt").get(
             prompt__slug=slug, environment=environment
@@ -386,3 +390,11 @@ def released_version_for_run(*, slug: str, environment: str) -> PromptVersion:
     except Release.DoesNotExist:
         raise PromptNotFound(f"No prompt '{slug}' is released to {environment}.") from None
     return prompt_version_verify(version=release.version, fresh=True)
+
+
+def released_version_for_run(*, slug: str, environment: str) -> PromptVersion:
+    """The version live in `environment`, verified against its hash when it was read: what the run pipeline
+    executes. From the hot cache (docs/contract.md §12): a release, rollback or any change of the prompt or
+    version is seen by the next request; a row edited behind the application's back is read (and its
+    tampering refused) once the entry's TOLLGATE_HOT_CACHE_SECONDS have passed."""
+    return _released.get((slug, environment), partial(_released_read, slug, environment))

@@ -183,3 +183,12 @@ def _fresh_price_cache() -> None:
     from usage.selectors import price_cache_clear
 
     price_cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_hot_cache() -> None:
+    """Tokens, releases and keys are cached per process (with Redis); a test's rows are rolled back without
+    a commit, so no generation tells the next test they are gone."""
+    from core import hotcache
+
+    hotcache.clear()

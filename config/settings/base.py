@@ -98,6 +98,9 @@ TOLLGATE_METRICS_TOKEN: str = secret_optional("TOLLGATE_METRICS_TOKEN")
 
 # How long each process keeps the price book in memory (edits clear the editing process's copy at once).
 TOLLGATE_PRICE_CACHE_SECONDS: float = env.float("TOLLGATE_PRICE_CACHE_SECONDS", default=60.0)
+# How long each process keeps a token, a release's version or an active key it read (with REDIS_URL only;
+# governed changes are seen at once, rows edited behind the application's back within this time; 0: off).
+TOLLGATE_HOT_CACHE_SECONDS: float = env.float("TOLLGATE_HOT_CACHE_SECONDS", default=5.0)
 
 TOLLGATE_MAX_REQUEST_BYTES: int = env.int("TOLLGATE_MAX_REQUEST_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = TOLLGATE_MAX_REQUEST_BYTES

@@ -29,13 +29,13 @@ from gateway.guards import (
     idempotency_begin,
     idempotency_store,
     idempotent_stream,
-    rate_limit_check,
 )
 from gateway.jobs import job_for_client, job_submit
 from gateway.models import Run
 from gateway.pipeline import replay_stream, run_execute, run_prepare, run_stream
 from gateway.selectors import batch_detail, batch_results_lines, job_detail, run_detail
 from keys.authentication import request_client
+from keys.ratelimit import ClientRateLimit
 from prompts.selectors import releases_in
 from usage.choices import Endpoint
 
@@ -64,6 +64,7 @@ class PromptDetailApi(APIView):
 
 class PromptRunApi(APIView):
     problem_statuses = (402, 403, 409, 429, 502, 503, 504)
+    throttle_classes = (ClientRateLimit,)
 
     @extend_schema(
         request=RunInputSerializer,
@@ -73,7 +74,6 @@ class PromptRunApi(APIView):
     )
     def post(self, request: Request, slug: str) -> HttpResponseBase:
         client = request_client(request)
-        rate_limit_check(client)
         data = RunInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
@@ -123,7 +123,6 @@ def _event_stream(events: Iterator[bytes], *, replayed: bool = False) -> Streami
 
 
 def _submit_body(request: Request, serializer: type[Serializer]) -> dict[str, Any]:  # type: ignore[type-arg]
-    rate_limit_check(request_client(request))
     data = serializer(data=request.data)
     data.is_valid(raise_exception=True)
     return data.validated_data  # type: ignore[no-any-return]
@@ -135,6 +134,7 @@ def _accepted(detail: dict[str, Any], url_name: str) -> Response:
 
 class PromptJobApi(APIView):
     problem_statuses = (403, 429)  # the upstream's failures end the job, not the request
+    throttle_classes = (ClientRateLimit,)
 
     @extend_schema(
         request=JobInputSerializer,
@@ -162,6 +162,7 @@ class JobDetailApi(APIView):
 
 class PromptBatchApi(APIView):
     problem_statuses = (402, 403, 429, 502)
+    throttle_classes = (ClientRateLimit,)
 
     @extend_schema(
         request=BatchInputSerializer,
