@@ -418,7 +418,7 @@ def api_token_revoke(*, actor: User, token: ApiToken, reason: str) -> ApiToken:
 
 
 _tokens: HotCache[str, ApiToken] = HotCache()
-_last_used: dict[int, datetime] = {}  # when this process last wrote each token's last_used_at
+_last_used: dict[str, datetime] = {}  # when this process last wrote each token's last_used_at, by lookup id
 
 
 def _token_read(lookup_id: str) -> ApiToken:
@@ -461,12 +461,12 @@ def api_token_authenticate(raw: str, *, count_rate: bool = False) -> ApiToken:
         raise AuthenticationFailed("The API client has expired.", reason="client_expired")
     if client.environment != environment:
         raise AuthenticationFailed("The token does not belong to this client's environment.", reason="unknown")
-    last_used = max(filter(None, (token.last_used_at, _last_used.get(token.pk))), default=None)
+    last_used = max(filter(None, (token.last_used_at, _last_used.get(lookup_id))), default=None)
     if last_used is None or now - last_used > LAST_USED_RESOLUTION:
         # A plain UPDATE: the last-used time is kept out of the change history (and bumps no generation),
         # and written at most once a minute per token so busy clients do not turn every request into a write.
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        _last_used[token.pk] = now
+        _last_used[lookup_id] = now
     return token
 
 
