@@ -519,14 +519,14 @@ def targets(seq: dict[str, Any], stream: dict[str, Any], load: dict[str, Any], l
 
 def pool_size(server: str) -> int:
     """Each worker process's share of the connection budget (DATABASE_POOL_MAX_SIZE)."""
-    command, _ = server_command(server, 0)
+    command = server_command(server, 0)
     workers = int(command[command.index("--workers") + 1]) if "--workers" in command else deploy_settings()["workers"]
     return max(2, min(20, CONNECTIONS // len(SERVERS) // workers))
 
 
 def described(server: str) -> str:
     """A server's command line (port 0), with its pool size and, for production's, its settings."""
-    program, *arguments = server_command(server, 0)[0]
+    program, *arguments = server_command(server, 0)
     command = [Path(program).name, *arguments]
     if server == "deploy":
         command.extend(f"{name}={value}" for name, value in deploy_settings().items() if name != "bind")

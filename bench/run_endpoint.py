@@ -80,8 +80,8 @@ def deploy_settings() -> dict[str, Any]:
     return {name: value for name, value in runpy.run_path(str(DEPLOY / "gunicorn.conf.py")).items() if name[0] != "_"}
 
 
-def server_command(server: str, port: int) -> tuple[list[str], dict[str, str]]:
-    """The command line and extra environment of one way to serve Tollgate on 127.0.0.1:`port`.
+def server_command(server: str, port: int) -> list[str]:
+    """The command line of one way to serve Tollgate on 127.0.0.1:`port`.
 
     `deploy` is production's (deploy/gunicorn.conf.py, only its `bind` overridden); the candidates it was
     chosen among are `gunicorn-WxT` (gthread, W workers × T threads) and `granian-WxT` (WSGI, W workers ×
@@ -91,14 +91,14 @@ def server_command(server: str, port: int) -> tuple[list[str], dict[str, str]]:
         return [
             str(bin_dir / "gunicorn"), "-c", str(DEPLOY / "gunicorn.conf.py"), "config.wsgi",
             "--bind", f"127.0.0.1:{port}",
-        ], {}  # fmt: skip
+        ]  # fmt: skip
     kind, _, shape = server.partition("-")
     workers, _, threads = shape.partition("x")
     if kind == "gunicorn" and workers.isdigit() and threads.isdigit():
         return [
             str(bin_dir / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", workers,
             "--threads", threads, "--worker-class", "gthread", "--log-level", "warning",
-        ], {}  # fmt: skip
+        ]  # fmt: skip
     if kind == "granian" and workers.isdigit() and threads.isdigit():
         # No --backpressure: it bounds connections, not requests, so the idle keep-alive connections of a
         # client pool hold its slots and the others wait out the 30 s header-read timeout (measured: p95
@@ -106,15 +106,14 @@ def server_command(server: str, port: int) -> tuple[list[str], dict[str, str]]:
         return [
             str(bin_dir / "granian"), "config.wsgi:application", "--interface", "wsgi", "--workers", workers,
             "--blocking-threads", threads, "--log-level", "warning", "--host", "127.0.0.1", "--port", str(port),
-        ], {}  # fmt: skip
+        ]  # fmt: skip
     raise ValueError(f"unknown server {server!r}: `deploy`, `gunicorn-WxT` or `granian-WxT`")
 
 
 def serve(env: dict[str, str], port: int, server: str = "deploy") -> subprocess.Popen[bytes]:
     """Tollgate served one way (`server_command`), by default as production serves it; returns once it
     listens."""
-    command, extra = server_command(server, port)
-    web = subprocess.Popen(command, cwd=ROOT, env=env | extra)
+    web = subprocess.Popen(server_command(server, port), cwd=ROOT, env=env)
     wait_for(port, seconds=180)
     return web
 

@@ -143,11 +143,10 @@ def web_server(env: dict[str, str] | None = None) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command, server_env = server_command("deploy", port)
-    environment = {**os.environ, **server_env, "DJANGO_SETTINGS_MODULE": "config.settings.test", **(env or {})}
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", **(env or {})}
     if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         environment["DATABASE_URL"] = _worker_database_url()
-    process = subprocess.Popen(command, cwd=ROOT, env=environment)
+    process = subprocess.Popen(server_command("deploy", port), cwd=ROOT, env=environment)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120  # each worker process loads Django: slow on a busy machine
