@@ -4,10 +4,12 @@
 2. a pinned LiteLLM proxy, installed by this benchmark into its own virtualenv under `var/` (never a
    dependency of Tollgate), with no database and spend tracking off, serving Anthropic's `/v1/messages`
    route with the sandbox as its `api_base`;
-3. Tollgate's run endpoint, served as `bench/run_endpoint.py` serves it (gunicorn, PostgreSQL, Redis).
+3. Tollgate's run endpoint on PostgreSQL and Redis, under each web server named in `BENCH_SERVERS`
+   (default `deploy`, production's configuration in deploy/; candidates `gunicorn-WxT`, `granian-WxT`:
+   bench/run_endpoint.py `server_command`), one process tree each, against the same database.
 
 Prints one JSON line per figure, each beside LiteLLM's (and, for throughput, the sandbox alone's) as a
-ratio: sequential added latency p50 / p95 over the direct SDK (the three targets interleaved request by
+ratio: sequential added latency p50 / p95 over the direct SDK (all targets interleaved request by
 request); streaming added time to first token p50; runs/s and errors with 100 concurrent clients and
 200 ms upstream latency (each target in turn, the order alternating over two rounds, the sandbox alone
 driven by the same generator); CPU milliseconds per run of the web processes and of PostgreSQL; PostgreSQL
@@ -32,7 +34,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +45,19 @@ import anthropic
 import httpx2
 import psycopg
 
-from bench.run_endpoint import PG, ROOT, VARIABLES, environment, free_port, prepare, quantile, serve, wait_for
+from bench.run_endpoint import (
+    PG,
+    ROOT,
+    VARIABLES,
+    deploy_settings,
+    environment,
+    free_port,
+    prepare,
+    quantile,
+    serve,
+    server_command,
+    wait_for,
+)  # fmt: skip
 
 LITELLM_VERSION = "1.108.7"  # the newest 1.108.x whose `proxy` extra resolves on PyPI
 LITELLM_VENV = ROOT / "var" / "bench-litellm"
@@ -57,8 +71,14 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 ROUNDS = int(os.environ.get("BENCH_COMPARE_ROUNDS", "300"))
 STREAM_ROUNDS = int(os.environ.get("BENCH_COMPARE_STREAM_ROUNDS", "100"))
 CLIENTS = 100
-THROUGHPUT_REQUESTS = int(os.environ.get("BENCH_COMPARE_REQUESTS", "2000"))
+# Per throughput run: 1,500 keeps the default run (two Tollgate servers) under about eight minutes when loaded.
+THROUGHPUT_REQUESTS = int(os.environ.get("BENCH_COMPARE_REQUESTS", "1500"))
 UPSTREAM_LATENCY_MS = 200
+# Production's server first (the targets are checked on it), then the best of the others it was chosen among.
+SERVERS = os.environ.get("BENCH_SERVERS", "deploy,granian-4x8").split(",")
+# PostgreSQL connections all the Tollgate servers together may hold (each pool keeps what a throughput run
+# grew for ten minutes): an equal share each, split over its workers, at most production's 20 a process.
+CONNECTIONS = int(os.environ.get("BENCH_COMPARE_CONNECTIONS", "60"))
 
 
 # --- LiteLLM, in a virtualenv of its own ------------------------------------------------------------
@@ -159,7 +179,7 @@ def sdk_target(
     return Target(name, f"{base_url}/v1/messages", headers, request, process, call, first_token)
 
 
-def tollgate_target(url: str, token: str, process: subprocess.Popen[bytes]) -> Target:
+def tollgate_target(name: str, url: str, token: str, process: subprocess.Popen[bytes]) -> Target:
     http = httpx2.Client(timeout=30)
     headers = {"Authorization": f"Bearer {token}"}
 
@@ -176,7 +196,7 @@ def tollgate_target(url: str, token: str, process: subprocess.Popen[bytes]) -> T
                     first = (time.perf_counter() - began) * 1000
         return first
 
-    return Target("tollgate", f"{url}{RUN_PATH}", headers, {"variables": VARIABLES}, process, call, first_token)
+    return Target(name, f"{url}{RUN_PATH}", headers, {"variables": VARIABLES}, process, call, first_token)
 
 
 # --- figures ------------------------------------------------------------------------------------------
@@ -184,6 +204,11 @@ def tollgate_target(url: str, token: str, process: subprocess.Popen[bytes]) -> T
 
 def ratio(value: float, base: float) -> float | None:
     return round(value / base, 3) if base else None
+
+
+def tollgates(names: Iterable[str]) -> list[str]:
+    """The Tollgate targets (one per web server), production's first."""
+    return [name for name in names if name.startswith("tollgate")]
 
 
 def sequential(targets: list[Target], rounds: int) -> dict[str, Any]:
@@ -205,10 +230,11 @@ def sequential(targets: list[Target], rounds: int) -> dict[str, Any]:
             figures[f"{name}_added_ms_p50"] = round(statistics.median(values) - statistics.median(direct), 2)
             figures[f"{name}_added_ms_p95"] = round(quantile(values, 95) - quantile(direct, 95), 2)
     if "litellm" in times:
-        for q in ("p50", "p95"):
-            figures[f"tollgate_to_litellm_added_{q}"] = ratio(
-                figures[f"tollgate_added_ms_{q}"], figures[f"litellm_added_ms_{q}"]
-            )
+        for name in tollgates(times):
+            for q in ("p50", "p95"):
+                figures[f"{name}_to_litellm_added_{q}"] = ratio(
+                    figures[f"{name}_added_ms_{q}"], figures[f"litellm_added_ms_{q}"]
+                )
     return figures
 
 
@@ -229,9 +255,10 @@ def streaming(targets: list[Target], rounds: int) -> dict[str, Any]:
         if name != "sdk":
             figures[f"{name}_added_ms_p50"] = round(statistics.median(values) - direct, 2)
     if "litellm" in times:
-        figures["tollgate_to_litellm_added_p50"] = ratio(
-            figures["tollgate_added_ms_p50"], figures["litellm_added_ms_p50"]
-        )
+        for name in tollgates(times):
+            figures[f"{name}_to_litellm_added_p50"] = ratio(
+                figures[f"{name}_added_ms_p50"], figures["litellm_added_ms_p50"]
+            )
     return figures
 
 
@@ -454,40 +481,56 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         figures[name]["lock_waits"] = dict(waits)
     sandbox = figures["sandbox"]["runs_per_s"]
     figures["ideal_runs_per_s"] = CLIENTS * 1000 / UPSTREAM_LATENCY_MS
-    figures["tollgate_to_sandbox_runs_per_s"] = ratio(figures["tollgate"]["runs_per_s"], sandbox)
     if "litellm" in figures:
         figures["litellm_to_sandbox_runs_per_s"] = ratio(figures["litellm"]["runs_per_s"], sandbox)
-        figures["tollgate_to_litellm_runs_per_s"] = ratio(
-            figures["tollgate"]["runs_per_s"], figures["litellm"]["runs_per_s"]
-        )
-        figures["tollgate_to_litellm_web_cpu_per_run"] = ratio(
-            figures["tollgate"]["web_cpu_ms_per_run"], figures["litellm"]["web_cpu_ms_per_run"]
-        )
+    for name in tollgates(names):
+        figures[f"{name}_to_sandbox_runs_per_s"] = ratio(figures[name]["runs_per_s"], sandbox)
+        if "litellm" in figures:
+            for key in ("runs_per_s", "web_cpu_ms_per_run"):
+                figures[f"{name}_to_litellm_{key}"] = ratio(figures[name][key], figures["litellm"][key])
     return figures
 
 
 def targets(seq: dict[str, Any], stream: dict[str, Any], load: dict[str, Any], litellm: bool) -> dict[str, Any]:
-    """The issue's targets, measured as ratios in this one run (None where LiteLLM did not run)."""
-    tollgate = load["tollgate"]
+    """The issue's targets for production's server (the first in BENCH_SERVERS), measured as ratios in this
+    one run (None where LiteLLM did not run)."""
+    name = f"tollgate:{SERVERS[0]}"
+    tollgate = load[name]
     cap_waits = sum(
         count for relation, count in tollgate["lock_waits"].items() if any(t in relation for t in CAP_TABLES)
     )
     checks: dict[str, tuple[Any, bool | None]] = {
-        "added_p50_to_litellm <= 0.3": (seq.get("tollgate_to_litellm_added_p50"), None),
-        "runs_per_s_to_litellm >= 3": (load.get("tollgate_to_litellm_runs_per_s"), None),
-        "runs_per_s_to_sandbox >= 0.5": (load["tollgate_to_sandbox_runs_per_s"], None),
-        "stream_added_ttft_to_litellm <= 0.3": (stream.get("tollgate_to_litellm_added_p50"), None),
+        "added_p50_to_litellm <= 0.3": (seq.get(f"{name}_to_litellm_added_p50"), None),
+        "runs_per_s_to_litellm >= 3": (load.get(f"{name}_to_litellm_runs_per_s"), None),
+        "runs_per_s_to_sandbox >= 0.5": (load[f"{name}_to_sandbox_runs_per_s"], None),
+        "stream_added_ttft_to_litellm <= 0.3": (stream.get(f"{name}_to_litellm_added_p50"), None),
         "errors == 0": (tollgate["errors"], tollgate["errors"] == 0),
         "wal_flushes_per_run == 1": (tollgate["wal_sync_per_run"], round(tollgate["wal_sync_per_run"], 1) == 1),
         "cap_row_lock_waits == 0": (cap_waits, cap_waits == 0),
     }
     bounds = {"<= 0.3": lambda v: v <= 0.3, ">= 3": lambda v: v >= 3, ">= 0.5": lambda v: v >= 0.5}
-    result: dict[str, Any] = {"benchmark": "compare_targets", "litellm_ran": litellm}
+    result: dict[str, Any] = {"benchmark": "compare_targets", "server": name, "litellm_ran": litellm}
     for name, (value, met) in checks.items():
         if met is None and value is not None:
             met = next(check(value) for bound, check in bounds.items() if name.endswith(bound))
         result[name] = {"measured": value, "met": met}
     return result
+
+
+def pool_size(server: str) -> int:
+    """Each worker process's share of the connection budget (DATABASE_POOL_MAX_SIZE)."""
+    command = server_command(server, 0)
+    workers = int(command[command.index("--workers") + 1]) if "--workers" in command else deploy_settings()["workers"]
+    return max(2, min(20, CONNECTIONS // len(SERVERS) // workers))
+
+
+def described(server: str) -> str:
+    """A server's command line (port 0), with its pool size and, for production's, its settings."""
+    program, *arguments = server_command(server, 0)
+    command = [Path(program).name, *arguments]
+    if server == "deploy":
+        command.extend(f"{name}={value}" for name, value in deploy_settings().items() if name != "bind")
+    return " ".join([f"DATABASE_POOL_MAX_SIZE={pool_size(server)}", *command])
 
 
 def load_average(moment: str) -> dict[str, Any]:
@@ -507,7 +550,7 @@ def emit(figures: dict[str, Any]) -> None:
 
 def main() -> None:
     emit(load_average("start"))
-    sandbox_port, web_port, proxy_port = free_port(), free_port(), free_port()
+    sandbox_port, proxy_port = free_port(), free_port()
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     env = environment(sandbox_port, DATABASE) | {"REDIS_URL": REDIS}
     sandbox = subprocess.Popen(
@@ -522,10 +565,14 @@ def main() -> None:
             litellm_command, litellm_note = None, f"LiteLLM not compared: {exc}"
         token = prepare(env, DATABASE)
         wait_for(sandbox_port)
-        web = serve(env, web_port, threads=32)
-        servers.append(web)
-        tollgate = tollgate_target(f"http://127.0.0.1:{web_port}", token, web)
-        tollgate.call()
+        tollgate = []
+        for server in SERVERS:
+            web_port = free_port()
+            web = serve(env | {"DATABASE_POOL_MAX_SIZE": str(pool_size(server))}, web_port, server)
+            servers.append(web)
+            tollgate.append(tollgate_target(f"tollgate:{server}", f"http://127.0.0.1:{web_port}", token, web))
+        for target in tollgate:  # every worker process loads Django on its first request: slow on a busy machine
+            httpx2.post(target.url, json=target.body, headers=target.headers, timeout=300).raise_for_status()
         request = httpx2.get(f"{sandbox_url}/_sandbox/requests").json()["requests"][-1]["body"]
         request.pop("stream", None)
         sequence = [sdk_target("sdk", sandbox_url, request, None)]
@@ -538,9 +585,12 @@ def main() -> None:
                 sequence.append(litellm)
             except (RuntimeError, anthropic.APIError) as exc:
                 litellm_note = f"LiteLLM not compared: {exc}"
-        sequence.append(tollgate)
-        has_litellm = len(sequence) == 3
-        emit({"benchmark": "compare_setup", "litellm": litellm_note, "statements": statements_note()})
+        has_litellm = len(sequence) == 2
+        sequence.extend(tollgate)
+        emit({
+            "benchmark": "compare_setup", "litellm": litellm_note, "statements": statements_note(),
+            "servers": {f"tollgate:{server}": described(server) for server in SERVERS},
+        })  # fmt: skip
         seq = sequential(sequence, ROUNDS)
         emit(seq)
         stream = streaming(sequence, STREAM_ROUNDS)

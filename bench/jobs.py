@@ -1,5 +1,5 @@
-"""The queue served as in production — gunicorn, two Celery workers, PostgreSQL, Redis — against the sandbox
-at 200 ms latency. Prints one JSON line per figure:
+"""The queue served as in production — the web server as deploy/ configures it, two Celery workers,
+PostgreSQL, Redis — against the sandbox at 200 ms latency. Prints one JSON line per figure:
 
 1. throughput: 600 jobs posted by 50 concurrent clients → jobs/s end to end (posted to recorded result);
 2. spike: 1,000 jobs posted at once against a sandbox limited to 600 requests/minute, with the queue's
@@ -146,7 +146,7 @@ def main() -> None:
     try:
         token = prepare(env)
         wait_for(sandbox_port)
-        web = serve(env, web_port, threads=16)
+        web = serve(env, web_port)
         url, sandbox_url = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{sandbox_port}"
         print(json.dumps(throughput(url, token, env)), flush=True)
         print(json.dumps(spike(url, token, env, sandbox_url)), flush=True)

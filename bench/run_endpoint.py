@@ -1,4 +1,4 @@
-"""The run endpoint served as in production — gunicorn (2 workers × 32 threads), PostgreSQL, Redis —
+"""The run endpoint served as in production — the web server as deploy/ configures it, PostgreSQL, Redis —
 against the sandbox. Prints one JSON line per figure:
 
 1. overhead: N sequential runs through Tollgate vs the same calls made directly with the SDK → added ms
@@ -17,6 +17,7 @@ import base64
 import json
 import os
 import re
+import runpy
 import secrets
 import socket
 import statistics
@@ -31,6 +32,7 @@ import anthropic
 import httpx2
 
 ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
 PG = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/3")
 DATABASE = "tollgate_bench"
@@ -73,14 +75,46 @@ def environment(sandbox_port: int, database: str = DATABASE) -> dict[str, str]:
     }
 
 
-def serve(env: dict[str, str], port: int, *, threads: int) -> subprocess.Popen[bytes]:
-    """Tollgate as production serves it: gunicorn, two gthread workers; returns once it listens."""
-    web = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--threads", str(threads), "--worker-class", "gthread", "--log-level", "warning"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    wait_for(port)
+def deploy_settings() -> dict[str, Any]:
+    """The settings of production's web server, as gunicorn reads deploy/gunicorn.conf.py."""
+    return {name: value for name, value in runpy.run_path(str(DEPLOY / "gunicorn.conf.py")).items() if name[0] != "_"}
+
+
+def server_command(server: str, port: int) -> list[str]:
+    """The command line of one way to serve Tollgate on 127.0.0.1:`port`.
+
+    `deploy` is production's (deploy/gunicorn.conf.py, only its `bind` overridden); the candidates it was
+    chosen among are `gunicorn-WxT` (gthread, W workers × T threads) and `granian-WxT` (WSGI, W workers ×
+    T blocking threads)."""
+    bin_dir = Path(sys.executable).parent
+    if server == "deploy":
+        return [
+            str(bin_dir / "gunicorn"), "-c", str(DEPLOY / "gunicorn.conf.py"), "config.wsgi",
+            "--bind", f"127.0.0.1:{port}",
+        ]  # fmt: skip
+    kind, _, shape = server.partition("-")
+    workers, _, threads = shape.partition("x")
+    if kind == "gunicorn" and workers.isdigit() and threads.isdigit():
+        return [
+            str(bin_dir / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", workers,
+            "--threads", threads, "--worker-class", "gthread", "--log-level", "warning",
+        ]  # fmt: skip
+    if kind == "granian" and workers.isdigit() and threads.isdigit():
+        # No --backpressure: it bounds connections, not requests, so the idle keep-alive connections of a
+        # client pool hold its slots and the others wait out the 30 s header-read timeout (measured: p95
+        # +33 s at 100 clients).
+        return [
+            str(bin_dir / "granian"), "config.wsgi:application", "--interface", "wsgi", "--workers", workers,
+            "--blocking-threads", threads, "--log-level", "warning", "--host", "127.0.0.1", "--port", str(port),
+        ]  # fmt: skip
+    raise ValueError(f"unknown server {server!r}: `deploy`, `gunicorn-WxT` or `granian-WxT`")
+
+
+def serve(env: dict[str, str], port: int, server: str = "deploy") -> subprocess.Popen[bytes]:
+    """Tollgate served one way (`server_command`), by default as production serves it; returns once it
+    listens."""
+    web = subprocess.Popen(server_command(server, port), cwd=ROOT, env=env)
+    wait_for(port, seconds=180)
     return web
 
 
@@ -235,7 +269,7 @@ def main() -> None:
     try:
         token = prepare(env)
         wait_for(sandbox_port)
-        web = serve(env, web_port, threads=32)
+        web = serve(env, web_port)
         url, sandbox_url = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{sandbox_port}"
         for figures in (
             overhead(url, token, sandbox_url),

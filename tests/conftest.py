@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx2
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
 
+from bench.run_endpoint import server_command
 from core.roles import Role
 from sandbox.server import SandboxServer
 from sandbox.state import Config
@@ -130,6 +134,36 @@ def start_worker(name: str, queue: str, *args: str, env: dict[str, str] | None =
             return process
     process.terminate()
     raise RuntimeError(f"celery worker did not answer within 60 s; see {log.name}")
+
+
+@contextmanager
+def web_server(env: dict[str, str] | None = None) -> Iterator[str]:
+    """Tollgate served as production serves it (the configuration in deploy/) on a free port, on the test
+    database where a process can share it (PostgreSQL); yields its URL once it answers /healthz."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", **(env or {})}
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        environment["DATABASE_URL"] = _worker_database_url()
+    process = subprocess.Popen(server_command("deploy", port), cwd=ROOT, env=environment)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120  # each worker process loads Django: slow on a busy machine
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the web server exited with {process.returncode}")
+            try:
+                if httpx2.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the web server did not answer /healthz within 120 s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        stop_worker(process)
 
 
 def stop_worker(process: subprocess.Popen[bytes]) -> None:

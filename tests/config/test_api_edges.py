@@ -5,13 +5,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import socket
-import subprocess
 import sys
 import threading
-import time
-from pathlib import Path
 
 import httpx2
 import pytest
@@ -24,7 +19,7 @@ from rest_framework.test import APIClient as HttpClient
 from config.exceptions import bad_request_view
 from config.parsers import MAX_DEPTH
 from core.problems import PROBLEM_CONTENT_TYPE
-from tests.conftest import ROOT, _worker_database_url
+from tests.conftest import web_server
 
 pytestmark = pytest.mark.django_db
 
@@ -241,39 +236,17 @@ def test_an_unexpected_error_outside_a_view_is_a_problem_500_under_api_and_html_
     assert page["Content-Type"].startswith("text/html")
 
 
-def test_deep_json_is_a_400_under_gunicorn(transactional_db, api_world):
-    """Production's server (gthread workers, as bench/run_endpoint.py runs it) on the test database."""
+def test_deep_json_is_a_400_under_the_production_server(transactional_db, api_world):
+    """Production's server (deploy/: gunicorn's gthread workers, as the benchmarks run it) on the test
+    database."""
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-        pytest.skip("a gunicorn process cannot share an in-memory SQLite test database")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": _worker_database_url(),
-    }
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--threads", "4", "--worker-class", "gthread", "--log-level", "warning"],
-        cwd=ROOT, env=environment,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        body = b"[" * 10_000 + b"]" * 10_000
+        pytest.skip("a server process cannot share an in-memory SQLite test database")
+    body = b"[" * 10_000 + b"]" * 10_000
+    with web_server() as url:
         response = httpx2.post(
-            f"http://127.0.0.1:{port}{ESTIMATE}", content=body, timeout=30,
+            f"{url}{ESTIMATE}", content=body, timeout=30,
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {api_world['token']}"},
         )  # fmt: skip
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     assert response.status_code == 400
     assert response.headers["Content-Type"] == PROBLEM_CONTENT_TYPE
