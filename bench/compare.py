@@ -13,9 +13,11 @@ ratio: sequential added latency p50 / p95 over the direct SDK (all targets inter
 request); streaming added time to first token p50; runs/s and errors with 100 concurrent clients and
 200 ms upstream latency (each target in turn, the order alternating over two rounds, the sandbox alone
 driven by the same generator); CPU milliseconds per run of the web processes and of PostgreSQL; PostgreSQL
-transactions and WAL flushes per run; lock waits sampled every 50 ms during the throughput runs; the
-machine's load average at the start and the end. If LiteLLM cannot be installed or started, says why and
-compares the SDK, Tollgate and the sandbox alone.
+transactions and WAL flushes per run, and the SQL statements and PostgreSQL and Redis round trips of a run
+(bench/statements.py, counted in a serving process: pg_stat_statements is not preloaded here); lock
+waits sampled every 50 ms during the throughput runs; the machine's load average at the start and the
+end. If LiteLLM cannot be installed or started, says why and compares the SDK, Tollgate and the sandbox
+alone.
 
 Needs the machine's PostgreSQL (database `bench_cmp`, created afresh; `BENCH_COMPARE_DATABASE`) and Redis
 (database 9; `BENCH_COMPARE_REDIS`).
@@ -45,6 +47,7 @@ import anthropic
 import httpx2
 import psycopg
 
+from bench import statements
 from bench.run_endpoint import (
     PG,
     ROOT,
@@ -361,14 +364,6 @@ def pg_counters(database: str) -> dict[str, int]:
     }  # fmt: skip
 
 
-def statements_note() -> str:
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as connection:
-        row = connection.execute("SHOW shared_preload_libraries").fetchone()
-    if row and "pg_stat_statements" in row[0]:
-        return "pg_stat_statements is preloaded but not read by this benchmark"
-    return "pg_stat_statements unavailable (not in shared_preload_libraries): transactions counted instead"
-
-
 def relation_names(database: str, oids: list[int]) -> dict[int, str]:
     if not oids:
         return {}
@@ -588,9 +583,10 @@ def main() -> None:
         has_litellm = len(sequence) == 2
         sequence.extend(tollgate)
         emit({
-            "benchmark": "compare_setup", "litellm": litellm_note, "statements": statements_note(),
+            "benchmark": "compare_setup", "litellm": litellm_note,
             "servers": {f"tollgate:{server}": described(server) for server in SERVERS},
         })  # fmt: skip
+        statements.measure(env, token)  # statements and round trips per run (pg_stat_statements is not preloaded)
         seq = sequential(sequence, ROUNDS)
         emit(seq)
         stream = streaming(sequence, STREAM_ROUNDS)
