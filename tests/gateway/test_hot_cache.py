@@ -6,6 +6,7 @@ Redis nothing is cached, and the same tests show every request reading the datab
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 import redis
@@ -304,3 +305,46 @@ def test_a_wrong_secret_under_a_cached_tokens_lookup_id_counts_toward_no_rate(wo
     assert [(r.status_code, r.json()["reason"]) for r in refused] == [(401, "unknown")] * 3
     assert run(world).status_code == 200  # the second of its two a minute
     assert run(world).status_code == 429
+
+
+def test_a_refused_token_hammering_counts_toward_no_rate(world, custodian, django_capture_on_commit_callbacks):
+    """A leaked token, revoked or expired, sent again and again: its entry stays cached (each request
+    reads it again, refused), but only a token that may run counts toward its client's window; else the
+    leak would lock the client's live tokens out for as long as it is replayed."""
+    original = dict(world["http"]._credentials)
+
+    @hypothesis_settings(
+        max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=True
+    )
+    @given(refusal=st.sampled_from(["revoked", "expired"]), replays=st.integers(min_value=1, max_value=6))
+    def check(refusal, replays):
+        hotcache.clear()
+        with transaction.atomic(), django_capture_on_commit_callbacks(execute=True):
+            client, _ = key_services.api_client_create(
+                actor=custodian, name="hammered", environment="production", owner=custodian, all_prompts=True,
+                rate_limit_per_minute=2,
+            )  # fmt: skip
+            _, live = key_services.api_token_issue(actor=custodian, client=client, label="live")
+            expires = timezone.now() + timedelta(seconds=1) if refusal == "expired" else None
+            leaked, plaintext = key_services.api_token_issue(
+                actor=custodian, client=client, label="leaked", expires_at=expires
+            )
+            world["http"].credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+            assert run(world).status_code == 200  # cached, and one of the client's two a minute
+            if expires is None:
+                key_services.api_token_revoke(actor=custodian, token=leaked, reason="leaked")
+            else:  # its expiry passes: no write, no bump; the cached row says it all
+                time.sleep(max(0.0, (expires - timezone.now()).total_seconds()) + 0.01)
+
+            replayed = [run(world) for _ in range(replays)]
+            world["http"].credentials(HTTP_AUTHORIZATION=f"Bearer {live}")
+            answer = run(world)
+            transaction.set_rollback(True)
+
+        assert {(r.status_code, r.json()["reason"]) for r in replayed} == {(401, refusal)}
+        assert answer.status_code == 200, answer.content
+
+    try:
+        check()
+    finally:
+        world["http"].credentials(**original)
