@@ -21,11 +21,15 @@ from rest_framework.test import APIClient as HttpClient
 from core import hotcache
 from keys import services as key_services
 from keys.models import ApiToken, ProviderKey
+from keys.selectors import _active_keys
+from keys.services import _tokens
 from keys.tokens import LOOKUP_CHARS, RANDOM_CHARS, _checksum
 from prompts import services
-from prompts.models import Release
+from prompts.models import PromptVersion, Release
+from prompts.services import _released
 from tests.factories import version_content
 from tests.gateway.test_run_api import run
+from tests.gateway.upstream import sandbox_requests
 from usage.models import UsageRecord
 
 pytestmark = pytest.mark.django_db
@@ -348,3 +352,50 @@ def test_a_refused_token_hammering_counts_toward_no_rate(world, custodian, djang
         check()
     finally:
         world["http"].credentials(**original)
+
+
+def _stored(instance) -> dict[str, object]:
+    values = {field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields}
+    values.pop("last_used_at", None)  # written by a plain UPDATE at most once a minute, kept out of the cache
+    return values
+
+
+def test_runs_leave_the_shared_entries_as_the_database_has_them(world):
+    """Whatever a run does with its copies (nested JSON of a version, a client's lists, the key), the
+    entries the process's other requests read stay exactly the rows as stored."""
+    if not hotcache.enabled():
+        pytest.skip("nothing is cached without Redis")
+    for extra in ({}, {"stream": True}, {"metadata": {"feature": "f", "user_tier": "t", "end_user": "u"}}, {}):
+        response = run(world, **extra)
+        assert response.status_code == 200
+        if extra.get("stream"):
+            b"".join(response.streaming_content)
+    token = ApiToken.objects.select_related("client").get(client=world["client"])
+    cached_token = _tokens.peek(token.lookup_id)
+    cached_version = _released.peek(("support-summary", "production"))
+    cached_key = _active_keys.peek("production")
+    assert cached_token is not None
+    assert cached_version is not None
+    assert cached_key is not None
+
+    assert _stored(cached_token) == _stored(token)
+    assert _stored(cached_token.client) == _stored(token.client)
+    assert _stored(cached_version) == _stored(PromptVersion.objects.get(pk=world["version"].pk))
+    assert _stored(cached_key) == _stored(ProviderKey.objects.get(pk=world["key"].pk))
+
+
+def test_with_redis_unreachable_a_warm_process_serves_no_entry_and_calls_nothing(world, monkeypatch):
+    """Redis gone between two requests: the generation cannot be read, so no entry can be trusted. The run
+    is refused with a problem and a stable code before any upstream call (nothing to record)."""
+    if not hotcache.enabled():
+        pytest.skip("nothing is cached without Redis")
+    assert run(world).status_code == 200  # warm
+    calls = len(sandbox_requests(world))
+    rows = UsageRecord.objects.count()
+    unreachable = redis.Redis(port=1, socket_connect_timeout=0.5)  # nothing listens on port 1
+    monkeypatch.setattr(hotcache, "redis_client", lambda: unreachable)
+
+    response = run(world)
+
+    assert (response.status_code, response.json()["code"]) == (500, "internal_error")
+    assert (len(sandbox_requests(world)), UsageRecord.objects.count()) == (calls, rows)
