@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx2
@@ -146,3 +147,22 @@ def test_a_rotated_and_a_revoked_key_are_seen_by_every_process_on_the_next_reque
 
     assert {(r.status_code, r.json()["title"]) for r in runs(server, warm)} == {(502, "No provider key")}
     assert not UsageRecord.objects.filter(pk__gt=since).exists()
+
+
+def test_tokens_of_one_client_in_parallel_on_every_process_share_one_window(transactional_db, server, world, custodian):
+    """Three tokens of one client, one cached in a worker and two not, sent at once to both workers: the
+    client's window admits exactly its rate, counted once per request whichever path counted it."""
+    client, _ = key_services.api_client_create(
+        actor=custodian, name="bursty", environment="production", owner=custodian, all_prompts=True,
+        rate_limit_per_minute=5,
+    )  # fmt: skip
+    tokens = [key_services.api_token_issue(actor=custodian, client=client, label=f"t{n}")[1] for n in range(3)]
+    if time.time() % 60 > 40:  # the burst must fall in one window
+        time.sleep(60.5 - time.time() % 60)
+    window = int(time.time() // 60)
+    assert [r.status_code for r in runs(server, tokens[0], 1)] == [200]  # cached in one worker; 1 of 5
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(lambda n: runs(server, tokens[n % 3], 1)[0], range(12)))
+
+    assert int(time.time() // 60) == window
+    assert sorted(r.status_code for r in responses) == [200] * 4 + [429] * 8
