@@ -35,8 +35,11 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 # A missing generation (a new or flushed Redis) starts from the server's clock in microseconds, never from
-# a number an entry could already carry. KEYS[1]: the generation; KEYS[2], when given: a counter, counted
-# and kept ARGV[1] seconds from its first hit. Returns {generation, count}.
+# a number an entry could already carry. A server restarted from an older snapshot (or a replica promoted
+# before it had every bump) hands out numbers again that entries already carry, for rows changed since:
+# so what a request observes is the number with the server's run id, which every start draws anew.
+# KEYS[1]: the generation; KEYS[2], when given: a counter, counted and kept ARGV[1] seconds from its first
+# hit. Returns {generation@run id, count}.
 _START = "local t = redis.call('TIME') return t[1] .. string.sub('000000' .. t[2], -6)"
 _OBSERVE = f"""
 local function start() {_START} end
@@ -50,7 +53,8 @@ if KEYS[2] then
   count = redis.call('INCR', KEYS[2])
   if count == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
 end
-return {{generation, count}}
+local server = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+return {{generation .. '@' .. server, count}}
 """
 _BUMP = f"""
 local function start() {_START} end

@@ -429,6 +429,24 @@ def _token_read(lookup_id: str) -> ApiToken:
         raise AuthenticationFailed("The token is not known.", reason="unknown") from None
 
 
+def _token_refusal(token: ApiToken, digest: str, environment: str, now: datetime) -> AuthenticationFailed | None:
+    """Why `token` (with its client) may not run a request carrying `digest` in `environment`, or None."""
+    client = token.client
+    if not secrets.compare_digest(token.token_digest, digest):
+        return AuthenticationFailed("The token is not known.", reason="unknown")
+    if token.revoked_at is not None:
+        return AuthenticationFailed("The token was revoked.", reason="revoked")
+    if token.expires_at is not None and token.expires_at <= now:
+        return AuthenticationFailed("The token has expired.", reason="expired")
+    if not client.is_active:
+        return AuthenticationFailed("The API client is deactivated.", reason="client_inactive")
+    if client.expires_at is not None and client.expires_at <= now:
+        return AuthenticationFailed("The API client has expired.", reason="client_expired")
+    if client.environment != environment:
+        return AuthenticationFailed("The token does not belong to this client's environment.", reason="unknown")
+    return None
+
+
 def api_token_authenticate(raw: str, *, count_rate: bool = False) -> ApiToken:
     """The live token behind `raw`, with its client; raises AuthenticationFailed saying why not.
 
@@ -443,24 +461,15 @@ def api_token_authenticate(raw: str, *, count_rate: bool = False) -> ApiToken:
         raise AuthenticationFailed("The token is malformed or its checksum does not match.", reason="malformed")
     environment, lookup_id = parsed
     digest = token_digest(raw)
+    now = timezone.now()
     seen = _tokens.peek(lookup_id) if count_rate else None
-    if seen is not None and secrets.compare_digest(seen.token_digest, digest):  # a wrong secret counts for nobody
+    # Only a request that may run counts: a wrong secret counts for nobody, and a refused (revoked, expired)
+    # token replayed must not use up its client's window.
+    if seen is not None and _token_refusal(seen, digest, environment, now) is None:
         observe(rate_limit_counter(seen.client.uid), counter_seconds=2 * WINDOW_SECONDS)
     token = _tokens.get(lookup_id, partial(_token_read, lookup_id))
-    if not secrets.compare_digest(token.token_digest, digest):
-        raise AuthenticationFailed("The token is not known.", reason="unknown")
-    client = token.client
-    now = timezone.now()
-    if token.revoked_at is not None:
-        raise AuthenticationFailed("The token was revoked.", reason="revoked")
-    if token.expires_at is not None and token.expires_at <= now:
-        raise AuthenticationFailed("The token has expired.", reason="expired")
-    if not client.is_active:
-        raise AuthenticationFailed("The API client is deactivated.", reason="client_inactive")
-    if client.expires_at is not None and client.expires_at <= now:
-        raise AuthenticationFailed("The API client has expired.", reason="client_expired")
-    if client.environment != environment:
-        raise AuthenticationFailed("The token does not belong to this client's environment.", reason="unknown")
+    if refusal := _token_refusal(token, digest, environment, now):
+        raise refusal
     last_used = max(filter(None, (token.last_used_at, _last_used.get(lookup_id))), default=None)
     if last_used is None or now - last_used > LAST_USED_RESOLUTION:
         # A plain UPDATE: the last-used time is kept out of the change history (and bumps no generation),

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import time
+
 import pytest
+import redis
 from django.contrib.auth.models import User
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from core import hotcache
 
@@ -85,3 +94,67 @@ def test_callers_get_copies_never_the_shared_entry(settings):
     again = cache.get("u", lambda: User(username="read again"))
 
     assert again.username in ("shared", "read again")  # cached (with Redis) or read again: never the change
+
+
+@pytest.fixture
+def own_redis(tmp_path, monkeypatch, settings):
+    """A Redis server of this test's own (in `tmp_path`, snapshots there), which the test may restart; the
+    hot cache talks to it."""
+    if not settings.REDIS_URL or not shutil.which("redis-server"):
+        pytest.skip("needs Redis (and its server binary, to restart one)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path), "--save", ""]
+    command += ["--appendonly", "no", "--daemonize", "no"]
+    client = redis.Redis(port=port, socket_connect_timeout=1)
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+        client.connection_pool.disconnect()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+
+    def restart() -> None:
+        """As a crash and a restart: the server comes back with its last snapshot."""
+        processes[-1].kill()
+        processes[-1].wait(timeout=10)
+        start()
+
+    start()
+    monkeypatch.setattr(hotcache, "redis_client", lambda: client)
+    try:
+        yield client, restart
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@given(after_snapshot=st.integers(min_value=1, max_value=4), after_restart=st.integers(min_value=0, max_value=4))
+@hypothesis_settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_redis_restarted_from_an_older_snapshot_never_validates_an_entry(own_redis, after_snapshot, after_restart):
+    """Redis restarted from a snapshot taken before some bumps (or a failover to a lagging replica) hands
+    out generations that were already handed out: an entry filled under one of them, before changes the
+    restart forgot, must not be taken as fresh, whichever bumps follow the restart."""
+    client, restart = own_redis
+    hotcache.clear()
+    cache: hotcache.HotCache[str, str] = hotcache.HotCache()
+    key = hotcache.redis_key("hotcache:generation")
+    hotcache.observe()
+    client.save()  # the snapshot the restart comes back with
+    for step in range(after_snapshot):  # entries filled, then another process's changes the snapshot misses
+        cache.get(f"k{step}", lambda: "before the change")
+        client.incr(key)
+    restart()
+    for _ in range(after_restart):  # changes after the restart: the generation walks the same numbers again
+        client.incr(key)
+
+    assert {cache.get(f"k{step}", lambda: "after") for step in range(after_snapshot)} == {"after"}

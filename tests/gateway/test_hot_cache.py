@@ -6,6 +6,7 @@ Redis nothing is cached, and the same tests show every request reading the datab
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 import redis
@@ -20,11 +21,15 @@ from rest_framework.test import APIClient as HttpClient
 from core import hotcache
 from keys import services as key_services
 from keys.models import ApiToken, ProviderKey
+from keys.selectors import _active_keys
+from keys.services import _tokens
 from keys.tokens import LOOKUP_CHARS, RANDOM_CHARS, _checksum
 from prompts import services
-from prompts.models import Release
+from prompts.models import PromptVersion, Release
+from prompts.services import _released
 from tests.factories import version_content
 from tests.gateway.test_run_api import run
+from tests.gateway.upstream import sandbox_requests
 from usage.models import UsageRecord
 
 pytestmark = pytest.mark.django_db
@@ -304,3 +309,93 @@ def test_a_wrong_secret_under_a_cached_tokens_lookup_id_counts_toward_no_rate(wo
     assert [(r.status_code, r.json()["reason"]) for r in refused] == [(401, "unknown")] * 3
     assert run(world).status_code == 200  # the second of its two a minute
     assert run(world).status_code == 429
+
+
+def test_a_refused_token_hammering_counts_toward_no_rate(world, custodian, django_capture_on_commit_callbacks):
+    """A leaked token, revoked or expired, sent again and again: its entry stays cached (each request
+    reads it again, refused), but only a token that may run counts toward its client's window; else the
+    leak would lock the client's live tokens out for as long as it is replayed."""
+    original = dict(world["http"]._credentials)
+
+    @hypothesis_settings(
+        max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=True
+    )
+    @given(refusal=st.sampled_from(["revoked", "expired"]), replays=st.integers(min_value=1, max_value=6))
+    def check(refusal, replays):
+        hotcache.clear()
+        with transaction.atomic(), django_capture_on_commit_callbacks(execute=True):
+            client, _ = key_services.api_client_create(
+                actor=custodian, name="hammered", environment="production", owner=custodian, all_prompts=True,
+                rate_limit_per_minute=2,
+            )  # fmt: skip
+            _, live = key_services.api_token_issue(actor=custodian, client=client, label="live")
+            expires = timezone.now() + timedelta(seconds=1) if refusal == "expired" else None
+            leaked, plaintext = key_services.api_token_issue(
+                actor=custodian, client=client, label="leaked", expires_at=expires
+            )
+            world["http"].credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+            assert run(world).status_code == 200  # cached, and one of the client's two a minute
+            if expires is None:
+                key_services.api_token_revoke(actor=custodian, token=leaked, reason="leaked")
+            else:  # its expiry passes: no write, no bump; the cached row says it all
+                time.sleep(max(0.0, (expires - timezone.now()).total_seconds()) + 0.01)
+
+            replayed = [run(world) for _ in range(replays)]
+            world["http"].credentials(HTTP_AUTHORIZATION=f"Bearer {live}")
+            answer = run(world)
+            transaction.set_rollback(True)
+
+        assert {(r.status_code, r.json()["reason"]) for r in replayed} == {(401, refusal)}
+        assert answer.status_code == 200, answer.content
+
+    try:
+        check()
+    finally:
+        world["http"].credentials(**original)
+
+
+def _stored(instance) -> dict[str, object]:
+    values = {field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields}
+    values.pop("last_used_at", None)  # written by a plain UPDATE at most once a minute, kept out of the cache
+    return values
+
+
+def test_runs_leave_the_shared_entries_as_the_database_has_them(world):
+    """Whatever a run does with its copies (nested JSON of a version, a client's lists, the key), the
+    entries the process's other requests read stay exactly the rows as stored."""
+    if not hotcache.enabled():
+        pytest.skip("nothing is cached without Redis")
+    for extra in ({}, {"stream": True}, {"metadata": {"feature": "f", "user_tier": "t", "end_user": "u"}}, {}):
+        response = run(world, **extra)
+        assert response.status_code == 200
+        if extra.get("stream"):
+            b"".join(response.streaming_content)
+    token = ApiToken.objects.select_related("client").get(client=world["client"])
+    cached_token = _tokens.peek(token.lookup_id)
+    cached_version = _released.peek(("support-summary", "production"))
+    cached_key = _active_keys.peek("production")
+    assert cached_token is not None
+    assert cached_version is not None
+    assert cached_key is not None
+
+    assert _stored(cached_token) == _stored(token)
+    assert _stored(cached_token.client) == _stored(token.client)
+    assert _stored(cached_version) == _stored(PromptVersion.objects.get(pk=world["version"].pk))
+    assert _stored(cached_key) == _stored(ProviderKey.objects.get(pk=world["key"].pk))
+
+
+def test_with_redis_unreachable_a_warm_process_serves_no_entry_and_calls_nothing(world, monkeypatch):
+    """Redis gone between two requests: the generation cannot be read, so no entry can be trusted. The run
+    is refused with a problem and a stable code before any upstream call (nothing to record)."""
+    if not hotcache.enabled():
+        pytest.skip("nothing is cached without Redis")
+    assert run(world).status_code == 200  # warm
+    calls = len(sandbox_requests(world))
+    rows = UsageRecord.objects.count()
+    unreachable = redis.Redis(port=1, socket_connect_timeout=0.5)  # nothing listens on port 1
+    monkeypatch.setattr(hotcache, "redis_client", lambda: unreachable)
+
+    response = run(world)
+
+    assert (response.status_code, response.json()["code"]) == (500, "internal_error")
+    assert (len(sandbox_requests(world)), UsageRecord.objects.count()) == (calls, rows)

@@ -195,3 +195,64 @@ def test_the_same_threshold_alerts_again_in_a_new_period(django_capture_on_commi
         (date(2026, 1, 1), 80),
         (date(2026, 2, 1), 80),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_holders_settling_while_reapers_close_the_same_reservations_count_each_call_once():
+    """Each holder settles its call at the moment reapers (taking every holder for dead) close the same
+    reservations at their worst case: each reservation closes once, with one ledger row, and the counters
+    hold exactly the sum of the ledger's costs."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the race needs concurrent connections; SQLite serialises writers (BEGIN IMMEDIATE)")
+    cap = Cap(scope="provider_key", scope_id=98, period="month", limit_usd=Decimal("100"), label="raced")
+    holders = 24
+    reservations = [
+        spend_reserve(
+            request_id=f"reaped-{index}",
+            caps=[cap],
+            amount=Decimal("1.00"),
+            ledger={**ROW, "request_id": f"reaped-{index}", "call_id": f"reaped-{index}"},
+        )
+        for index in range(holders)
+    ]
+    start = threading.Barrier(holders + 3)
+    settled: list[bool] = []
+    reaped: list[int] = []
+    errors: list[BaseException] = []
+
+    def holder(index: int) -> None:
+        try:
+            start.wait()
+            record = {**ROW, "request_id": f"reaped-{index}", "call_id": f"reaped-{index}", "cost_usd": Decimal("0.25")}
+            settled.append(
+                settlement.call_settle(record=record, reservation=reservations[index], spent=Decimal("0.25")).settled
+            )
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def reaper() -> None:
+        try:
+            start.wait()
+            reaped.append(settlement.spend_reservations_reap(now=datetime.now(UTC) + timedelta(days=1)))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=holder, args=(index,)) for index in range(holders)]
+    threads += [threading.Thread(target=reaper) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert settled.count(True) + sum(reaped) == holders  # each reservation closed by exactly one of them
+    rows = UsageRecord.objects.filter(request_id__startswith="reaped-")
+    assert rows.count() == holders
+    final = counter(cap)
+    assert final.reserved_usd == Decimal(0)
+    assert final.spent_usd == sum(row.cost_usd for row in rows)
+    assert not SpendReservation.objects.filter(request_id__startswith="reaped-", status="held").exists()
