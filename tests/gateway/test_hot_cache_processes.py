@@ -1,5 +1,5 @@
-"""The hot cache across processes (docs/contract.md §12): a gunicorn server with two worker processes
-serves the run endpoint on the test database and Redis; the test process changes rows through the
+"""The hot cache across processes (docs/contract.md §12): the production server (deploy/: gunicorn, two
+worker processes) serves the run endpoint on the test database and Redis; the test process changes rows through the
 services, committed; the very next requests to the server, whichever worker answers, reflect the change.
 
 The server's entries live TOLLGATE_HOT_CACHE_SECONDS=300, so only the Redis generation can tell its
@@ -8,28 +8,24 @@ not reach them."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx2
 import pytest
 from django.conf import settings
 
+from bench.run_endpoint import deploy_settings
 from keys import services as key_services
 from keys.models import ApiToken
 from prompts import services
-from tests.conftest import ROOT, _worker_database_url
+from tests.conftest import web_server
 from tests.factories import version_content
 from tests.gateway.upstream import EMAIL, TICKET
 from usage.models import UsageRecord
 
-WORKERS = 2
+WORKERS = deploy_settings()["workers"]
 ROUNDS = 3 * WORKERS  # requests after each change: with two workers, both answer some of them (almost surely)
 
 
@@ -39,38 +35,12 @@ def server(django_db_setup, django_db_blocker) -> Iterator[str]:
         pytest.skip("a gunicorn process cannot share an in-memory SQLite test database")
     if not settings.REDIS_URL:
         pytest.skip("without Redis nothing is cached (docs/contract.md §12)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with django_db_blocker.unblock():
-        database_url = _worker_database_url()
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": database_url,
+    with web_server({
         "REDIS_URL": settings.REDIS_URL,
         "TOLLGATE_HOT_CACHE_SECONDS": "300",
         "TOLLGATE_PRICE_CACHE_SECONDS": "0",  # each test's flush re-seeds the price book with new ids
-    }
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(WORKERS), "--threads", "2", "--worker-class", "gthread", "--log-level", "warning"],
-        cwd=ROOT, env=environment,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, "gunicorn did not start"
-            assert time.monotonic() < deadline, "gunicorn did not start"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    }) as url:  # fmt: skip
+        yield url
 
 
 def token_of(world) -> str:
