@@ -22,6 +22,7 @@ import json
 from dataclasses import asdict
 from datetime import date
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from django.db import connection, models
@@ -40,18 +41,26 @@ def insert_values(instance: models.Model, **expressions: str) -> tuple[str, str,
     """The column list, the value list and its parameters that insert this unsaved instance, built from its
     concrete fields as `save()` would write them (defaults applied, `pre_save` run). `expressions` replace
     a column's value by SQL of the caller's (no parameters)."""
-    meta = instance._meta
-    columns, values, params = [], [], []
+    columns, values, fields = _insert_shape(type(instance), tuple(sorted(expressions.items())))
+    return columns, values, [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+
+
+@cache
+def _insert_shape(model: type[models.Model], expressions: tuple[tuple[str, str], ...]) -> tuple[str, str, list[Any]]:
+    """A model's insert columns and values (placeholders, or the caller's SQL), and the fields whose values
+    are parameters: the same for every row of the model, so built once."""
+    meta, replaced = model._meta, dict(expressions)
+    columns, values, fields = [], [], []
     for field in meta.concrete_fields:
         if field is meta.auto_field:
             continue
         columns.append(_q(field.column))
-        if field.column in expressions:
-            values.append(expressions[field.column])
-            continue
-        values.append("%s")
-        params.append(field.get_db_prep_save(field.pre_save(instance, True), connection))
-    return ", ".join(columns), ", ".join(values), params
+        if field.column in replaced:
+            values.append(replaced[field.column])
+        else:
+            values.append("%s")
+            fields.append(field)
+    return ", ".join(columns), ", ".join(values), fields
 
 
 def _saved(instance: models.Model, pk: int) -> None:
