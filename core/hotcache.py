@@ -182,10 +182,10 @@ class HotCache(Generic[K, V]):
         return shared_copy(entry.value)
 
     def peek(self, key: K) -> V | None:
-        """The entry for `key` whatever its generation or age (for what never changes, such as a token's
-        client), or None."""
+        """The stored entry for `key` whatever its generation or age (for what never changes, such as a
+        token's client), or None. Not a copy: the caller only reads it."""
         entry = self._entries.get(key)
-        return shared_copy(entry.value) if entry is not None else None
+        return entry.value if entry is not None else None
 
     def clear(self) -> None:
         self._entries = {}
