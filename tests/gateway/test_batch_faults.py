@@ -3,15 +3,12 @@ is sent to be paid for and never collected, and neither holds up the other batch
 
 from __future__ import annotations
 
-import json
-
 import httpx2
 import pytest
-from django.db import connection
 
 from gateway.models import Batch
 from gateway.tasks import batches_poll
-from prompts.models import PromptVersion, content_hash
+from tests.factories import DANGLING_CHECKS, setting_store_unchecked
 from tests.gateway.test_batches import create, items
 
 pytestmark = pytest.mark.django_db
@@ -23,23 +20,11 @@ def fast_batches(world):
     return world
 
 
-# A schema the checks before the specs accepted (it is valid draft 2020-12) and the spec refuses.
-DANGLING = {"json_schema": {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}}
-
-
-def _store_output_checks(version: PromptVersion, value: dict) -> None:
-    with connection.cursor() as cursor:  # as stored before the spec, past the registry's checks
-        cursor.execute(
-            "UPDATE prompts_promptversion SET output_checks = %s, content_hash = %s WHERE id = %s",
-            [json.dumps(value), content_hash({**version.content(), "output_checks": value}), version.pk],
-        )
-
-
 def test_a_batch_on_a_version_whose_output_checks_its_spec_refuses_is_refused_before_it_is_sent(
     fast_batches, django_capture_on_commit_callbacks
 ):
     world = fast_batches
-    _store_output_checks(world["version"], DANGLING)
+    setting_store_unchecked(world["version"], "output_checks", DANGLING_CHECKS)
 
     with django_capture_on_commit_callbacks(execute=True):
         response = create(world, items(2))

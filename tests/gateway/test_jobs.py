@@ -13,12 +13,11 @@ import time
 
 import httpx2
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient as HttpClient
 
 from gateway.models import Job, WebhookDelivery
 from keys import services as key_services
-from prompts.models import content_hash
+from tests.factories import DANGLING_CHECKS, setting_store_unchecked
 from tests.gateway.upstream import EMAIL, PHONE, TICKET, inject, sandbox_requests
 from usage.models import SpendReservation, UsageRecord
 
@@ -133,13 +132,7 @@ def test_a_job_accepted_before_its_versions_setting_became_unreadable_fails_with
     run answers) and nothing is called or paid, instead of an unexpected error raised from the task."""
     with django_capture_on_commit_callbacks() as queued:
         job_id = submit(world).json()["id"]
-    checks = {"json_schema": {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}}
-    version = world["version"]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE prompts_promptversion SET output_checks = %s, content_hash = %s",
-            [json.dumps(checks), content_hash({**version.content(), "output_checks": checks})],
-        )
+    setting_store_unchecked(world["version"], "output_checks", DANGLING_CHECKS)
 
     for task in queued:
         task()

@@ -13,8 +13,7 @@ from rest_framework.test import APIClient as HttpClient
 from gateway.models import Run
 from keys import services as key_services
 from prompts import services
-from prompts.models import content_hash
-from tests.factories import version_content
+from tests.factories import DANGLING_CHECKS, setting_store_unchecked, version_content
 from tests.gateway.upstream import EMAIL, PHONE, TICKET, inject, sandbox_requests
 from usage.models import SpendCounter, SpendReservation, UsageRecord
 
@@ -235,13 +234,7 @@ def test_a_tampered_version_is_refused_before_any_call(world):
 def test_output_checks_their_spec_refuses_stop_the_run_before_any_call(world):
     """Saved before the spec was strict (a valid JSON Schema whose $ref points nowhere): read before the
     reservation, so the call is neither made nor paid for only to end in the same 500."""
-    checks = {"json_schema": {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}}
-    version = world["version"]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE prompts_promptversion SET output_checks = %s, content_hash = %s",
-            [json.dumps(checks), content_hash({**version.content(), "output_checks": checks})],
-        )
+    setting_store_unchecked(world["version"], "output_checks", DANGLING_CHECKS)
 
     response = run(world)
 

@@ -9,7 +9,6 @@ import json
 import zipfile
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from audit.evidence import Period, evidence_export
@@ -17,7 +16,7 @@ from core.errors import InvalidVersion, UnreadableSetting
 from evaluations.services import expectations_errors
 from gateway.checks import expectation_failures, output_checks_run
 from prompts import services
-from prompts.models import PromptVersion, content_hash
+from prompts.models import PromptVersion
 from prompts.spec_fields import SpecFormField
 from prompts.specs import (
     OutputChecksSpec,
@@ -29,7 +28,7 @@ from prompts.specs import (
     routing_of,
     spec_errors,
 )
-from tests.factories import version_content
+from tests.factories import setting_store_unchecked, version_content
 
 # --- what each spec refuses, and how it says so ----------------------------------------------------------
 
@@ -175,12 +174,7 @@ def test_a_stored_setting_its_spec_refuses_stops_the_run_without_telling_its_val
     """A redaction saved before the spec was strict ("terms" as one string, once read letter by letter):
     the run answers 500 and neither the answer nor the log holds the term."""
     version = world["version"]
-    content = {**version.content(), "redaction": {"terms": "Falcon"}}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE prompts_promptversion SET redaction = %s, content_hash = %s WHERE id = %s",
-            [json.dumps(content["redaction"]), content_hash(content), version.pk],
-        )
+    setting_store_unchecked(version, "redaction", {"terms": "Falcon"})
 
     response = world["http"].post(
         "/api/v1/prompts/support-summary/run",
@@ -207,11 +201,7 @@ def test_a_stored_setting_its_spec_refuses_stops_the_run_without_telling_its_val
 )
 def test_a_live_version_its_spec_refuses_is_named_in_the_data_flow_evidence_not_a_failed_export(world, field, value):
     version = world["version"]
-    with connection.cursor() as cursor:  # as stored before the spec, past the registry's checks
-        cursor.execute(
-            f"UPDATE prompts_promptversion SET {field} = %s, content_hash = %s WHERE id = %s",  # noqa: S608
-            [json.dumps(value), content_hash({**version.content(), field: value}), version.pk],
-        )
+    setting_store_unchecked(version, field, value)
     today = Period(timezone.now().date(), timezone.now().date())
     out = io.BytesIO()
 
