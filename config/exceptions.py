@@ -15,7 +15,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from core.errors import DomainError, RequestTooLarge
-from core.problems import PROBLEM_CONTENT_TYPE, domain_problem_body, problem_body
+from core.problems import PROBLEM_CONTENT_TYPE, anthropic_error_body, domain_problem_body, problem_body
 
 logger = logging.getLogger(__name__)
 
@@ -98,40 +98,71 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     )
 
 
-# --- Django's error handlers (config/urls.py): problem JSON under /api/, Django's HTML pages elsewhere ----
+def anthropic_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """The Anthropic-compatible endpoint's errors: the same mapping, in Anthropic's error shape."""
+    response = problem_exception_handler(exc, context)
+    if response is not None:
+        response.data = anthropic_error_body(response.data)
+        response.content_type = "application/json"
+        if response.status_code == 429 and "Retry-After" not in response:
+            response["Retry-After"] = "1"
+    return response
+
+
+def anthropic_shaped(response: HttpResponse) -> HttpResponse:
+    """A problem answer made outside DRF (middleware, URL handlers), in Anthropic's error shape."""
+    body = anthropic_error_body(json.loads(response.content))
+    shaped = HttpResponse(json.dumps(body, cls=DjangoJSONEncoder), status=response.status_code,
+                          content_type="application/json")  # fmt: skip
+    for header in ("Retry-After", "WWW-Authenticate"):
+        if header in response:
+            shaped[header] = response[header]
+    return shaped
+
+
+# --- Django's error handlers (config/urls.py): problem JSON under /api/ (in Anthropic's shape under
+# /anthropic/), Django's HTML pages elsewhere --------------------------------------------------------------
+
+
+def is_anthropic(request: HttpRequest) -> bool:
+    return request.path_info.startswith("/anthropic/")
 
 
 def _is_api(request: HttpRequest) -> bool:
-    return request.path_info.startswith("/api/")
+    return request.path_info.startswith("/api/") or is_anthropic(request)
+
+
+def _shaped(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    return anthropic_shaped(response) if is_anthropic(request) else response
 
 
 @csrf_exempt  # like every API view: the API authenticates with tokens, never with a session cookie
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-    """Any path under /api/ that names no endpoint, whatever the method."""
-    return problem_response(
+    """Any path under /api/ (or /anthropic/) that names no endpoint, whatever the method."""
+    return _shaped(request, problem_response(
         code="not_found", title="Not found", status_code=404, detail="No API endpoint answers at this path."
-    )
+    ))  # fmt: skip
 
 
 def bad_request_view(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request) and isinstance(exception, RequestDataTooBig):
-        return problem_response(
+        return _shaped(request, problem_response(
             code="request_too_large", title="Request too large", status_code=413,
             detail="The body is larger than this API accepts.",
-        )  # fmt: skip
+        ))  # fmt: skip
     if _is_api(request):
-        return problem_response(
+        return _shaped(request, problem_response(
             code="invalid_request", title="Malformed request", status_code=400,
             detail="The request was refused as malformed.",
-        )  # fmt: skip
+        ))  # fmt: skip
     return defaults.bad_request(request, exception)
 
 
 def permission_denied_view(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
-        return problem_response(
+        return _shaped(request, problem_response(
             code="permission_denied", title="Permission denied", status_code=403, detail="Permission denied."
-        )
+        ))  # fmt: skip
     return defaults.permission_denied(request, exception)
 
 
@@ -144,8 +175,8 @@ def not_found_view(request: HttpRequest, exception: Exception) -> HttpResponse:
 def server_error_view(request: HttpRequest) -> HttpResponse:
     """Reached when an exception escapes everything else (Django has logged it with its traceback)."""
     if _is_api(request):
-        return problem_response(
+        return _shaped(request, problem_response(
             code="internal_error", title="Internal error", status_code=500,
             detail="Something went wrong on our side; the request id identifies it in our logs.",
-        )  # fmt: skip
+        ))  # fmt: skip
     return defaults.server_error(request)

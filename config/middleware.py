@@ -11,7 +11,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 
-from config.exceptions import problem_response
+from config.exceptions import anthropic_shaped, is_anthropic, problem_response
 from core.context import RequestContext, bound, client_ip, new_request_id
 
 logger = logging.getLogger("tollgate.request")
@@ -95,8 +95,8 @@ class ApiRequestGuardMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        if request.path_info.startswith("/api/"):
+        if request.path_info.startswith("/api/") or is_anthropic(request):
             refusal = api_request_refusal(request)
             if refusal is not None:
-                return refusal
+                return anthropic_shaped(refusal) if is_anthropic(request) else refusal
         return self.get_response(request)

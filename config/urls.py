@@ -28,6 +28,9 @@ urlpatterns = [
     # Any other path under /api/ is a problem-JSON 404, with DEBUG on as well as off (handler404 only
     # answers with DEBUG off). `api/docs` and `api/schema` still get their trailing-slash redirect.
     re_path(r"^api/(?!docs$|schema$)", api_not_found, name="api-not-found"),
+    # The Anthropic-compatible endpoint (docs/anthropic.md): base_url "https://<host>/anthropic".
+    path("anthropic/", include(("gateway.compat.urls", "anthropic"))),
+    re_path(r"^anthropic/", api_not_found, name="anthropic-not-found"),
     # The request log, the queue and the evaluation suites had their admin pages under the prompts app:
     # bookmarks of those pages still arrive.
     re_path(

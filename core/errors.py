@@ -289,3 +289,52 @@ class EgressRefused(DomainError):
     def __init__(self, reason: str, problem: str) -> None:
         super().__init__(f"callback_url {problem}.", extra={"errors": {"callback_url": problem}})
         self.reason = reason
+
+
+# The Anthropic-compatible endpoint (docs/anthropic.md)
+class FreeformNotAllowed(DomainError):
+    """A call that names a model instead of a prompt (`prompt:<slug>`), from a client not allowed free-form calls."""
+
+    code = "freeform_not_allowed"
+    title = "Free-form calls not allowed"
+    status = 403
+
+
+class ModelNotAllowed(DomainError):
+    """A free-form call naming a model outside its client's allowed models."""
+
+    code = "model_not_allowed"
+    title = "Model not allowed"
+    status = 403
+
+
+class ModelNotFound(DomainError):
+    """GET /anthropic/v1/models/{id} for a model this client may not name."""
+
+    code = "model_not_found"
+    title = "Model not found"
+    status = 404
+
+
+class MediaNotAllowed(DomainError):
+    """An image or document block from a client not allowed them (personal data in them cannot be redacted)."""
+
+    code = "media_not_allowed"
+    title = "Images and documents not allowed"
+    status = 403
+
+
+class SystemPromptRefused(DomainError):
+    """A prompt-bound call that sends its own `system`: the approved version's system prompt is the one used."""
+
+    code = "system_prompt_refused"
+    title = "System prompt refused"
+    status = 400
+
+
+class UnsupportedField(DomainError):
+    """A Messages API field Tollgate does not pass on (or not in this mode)."""
+
+    code = "unsupported_field"
+    title = "Unsupported field"
+    status = 400

@@ -53,7 +53,7 @@ class RunResult(_Document):
     """The result of a run (POST /api/v1/prompts/{slug}/run, and a job's `result`)."""
 
     id: str
-    prompt: PromptReference
+    prompt: PromptReference | None = Field(description="Null for a free-form call (docs/anthropic.md).")
     environment: str
     model: str
     routed: RunRouting | None

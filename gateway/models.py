@@ -18,8 +18,13 @@ class Run(models.Model):
     request_id = models.CharField(max_length=128, editable=False)
     api_client = models.ForeignKey("keys.ApiClient", on_delete=models.PROTECT, related_name="+", editable=False)
     environment = models.CharField(max_length=12, choices=Environment.choices, editable=False)
-    prompt = models.ForeignKey("prompts.Prompt", on_delete=models.PROTECT, related_name="runs", editable=False)
-    version = models.ForeignKey("prompts.PromptVersion", on_delete=models.PROTECT, related_name="runs", editable=False)
+    # Empty for a free-form call of the Anthropic-compatible endpoint (the caller's own system prompt).
+    prompt = models.ForeignKey(
+        "prompts.Prompt", on_delete=models.PROTECT, null=True, blank=True, related_name="runs", editable=False
+    )
+    version = models.ForeignKey(
+        "prompts.PromptVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="runs", editable=False
+    )
     endpoint = models.CharField(max_length=10, editable=False)
     succeeded = models.BooleanField(editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
@@ -149,3 +154,44 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.url} #{self.attempt}"
+
+
+class DiscoveredPrompt(models.Model):
+    """A system prompt seen on free-form calls of the Anthropic-compatible endpoint (docs/anthropic.md),
+    inventoried by the hash of its redacted text per environment: who sends it, how often, at what cost.
+    The redacted text is kept only until `text_expires_at` (TOLLGATE_BODY_RETENTION_DAYS after it was
+    last seen); the counts stay."""
+
+    environment = models.CharField(max_length=12, choices=Environment.choices, editable=False)
+    system_hash = models.CharField(
+        max_length=64, editable=False, help_text="SHA-256 of the system prompt as redacted (placeholders)."
+    )
+    text_redacted = models.TextField(blank=True, editable=False, help_text="The system prompt, redacted.")
+    text_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    characters = models.PositiveIntegerField(default=0, editable=False)
+    clients = models.ManyToManyField("keys.ApiClient", related_name="+", editable=False)
+    first_seen_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_seen_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    calls = models.PositiveBigIntegerField(default=0, editable=False)
+    input_tokens = models.PositiveBigIntegerField(default=0, editable=False)
+    output_tokens = models.PositiveBigIntegerField(default=0, editable=False)
+    cost_usd = models.DecimalField(max_digits=16, decimal_places=6, default=0, editable=False)
+    personal_data = models.BooleanField(
+        default=False, editable=False, help_text="Redaction replaced something in it on at least one call."
+    )
+    registered_version = models.ForeignKey(
+        "prompts.PromptVersion",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        help_text="The draft version it was registered as.",
+    )
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        constraints = [models.UniqueConstraint(fields=["environment", "system_hash"], name="discovered_prompt_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.environment} {self.system_hash[:12]}"

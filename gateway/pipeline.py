@@ -18,7 +18,7 @@ import re
 import secrets
 import string
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -36,7 +36,9 @@ from core.errors import (
     SpendCapExceeded,
     UpstreamError,
 )
+from core.problems import domain_problem_body
 from gateway.checks import output_checks_run
+from gateway.discovery import Discovery, discovered_prompt_count
 from gateway.documents import RunResult, document
 from gateway.models import Run
 from gateway.redaction.engine import Redaction, StreamRehydrator, custom_patterns, redact_variables
@@ -45,7 +47,7 @@ from gateway.upstream import UPSTREAM_FAILURES, classify, message_create, messag
 from keys.models import ApiClient, ProviderKey
 from keys.selectors import active_provider_key
 from prompts.models import PromptVersion
-from prompts.rendering import RenderedPrompt, render_values, unsendable, variables_validate
+from prompts.rendering import render_values, unsendable, variables_validate
 from prompts.services import prompt_version_verify, released_version_for_run
 from prompts.specs import RoutingSpec, output_checks_of, redaction_of, routing_of
 from usage.choices import CapScope, Endpoint, Outcome, Period, ReservationStatus
@@ -66,15 +68,17 @@ LEASE_RENEWAL_SECONDS = 60
 @dataclass
 class Prepared:
     """Everything decided before the upstream call. `client` is None for Tollgate's own calls
-    (evaluations), which run in `environment` on its provider key and caps."""
+    (evaluations), which run in `environment` on its provider key and caps. `version` is None for a
+    free-form call of the Anthropic-compatible endpoint; `params` is the Messages API body as it is sent
+    (redacted)."""
 
     client: ApiClient | None
-    version: PromptVersion
+    version: PromptVersion | None
     environment: str
     endpoint: str
     request_id: str
     run_id: str
-    rendered: RenderedPrompt
+    params: dict[str, Any]
     redaction: Redaction
     requested_model: str
     model: str
@@ -85,6 +89,15 @@ class Prepared:
     reservation: SpendReservation
     metadata: dict[str, str]
     started: float
+    discovery: Discovery | None = None  # a free-form call's system prompt, for the inventory
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A completed call: the run result (RunResult) and Anthropic's message as it came (redacted)."""
+
+    result: dict[str, Any]
+    message: Any
 
 
 def public_id(prefix: str) -> str:
@@ -92,35 +105,71 @@ def public_id(prefix: str) -> str:
     return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(22))
 
 
-def estimate_tokens(rendered: RenderedPrompt) -> int:
+def estimate_tokens(params: dict[str, Any]) -> int:
     """Tokens before the call, ≈ 4 characters a token: an estimate, for routing rules only."""
-    return math.ceil((len(rendered.system) + sum(len(m["content"]) for m in rendered.messages)) / 4)
+    size = _content_size(params.get("system", ""), len) + sum(
+        _content_size(m["content"], len) for m in params["messages"]
+    )
+    return math.ceil(size / 4)
 
 
 # The worst case a reservation holds rests on a bound, not an estimate: Claude's tokenizer works on UTF-8
 # bytes, so a text is never more tokens than it has bytes; the request's framing (roles, system block) adds
-# a few tokens, bounded generously here. Every prompt token is priced at the dearest prompt-side rate that
-# can apply (the cache write of the version's TTL when it is dearer than input), the output at max_tokens.
+# a few tokens, bounded generously here, and tool definitions add the API's own tool-use system prompt. An
+# image is never more than MEDIA_TOKENS["image"] tokens (the API scales larger ones down); a document is
+# bounded by the context window. Every prompt token is priced at the dearest prompt-side rate that can
+# apply (the cache write of the call's TTL when it is dearer than input), the output at max_tokens.
 FRAMING_TOKENS = 64
 FRAMING_TOKENS_PER_MESSAGE = 8
+TOOLS_FRAMING_TOKENS = 1_000
+MEDIA_TOKENS = {"image": 5_000, "document": 200_000}
 
 
-def input_tokens_bound(rendered: RenderedPrompt) -> int:
-    """At most this many prompt tokens: one per UTF-8 byte, plus the framing."""
-    text_bytes = len(rendered.system.encode()) + sum(len(m["content"].encode()) for m in rendered.messages)
-    return text_bytes + FRAMING_TOKENS + FRAMING_TOKENS_PER_MESSAGE * len(rendered.messages)
+def _utf8_bytes(text: str) -> int:
+    return len(text.encode())
 
 
-def worst_case_cost(price: Price, version: PromptVersion, rendered: RenderedPrompt, *, batch: bool = False) -> Decimal:
-    """What the call can cost at most: what its reservation holds against the caps."""
-    tokens = input_tokens_bound(rendered)
-    plain = TokenUsage(input_tokens=tokens, output_tokens=version.max_tokens)
-    if version.cache_ttl == "off":
+def _content_size(value: Any, text_size: Callable[[str], int] = _utf8_bytes) -> int:
+    """The size of a system prompt or a message's content: its text measured by `text_size` (by default
+    UTF-8 bytes: a bound on its tokens), a fixed allowance per image or document, the JSON of anything else."""
+    if isinstance(value, str):
+        return text_size(value)
+    if isinstance(value, list):
+        return sum(_content_size(item, text_size) for item in value)
+    if isinstance(value, dict):
+        kind = value.get("type")
+        if kind == "text":
+            return text_size(str(value.get("text", "")))
+        if kind in MEDIA_TOKENS:
+            return MEDIA_TOKENS[kind]
+        if kind == "tool_result":
+            return FRAMING_TOKENS_PER_MESSAGE + _content_size(value.get("content", ""), text_size)
+    return text_size(json.dumps(value, ensure_ascii=False))
+
+
+def input_tokens_bound(params: dict[str, Any]) -> int:
+    """At most this many prompt tokens in a Messages API body."""
+    messages = params["messages"]
+    tools = params.get("tools")
+    return (
+        _content_size(params.get("system", ""))
+        + sum(_content_size(message["content"]) for message in messages)
+        + (TOOLS_FRAMING_TOKENS + _content_size(tools) if tools else 0)
+        + FRAMING_TOKENS
+        + FRAMING_TOKENS_PER_MESSAGE * len(messages)
+    )
+
+
+def worst_case_cost(price: Price, params: dict[str, Any], *, cache_ttl: str, batch: bool = False) -> Decimal:
+    """What the call of `params` can cost at most: what its reservation holds against the caps."""
+    tokens, output = input_tokens_bound(params), params["max_tokens"]
+    plain = TokenUsage(input_tokens=tokens, output_tokens=output)
+    if cache_ttl == "off":
         return cost(price, plain, batch=batch)
     written = TokenUsage(
-        cache_write_5m_tokens=tokens if version.cache_ttl == "5m" else 0,
-        cache_write_1h_tokens=tokens if version.cache_ttl == "1h" else 0,
-        output_tokens=version.max_tokens,
+        cache_write_5m_tokens=tokens if cache_ttl == "5m" else 0,
+        cache_write_1h_tokens=tokens if cache_ttl == "1h" else 0,
+        output_tokens=output,
     )
     return max(cost(price, plain, batch=batch), cost(price, written, batch=batch))
 
@@ -142,10 +191,10 @@ def caps_for(key: ProviderKey, client: ApiClient | None) -> list[Cap]:
     return caps
 
 
-def _ledger_base(
+def ledger_base(
     *,
     client: ApiClient | None,
-    version: PromptVersion,
+    version: PromptVersion | None,
     environment: str,
     endpoint: str,
     request_id: str,
@@ -158,20 +207,20 @@ def _ledger_base(
         "api_client_name": client.name if client else "",
         "provider_key_id": key.pk,
         "provider_key_last_four": key.last_four,
-        "prompt_id": version.prompt_id,
-        "prompt_slug": version.prompt.slug,
-        "prompt_version": version.number,
+        "prompt_id": version.prompt_id if version else None,
+        "prompt_slug": version.prompt.slug if version else "",
+        "prompt_version": version.number if version else None,
         "endpoint": endpoint,
     }
 
 
 def _route(
-    intake: Intake, rendered: RenderedPrompt, *, client: ApiClient | None, environment: str, request_id: str
+    intake: Intake, params: dict[str, Any], *, client: ApiClient | None, environment: str, request_id: str
 ) -> tuple[str, str | None]:
     """The model to call and the rule that chose it (None: the default model)."""
     version = intake.version
     routing = routing_of(version)
-    picked = rule_for(routing, estimate_tokens(rendered))
+    picked = rule_for(routing, estimate_tokens(params))
     if picked is not None:
         return picked
     if routing.classifier is not None:
@@ -322,24 +371,69 @@ def run_prepare(
         intake = run_intake(client=client, slug=slug, variables=variables)
     elif not intake.verified:
         intake.version = prompt_version_verify(version=intake.version)  # tampering since it was accepted
-    version, redaction = intake.version, intake.redaction
+    version = intake.version
     output_checks_of(version)  # read once the answer came: a setting its spec refuses stops the run before it is paid
     rendered = render_values(
         system_prompt=version.system_prompt, user_template=version.user_template, values=intake.values
     )
+    params = message_params(version, model=version.model, system=rendered.system, messages=rendered.messages)
+    key = provider_key_for(environment)
+    model, rule = version.model, None
+    if endpoint != Endpoint.CLASSIFIER:
+        model, rule = _route(intake, params, client=client, environment=environment, request_id=request_id)
+    return call_prepare(
+        client=client,
+        environment=environment,
+        version=version,
+        endpoint=endpoint,
+        request_id=request_id,
+        key=key,
+        params={**params, "model": model},
+        cache_ttl=version.cache_ttl,
+        redaction=intake.redaction,
+        metadata=metadata,
+        rule=rule,
+        started=started,
+    )
+
+
+def provider_key_for(environment: str) -> ProviderKey:
+    """The environment's active provider key, checked against the allowed upstreams (503, 502)."""
     key = active_provider_key(environment=environment)
     if key is None:
         raise NoProviderKey(f"No active provider key is configured for {environment}.")
     provider_key_check(key)
-    model, rule = version.model, None
-    if endpoint != Endpoint.CLASSIFIER:
-        model, rule = _route(intake, rendered, client=client, environment=environment, request_id=request_id)
-    price, default_price = price_for(model), price_for(version.model)
+    return key
+
+
+def call_prepare(
+    *,
+    client: ApiClient | None,
+    environment: str,
+    version: PromptVersion | None,
+    endpoint: str,
+    request_id: str,
+    key: ProviderKey,
+    params: dict[str, Any],
+    cache_ttl: str,
+    redaction: Redaction,
+    metadata: dict[str, str],
+    rule: str | None = None,
+    started: float | None = None,
+    discovery: Discovery | None = None,
+) -> Prepared:
+    """Price and reserve the call of `params` (validated and redacted: exactly what will be sent), or
+    record its refusal by a cap (SpendCapExceeded). `cache_ttl` is the dearest cache write it may make."""
+    model = params["model"]
+    requested_model = version.model if version is not None else model
+    if metadata.get("end_user"):
+        params = {**params, "metadata": {"user_id": metadata["end_user"][:200]}}
+    price, default_price = price_for(model), price_for(requested_model)
     base = {
-        **_ledger_base(
+        **ledger_base(
             client=client, version=version, environment=environment, endpoint=endpoint, request_id=request_id, key=key
         ),
-        "requested_model": version.model,
+        "requested_model": requested_model,
         "model": model,
         "routing_rule": rule or "",
         "redactions": redaction.as_counts(),
@@ -350,7 +444,7 @@ def run_prepare(
         reservation = spend_reserve(
             request_id=request_id,
             caps=caps_for(key, client),
-            amount=worst_case_cost(price, version, rendered),
+            amount=worst_case_cost(price, params, cache_ttl=cache_ttl),
             ledger={**base, "call_id": run_id},  # the call's key: its row is written once, by its settlement
         )
     except SpendCapExceeded:
@@ -363,9 +457,9 @@ def run_prepare(
         endpoint=endpoint,
         request_id=request_id,
         run_id=run_id,
-        rendered=rendered,
+        params=params,
         redaction=redaction,
-        requested_model=version.model,
+        requested_model=requested_model,
         model=model,
         rule=rule,
         price=price,
@@ -373,7 +467,8 @@ def run_prepare(
         key=key,
         reservation=reservation,
         metadata=metadata,
-        started=started,
+        started=time.perf_counter() if started is None else started,
+        discovery=discovery,
     )
 
 
@@ -401,12 +496,7 @@ def message_params(version: PromptVersion, *, model: str, system: str, messages:
 
 
 def _call_kwargs(prepared: Prepared) -> dict[str, Any]:
-    kwargs = message_params(
-        prepared.version, model=prepared.model, system=prepared.rendered.system, messages=prepared.rendered.messages
-    )
-    if prepared.metadata.get("end_user"):
-        kwargs["metadata"] = {"user_id": str(prepared.metadata["end_user"])[:200]}
-    return kwargs
+    return prepared.params
 
 
 def _latency(prepared: Prepared, *, upstream_ms: int, ttft_ms: int | None) -> dict[str, int | None]:
@@ -415,6 +505,10 @@ def _latency(prepared: Prepared, *, upstream_ms: int, ttft_ms: int | None) -> di
         "upstream": upstream_ms,
         "time_to_first_token": ttft_ms,
     }
+
+
+def prompt_reference(version: PromptVersion | None) -> dict[str, Any] | None:
+    return {"slug": version.prompt.slug, "version": version.number} if version is not None else None
 
 
 def _result(
@@ -432,7 +526,7 @@ def _result(
     return document(
         RunResult,
         id=prepared.run_id,
-        prompt={"slug": prepared.version.prompt.slug, "version": prepared.version.number},
+        prompt=prompt_reference(prepared.version),
         environment=prepared.environment,
         model=prepared.model,
         routed={"from": prepared.requested_model, "rule": prepared.rule} if prepared.rule else None,
@@ -452,33 +546,32 @@ def _result(
     )
 
 
+def message_text(message: Any) -> str:
+    """The text of an Anthropic message: its text blocks joined."""
+    return "".join(block.text for block in message.content if block.type == "text")
+
+
 def _succeed(
-    prepared: Prepared,
-    *,
-    output_redacted: str,
-    stop_reason: str | None,
-    usage: TokenUsage,
-    upstream_ms: int,
-    ttft_ms: int | None,
-    retries: int,
-    upstream_request_id: str,
-) -> dict[str, Any]:
+    prepared: Prepared, message: Any, *, upstream_ms: int, ttft_ms: int | None, retries: int, upstream_request_id: str
+) -> Answer:
     """Settle, write the ledger row and the run, and build the result (output rehydrated). Whatever fails
     on the way, the call is recorded and its real cost settled before the error goes on."""
+    usage = TokenUsage.from_api(message.usage)
+    output_redacted = message_text(message)
     charged = cost(prepared.price, usage)
     latency = _latency(prepared, upstream_ms=upstream_ms, ttft_ms=ttft_ms)
     try:
         output = prepared.redaction.rehydrate(output_redacted)
-        checks = output_checks_run(output_checks_of(prepared.version), output)
+        checks = output_checks_run(output_checks_of(prepared.version), output) if prepared.version else None
         result = _result(
             prepared,
             output=output,
-            stop_reason=stop_reason,
+            stop_reason=message.stop_reason,
             usage=usage,
             charged=charged,
             upstream_ms=upstream_ms,
             ttft_ms=ttft_ms,
-            checks=checks,
+            checks=checks or {"passed": True, "failed": []},  # a free-form call has no checks to fail
             upstream_request_id=upstream_request_id,
         )
     except Exception as exc:
@@ -493,13 +586,13 @@ def _succeed(
         charged=charged,
         retries=retries,
         upstream_request_id=upstream_request_id,
-        stop_reason=stop_reason or "",
+        stop_reason=message.stop_reason or "",
         latency=result["latency_ms"],
         checks=checks,
         output_redacted=output_redacted,
         result=result,
     )
-    return result
+    return Answer(result=result, message=message)
 
 
 def _close_and_record(
@@ -530,12 +623,12 @@ def _close_and_record(
             request_id=prepared.request_id,
             api_client=prepared.client,
             environment=prepared.environment,
-            prompt_id=prepared.version.prompt_id,
+            prompt_id=prepared.version.prompt_id if prepared.version else None,
             version=prepared.version,
             endpoint=prepared.endpoint,
             succeeded=outcome == Outcome.OK,
             result={k: v for k, v in result.items() if k != "output"},
-            request_redacted=json.dumps(prepared.rendered.messages, ensure_ascii=False),
+            request_redacted=json.dumps(prepared.params["messages"], ensure_ascii=False),
             output_redacted=output_redacted,
             bodies_expire_at=timezone.now() + timedelta(days=settings.TOLLGATE_BODY_RETENTION_DAYS),
         )
@@ -560,6 +653,9 @@ def _close_and_record(
         },
         log=log,
     ).settled
+    if prepared.discovery is not None:
+        discovered_prompt_count(prepared.discovery, client=prepared.client, environment=prepared.environment,
+                                usage=usage, charged=charged)  # fmt: skip
     if not closed:
         logger.error(
             "Run %s ended after its reservation expired; the reaper's ledger row stands for it (%s USD held)",
@@ -633,15 +729,17 @@ def _closed(prepared: Prepared) -> bool:
 
 
 def run_execute(prepared: Prepared) -> dict[str, Any]:
-    """The synchronous call. Returns the run result or raises UpstreamError (or, on a fault of Tollgate's
+    """The synchronous call's run result (see `call_execute`)."""
+    return call_execute(prepared).result
+
+
+def call_execute(prepared: Prepared) -> Answer:
+    """The synchronous call. Returns the answer or raises UpstreamError (or, on a fault of Tollgate's
     own, the exception, after the call was recorded)."""
     began = time.perf_counter()
     try:
         reply = message_create(prepared.key, _call_kwargs(prepared))
-        message = reply.message
         upstream_ms = round((time.perf_counter() - began) * 1000)
-        output = "".join(block.text for block in message.content if block.type == "text")
-        usage = TokenUsage.from_api(message.usage)
     except UPSTREAM_FAILURES as exc:
         raise _fail(
             prepared, exc, usage=TokenUsage(), upstream_ms=round((time.perf_counter() - began) * 1000), ttft_ms=None
@@ -653,9 +751,7 @@ def run_execute(prepared: Prepared) -> dict[str, Any]:
         raise
     return _succeed(
         prepared,
-        output_redacted=output,
-        stop_reason=message.stop_reason,
-        usage=usage,
+        reply.message,
         upstream_ms=upstream_ms,
         ttft_ms=None,
         retries=reply.retries,
@@ -663,64 +759,90 @@ def run_execute(prepared: Prepared) -> dict[str, Any]:
     )
 
 
-def _sse(event: str, data: dict[str, Any]) -> bytes:
+def sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-def run_stream(prepared: Prepared, problem: Any, *, completed: dict[str, Any] | None = None) -> ClosingStream:
-    """Server-sent events: run.started, delta…, then run.completed or error. Placeholders are held back
-    until complete. If the caller goes away, the call is recorded and the reservation settled anyway; if
-    the body is closed before the call was made, the hold is given back. `completed` receives the run
-    result once the run has completed."""
+class StreamWire:
+    """How a stream's events are written. This one is the run endpoint's: run.started, delta…, then
+    run.completed or error, placeholders held back until complete (the Anthropic-compatible endpoint has
+    its own: gateway.compat.wire). `started` is written before the upstream call; `event` is called with
+    each event of the SDK's stream; `completed` once the call is settled; `failed` with the error to report."""
+
+    def __init__(self, prepared: Prepared) -> None:
+        self.prepared = prepared
+        self.rehydrator = StreamRehydrator(prepared.redaction)
+
+    def started(self) -> Iterator[bytes]:
+        prepared = self.prepared
+        yield sse("run.started", {"id": prepared.run_id, "prompt": prompt_reference(prepared.version),
+                                  "model": prepared.model})  # fmt: skip
+
+    def event(self, event: Any) -> Iterator[bytes]:
+        if event.type == "content_block_delta" and event.delta.type == "text_delta":
+            visible = self.rehydrator.feed(event.delta.text)
+            if visible:
+                yield sse("delta", {"text": visible})
+
+    def completed(self, answer: Answer) -> Iterator[bytes]:
+        tail = self.rehydrator.flush()
+        if tail:
+            yield sse("delta", {"text": tail})
+        yield sse("run.completed", answer.result)
+
+    def document(self, answer: Answer) -> dict[str, Any]:
+        """What an idempotent replay of this stream is made from."""
+        return answer.result
+
+    def failed(self, error: DomainError) -> bytes:
+        return sse("error", domain_problem_body(error))
+
+
+def run_stream(
+    prepared: Prepared, wire: StreamWire | None = None, *, completed: dict[str, Any] | None = None
+) -> ClosingStream:
+    """The call as server-sent events, written by `wire` (the run endpoint's by default). If the caller
+    goes away, the call is recorded and the reservation settled anyway; if the body is closed before the
+    call was made, the hold is given back. `completed` receives the wire's document once the run has
+    completed."""
 
     def give_back_if_unstarted(started: bool) -> None:
         if not started:  # closed before the call was made: nothing was spent
             call_settle(record=None, reservation=prepared.reservation)
 
-    return ClosingStream(_stream_events(prepared, problem, completed), on_close=give_back_if_unstarted)
+    events = _stream_events(prepared, wire or StreamWire(prepared), completed)
+    return ClosingStream(events, on_close=give_back_if_unstarted)
 
 
-def _stream_events(prepared: Prepared, problem: Any, completed: dict[str, Any] | None) -> Iterator[bytes]:
+def _stream_events(prepared: Prepared, wire: StreamWire, completed: dict[str, Any] | None) -> Iterator[bytes]:
     try:
-        yield _sse(
-            "run.started",
-            {
-                "id": prepared.run_id,
-                "prompt": {"slug": prepared.version.prompt.slug, "version": prepared.version.number},
-                "model": prepared.model,
-            },
-        )
+        yield from wire.started()
     except GeneratorExit:  # the caller left before the upstream call: nothing was spent
         call_settle(record=None, reservation=prepared.reservation)
         raise
     began = time.perf_counter()
     ttft_ms: int | None = None
     parts: list[str] = []
-    rehydrator = StreamRehydrator(prepared.redaction)
     finished = False
     stream = None
     try:
         renewed = time.monotonic()
         with message_stream(prepared.key, _call_kwargs(prepared)) as stream:
-            for text in stream.text_stream:
-                if ttft_ms is None:
-                    ttft_ms = round((time.perf_counter() - began) * 1000)
+            for event in stream:
+                if event.type in DERIVED_EVENTS:
+                    continue
+                if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    if ttft_ms is None:
+                        ttft_ms = round((time.perf_counter() - began) * 1000)
+                    parts.append(event.delta.text)
                 if time.monotonic() - renewed > LEASE_RENEWAL_SECONDS:  # a long stream keeps its hold alive
                     spend_reservation_renew(reservation=prepared.reservation, ttl=reservation_ttl())
                     renewed = time.monotonic()
-                parts.append(text)
-                visible = rehydrator.feed(text)
-                if visible:
-                    yield _sse("delta", {"text": visible})
+                yield from wire.event(event)
             final = stream.get_final_message()
-        tail = rehydrator.flush()
-        if tail:
-            yield _sse("delta", {"text": tail})
-        result = _succeed(
+        answer = _succeed(
             prepared,
-            output_redacted="".join(parts),
-            stop_reason=final.stop_reason,
-            usage=TokenUsage.from_api(final.usage),
+            final,
             upstream_ms=round((time.perf_counter() - began) * 1000),
             ttft_ms=ttft_ms,
             retries=retries_of(stream.response),
@@ -728,8 +850,8 @@ def _stream_events(prepared: Prepared, problem: Any, completed: dict[str, Any] |
         )
         finished = True
         if completed is not None:
-            completed.update(result)
-        yield _sse("run.completed", result)
+            completed.update(wire.document(answer))
+        yield from wire.completed(answer)
     except UPSTREAM_FAILURES as exc:
         error = _fail(
             prepared,
@@ -739,7 +861,7 @@ def _stream_events(prepared: Prepared, problem: Any, completed: dict[str, Any] |
             ttft_ms=ttft_ms,
         )
         finished = True
-        yield _sse("error", problem(error))
+        yield wire.failed(error)
     except GeneratorExit:
         if not finished:  # the caller disconnected mid-stream: record the call with the tokens it used
             finished = True
@@ -756,15 +878,19 @@ def _stream_events(prepared: Prepared, problem: Any, completed: dict[str, Any] |
                 output_redacted="".join(parts),
             )
         logger.exception("Stream %s failed inside Tollgate", prepared.request_id)
-        yield _sse("error", problem(InternalError("The run failed on our side; the request id identifies it.")))
+        yield wire.failed(InternalError("The run failed on our side; the request id identifies it."))
+
+
+# Events the SDK's stream derives from the raw ones (the raw ones carry the same data).
+DERIVED_EVENTS = frozenset({"text", "input_json", "citation", "thinking", "signature"})
 
 
 def replay_stream(result: dict[str, Any]) -> Iterator[bytes]:
     """A completed run's result as the events its stream sent: the whole answer in one delta."""
-    yield _sse("run.started", {"id": result["id"], "prompt": result["prompt"], "model": result["model"]})
+    yield sse("run.started", {"id": result["id"], "prompt": result["prompt"], "model": result["model"]})
     if result["output"]:
-        yield _sse("delta", {"text": result["output"]})
-    yield _sse("run.completed", result)
+        yield sse("delta", {"text": result["output"]})
+    yield sse("run.completed", result)
 
 
 def _partial_usage(stream: Any) -> TokenUsage:

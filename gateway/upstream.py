@@ -99,6 +99,13 @@ def message_stream(key: ProviderKey, params: dict[str, Any]) -> Iterator[Message
         yield stream
 
 
+def message_count_tokens(key: ProviderKey, params: dict[str, Any]) -> int:
+    """The input tokens of a Messages API body, counted by Anthropic (free of charge)."""
+    sdk = client_for(key)
+    _release_connection()
+    return sdk.messages.count_tokens(**params).input_tokens
+
+
 def message_batch_submit(key: ProviderKey, requests: list[dict[str, Any]]) -> str:
     """Create one Message Batch of `requests`; returns its id."""
     return client_for(key).messages.batches.create(requests=requests).id  # type: ignore[arg-type]

@@ -259,6 +259,9 @@ class ApiClientForm(forms.ModelForm):  # type: ignore[type-arg]
     allowed_prompts = SlugListField(
         required=False, help_text="Prompt slugs, comma-separated (ignored with all prompts)."
     )
+    freeform_models = SlugListField(
+        required=False, label="Free-form models", help_text="Model ids, comma-separated (free-form calls only)."
+    )
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, help_text="Why (when editing).")
 
     class Meta:

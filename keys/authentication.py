@@ -27,6 +27,19 @@ class ApiTokenAuthentication(BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request: Request) -> tuple[ApiClient, ApiToken] | None:
+        raw = self.presented_token(request)
+        if raw is None:
+            return None
+        try:
+            token = api_token_authenticate(
+                raw, count_rate=counts_toward_rate_limit(request, request.parser_context.get("view"))
+            )
+        except AuthenticationFailed as exc:
+            raise exceptions.AuthenticationFailed(exc.detail, code=exc.reason) from None
+        return token.client, token
+
+    def presented_token(self, request: Request) -> str | None:
+        """The token the request presents, or None when it presents none."""
         header = get_authorization_header(request).split()
         if not header or header[0].decode(errors="replace").lower() != self.keyword.lower():
             return None
@@ -34,17 +47,27 @@ class ApiTokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "The Authorization header must be 'Bearer <token>'.", code="malformed"
             )
-        try:
-            token = api_token_authenticate(
-                header[1].decode(errors="replace"),
-                count_rate=counts_toward_rate_limit(request, request.parser_context.get("view")),
-            )
-        except AuthenticationFailed as exc:
-            raise exceptions.AuthenticationFailed(exc.detail, code=exc.reason) from None
-        return token.client, token
+        return header[1].decode(errors="replace")
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="tollgate"'
+
+
+class AnthropicKeyAuthentication(ApiTokenAuthentication):
+    """The Anthropic-compatible endpoint: the token as the SDK sends an API key (`x-api-key`), or as
+    `Authorization: Bearer` (the SDK's `auth_token`). Both at once must be the same token."""
+
+    def presented_token(self, request: Request) -> str | None:
+        bearer = super().presented_token(request)
+        api_key = request.headers.get("x-api-key")
+        if api_key is not None and bearer is not None and api_key != bearer:
+            raise exceptions.AuthenticationFailed(
+                "x-api-key and Authorization name different tokens.", code="malformed"
+            )
+        return api_key if api_key is not None else bearer
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'x-api-key realm="tollgate"'
 
 
 def request_client(request: Request) -> ApiClient:

@@ -127,6 +127,27 @@ class ApiClient(models.Model):
     monthly_cap_usd = models.DecimalField(
         max_digits=12, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(Decimal(0))]
     )
+    # The Anthropic-compatible endpoint (docs/anthropic.md): prompt-bound calls by default; free-form calls
+    # (the caller's own system prompt) only when a key custodian allows them, within these limits.
+    freeform = models.BooleanField(
+        "free-form calls",
+        default=False,
+        help_text="May send its own system prompt and messages to the Anthropic-compatible endpoint.",
+    )
+    freeform_models = models.JSONField(
+        "free-form models", default=list, blank=True, help_text="Models a free-form call may name."
+    )
+    freeform_max_tokens = models.PositiveIntegerField(
+        "free-form max_tokens ceiling",
+        default=4096,
+        validators=[MinValueValidator(1), MaxValueValidator(128_000)],
+        help_text="The largest max_tokens a free-form call may ask for.",
+    )
+    freeform_media = models.BooleanField(
+        "free-form images and documents",
+        default=False,
+        help_text="May send image and document blocks: personal data in them cannot be redacted.",
+    )
     webhook_secret_ciphertext = models.TextField(editable=False)
     webhook_secret_kek_id = models.CharField(max_length=32, editable=False)
     is_active = models.BooleanField(default=True, editable=False)

@@ -47,6 +47,10 @@ CLIENT_SETTINGS = (
     "rate_limit_per_minute",
     "monthly_cap_usd",
     "expires_at",
+    "freeform",
+    "freeform_models",
+    "freeform_max_tokens",
+    "freeform_media",
 )
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
@@ -313,6 +317,10 @@ def api_client_create(
     rate_limit_per_minute: int = 60,
     monthly_cap_usd: Decimal | None = None,
     expires_at: datetime | None = None,
+    freeform: bool = False,
+    freeform_models: list[str] | None = None,
+    freeform_max_tokens: int = 4096,
+    freeform_media: bool = False,
 ) -> tuple[ApiClient, str]:
     """A new client and its webhook secret (returned once, to show once)."""
     require_permission(actor, "keys.add_apiclient", "create API clients")
@@ -326,6 +334,10 @@ def api_client_create(
         rate_limit_per_minute=rate_limit_per_minute,
         monthly_cap_usd=monthly_cap_usd,
         expires_at=expires_at,
+        freeform=freeform,
+        freeform_models=sorted(set(freeform_models or [])),
+        freeform_max_tokens=freeform_max_tokens,
+        freeform_media=freeform_media,
         created_by=actor,
     )
     webhook_secret = _new_webhook_secret(client)
@@ -339,6 +351,10 @@ def api_client_create(
         allowed_prompts=client.allowed_prompts,
         rate_limit_per_minute=rate_limit_per_minute,
         monthly_cap_usd=str(monthly_cap_usd) if monthly_cap_usd is not None else None,
+        freeform=freeform,
+        freeform_models=client.freeform_models,
+        freeform_max_tokens=freeform_max_tokens,
+        freeform_media=freeform_media,
     )
     return client, webhook_secret
 

@@ -26,6 +26,8 @@ class Endpoint(models.TextChoices):
     BATCH = "batch", "Batch"
     CLASSIFIER = "classifier", "Routing classifier"
     EVALUATION = "evaluation", "Evaluation"
+    ANTHROPIC = "anthropic", "Anthropic-compatible"
+    COUNT_TOKENS = "count", "Token count"
 
 
 class Outcome(models.TextChoices):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +14,6 @@ from rest_framework.views import APIView
 
 from core.context import current_request_id, new_request_id
 from core.errors import PromptNotFound, RoleRequired, RunNotFound
-from core.problems import domain_problem_body
 from gateway.api.serializers import (
     BatchInputSerializer,
     JobInputSerializer,
@@ -32,9 +31,10 @@ from gateway.guards import (
 )
 from gateway.jobs import job_for_client, job_submit
 from gateway.models import Run
-from gateway.pipeline import replay_stream, run_execute, run_prepare, run_stream
+from gateway.pipeline import Prepared, StreamWire, call_execute, replay_stream, run_prepare, run_stream
 from gateway.selectors import batch_detail, batch_results_lines, job_detail, run_detail
 from keys.authentication import request_client
+from keys.models import ApiClient
 from keys.ratelimit import ClientRateLimit
 from prompts.selectors import releases_in
 from usage.choices import Endpoint
@@ -78,16 +78,9 @@ class PromptRunApi(APIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         request_id = current_request_id() or new_request_id()
-        idempotency_key = request.headers.get("Idempotency-Key", "")[:200]
-        digest = body_digest({"slug": slug, **request.data}) if idempotency_key else ""
-        if idempotency_key:
-            replay = idempotency_begin(client, idempotency_key, digest)
-            if replay is not None:
-                if values["stream"]:
-                    return _event_stream(replay_stream(replay), replayed=True)
-                return Response(replay, headers={"Idempotent-Replayed": "true"})
-        try:
-            prepared = run_prepare(
+
+        def prepare() -> Prepared:
+            return run_prepare(
                 client=client,
                 slug=slug,
                 variables=values["variables"],
@@ -95,22 +88,58 @@ class PromptRunApi(APIView):
                 endpoint=Endpoint.STREAM if values["stream"] else Endpoint.RUN,
                 request_id=request_id,
             )
-            if values["stream"]:
-                if not idempotency_key:
-                    return _event_stream(run_stream(prepared, domain_problem_body))
-                completed: dict[str, Any] = {}
-                events = run_stream(prepared, domain_problem_body, completed=completed)
-                return _event_stream(
-                    idempotent_stream(events, client=client, key=idempotency_key, digest=digest, completed=completed)
-                )
-            result = run_execute(prepared)
-        except Exception:
-            if idempotency_key:
-                idempotency_abort(client, idempotency_key)
-            raise
+
+        return call_answer(
+            request,
+            client,
+            digest_of={"slug": slug, **request.data},
+            stream=values["stream"],
+            prepare=prepare,
+            wire=StreamWire,
+            replay_events=replay_stream,
+        )
+
+
+def call_answer(
+    request: Request,
+    client: ApiClient,
+    *,
+    digest_of: dict[str, Any],
+    stream: bool,
+    prepare: Callable[[], Prepared],
+    wire: type[StreamWire],
+    replay_events: Callable[[dict[str, Any]], Iterator[bytes]],
+) -> HttpResponseBase:
+    """Prepare and make one call, answered as JSON or as the `wire`'s event stream, with `Idempotency-Key`:
+    a repeated key with the same body (`digest_of`) replays the stored answer (a stream as
+    `replay_events`), with another body or while the first runs it is a conflict; a failure frees the key."""
+    idempotency_key = request.headers.get("Idempotency-Key", "")[:200]
+    digest = body_digest(digest_of) if idempotency_key else ""
+    if idempotency_key:
+        replay = idempotency_begin(client, idempotency_key, digest)
+        if replay is not None:
+            if stream:
+                return _event_stream(replay_events(replay), replayed=True)
+            return Response(replay, headers={"Idempotent-Replayed": "true"})
+    try:
+        prepared = prepare()
+        writer = wire(prepared)
+        if stream:
+            if not idempotency_key:
+                return _event_stream(run_stream(prepared, writer))
+            completed: dict[str, Any] = {}
+            events = run_stream(prepared, writer, completed=completed)
+            return _event_stream(
+                idempotent_stream(events, client=client, key=idempotency_key, digest=digest, completed=completed)
+            )
+        document = writer.document(call_execute(prepared))
+    except Exception:
         if idempotency_key:
-            idempotency_store(client, idempotency_key, digest, result)
-        return Response(result)
+            idempotency_abort(client, idempotency_key)
+        raise
+    if idempotency_key:
+        idempotency_store(client, idempotency_key, digest, document)
+    return Response(document)
 
 
 def _event_stream(events: Iterator[bytes], *, replayed: bool = False) -> StreamingHttpResponse:

@@ -1,0 +1,332 @@
+"""A Messages API body, accepted for the Anthropic-compatible endpoint (docs/anthropic.md): checked, its
+mode decided, redacted, and turned into exactly the body that will be sent — before anything is reserved
+or sent.
+
+Prompt-bound (`"model": "prompt:<slug>"`): the version released to the client's environment supplies the
+system prompt, model (routed by its size rules), max_tokens ceiling, stop sequences, cache settings,
+redaction rules and output checks; the caller's `messages` are the conversation. Free-form (another model
+name, only for clients allowed it): the caller's own `system`, `messages`, `tools` and `stop_sequences`,
+limited to the client's models and max_tokens ceiling. Either way every text block is redacted (one
+placeholder per distinct value for the whole request), images and documents are refused unless the client
+allows them, and fields Tollgate does not pass on are refused by name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from core.errors import (
+    DomainError,
+    FreeformNotAllowed,
+    MediaNotAllowed,
+    ModelNotAllowed,
+    RoleRequired,
+    SystemPromptRefused,
+    UnsupportedField,
+)
+from gateway.discovery import Discovery, discovery_of
+from gateway.pipeline import end_user_pseudonym, estimate_tokens, message_params, rule_for
+from gateway.redaction.engine import Redaction, custom_patterns
+from keys.models import ApiClient
+from prompts.models import PromptVersion
+from prompts.rendering import unsendable
+from prompts.services import released_version_for_run
+from prompts.specs import redaction_of, routing_of
+
+PROMPT_PREFIX = "prompt:"
+SAMPLING = ("temperature", "top_p", "top_k")
+# Fields a call may carry, per mode; `stream` is the endpoint's, not the body sent upstream.
+PROMPT_BOUND_FIELDS = frozenset({"model", "max_tokens", "messages", "stream", "metadata", *SAMPLING})
+FREEFORM_FIELDS = PROMPT_BOUND_FIELDS | {"system", "stop_sequences", "tools", "tool_choice"}
+COUNT_PROMPT_BOUND_FIELDS = frozenset({"model", "messages"})
+COUNT_FREEFORM_FIELDS = COUNT_PROMPT_BOUND_FIELDS | {"system", "tools", "tool_choice"}
+MEDIA = frozenset({"image", "document"})
+TEXT_BLOCK_KEYS = frozenset({"type", "text", "cache_control", "citations"})
+BLOCK_KEYS = {
+    "text": TEXT_BLOCK_KEYS,
+    "image": frozenset({"type", "source", "cache_control"}),
+    "document": frozenset({"type", "source", "title", "context", "citations", "cache_control"}),
+    "tool_use": frozenset({"type", "id", "name", "input", "cache_control"}),
+    "tool_result": frozenset({"type", "tool_use_id", "content", "is_error", "cache_control"}),
+}
+ROLE_BLOCKS = {
+    "user": frozenset({"text", "image", "document", "tool_result"}),
+    "assistant": frozenset({"text", "tool_use"}),
+}
+TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+
+
+@dataclass
+class MessagesCall:
+    """A Messages API call accepted for a client: what is sent (`params`, redacted) and how it is governed."""
+
+    version: PromptVersion | None  # None: free-form
+    params: dict[str, Any]
+    redaction: Redaction
+    cache_ttl: str  # the dearest cache write the call may make: "off", "5m" or "1h"
+    rule: str | None
+    stream: bool
+    metadata: dict[str, str]
+    discovery: Discovery | None
+
+
+def _invalid(field: str, problem: str) -> DomainError:
+    return DomainError(f"{field}: {problem}", extra={"errors": {field: problem}})
+
+
+def _text(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise _invalid(field, "must be a string")
+    problem = unsendable(value)
+    if problem:
+        raise _invalid(field, problem)
+    return value
+
+
+class _Redactor:
+    """Redacts every text of one request with one mapping (and the version's own rules when prompt-bound)."""
+
+    def __init__(self, version: PromptVersion | None) -> None:
+        self.redaction = Redaction()
+        self.extra = custom_patterns(redaction_of(version)) if version is not None else []
+
+    def text(self, value: Any, field: str) -> str:
+        return self.redaction.redact_text(_text(value, field), self.extra)
+
+    def values(self, value: Any, field: str) -> Any:
+        """Every string in a JSON value redacted (a tool call's input); keys stay as they are."""
+        if isinstance(value, str):
+            return self.text(value, field)
+        if isinstance(value, list):
+            return [self.values(item, f"{field}[{index}]") for index, item in enumerate(value)]
+        if isinstance(value, dict):
+            return {key: self.values(item, f"{field}.{key}") for key, item in value.items()}
+        return value
+
+    def unchanged(self, value: Any, field: str) -> Any:
+        """A value sent as it is (tool definitions, stop sequences): refused if it carries personal data."""
+        if self._personal(value, field):
+            raise _invalid(field, "carries what looks like personal data; it would be sent unredacted")
+        return value
+
+    def _personal(self, value: Any, field: str) -> bool:
+        if isinstance(value, str):
+            return Redaction().redact_text(_text(value, field), self.extra) != value
+        if isinstance(value, list):
+            return any(self._personal(item, field) for item in value)
+        if isinstance(value, dict):
+            return any(self._personal(item, field) for item in value.values())
+        return False
+
+
+def _block(block: Any, field: str, role: str, client: ApiClient, redactor: _Redactor) -> dict[str, Any]:
+    if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+        raise _invalid(field, "each content block is an object with a `type`")
+    kind = block["type"]
+    if kind not in ROLE_BLOCKS[role]:
+        raise _invalid(field, f"a {role} message cannot hold a '{kind[:40]}' block here")
+    if unknown := sorted(set(block) - BLOCK_KEYS[kind]):
+        raise _invalid(field, f"unsupported keys: {', '.join(key[:40] for key in unknown)}")
+    if kind in MEDIA:
+        if not client.freeform_media:
+            raise MediaNotAllowed(
+                f"{field}: this client may not send {kind} blocks (personal data in them cannot be redacted)."
+            )
+        return block
+    if kind == "text":
+        return {**block, "text": redactor.text(block.get("text"), f"{field}.text")}
+    if kind == "tool_use":
+        if not isinstance(block.get("id"), str) or not TOOL_ID.match(block["id"]):
+            raise _invalid(f"{field}.id", "1 to 128 letters, digits, '-' or '_'")
+        if not isinstance(block.get("input"), dict):
+            raise _invalid(f"{field}.input", "must be an object")
+        return {**block, "name": redactor.unchanged(_text(block.get("name"), f"{field}.name"), f"{field}.name"),
+                "input": redactor.values(block["input"], f"{field}.input")}  # fmt: skip
+    # tool_result
+    if not isinstance(block.get("tool_use_id"), str) or not TOOL_ID.match(block["tool_use_id"]):
+        raise _invalid(f"{field}.tool_use_id", "1 to 128 letters, digits, '-' or '_'")
+    content = block.get("content", "")
+    if isinstance(content, str):
+        content = redactor.text(content, f"{field}.content")
+    elif isinstance(content, list):
+        content = [
+            _result_block(item, f"{field}.content[{index}]", client, redactor) for index, item in enumerate(content)
+        ]
+    else:
+        raise _invalid(f"{field}.content", "a string or a list of text and image blocks")
+    return {**block, "content": content}
+
+
+def _result_block(block: Any, field: str, client: ApiClient, redactor: _Redactor) -> dict[str, Any]:
+    if not isinstance(block, dict) or block.get("type") not in ("text", "image"):
+        raise _invalid(field, "a tool result holds text and image blocks")
+    return _block(block, field, "user", client, redactor)
+
+
+def _messages(raw: Any, client: ApiClient, redactor: _Redactor) -> list[dict[str, Any]]:
+    if not isinstance(raw, list) or not raw:
+        raise _invalid("messages", "a non-empty list of messages")
+    messages: list[dict[str, Any]] = []
+    for index, message in enumerate(raw):
+        field = f"messages[{index}]"
+        if not isinstance(message, dict) or set(message) != {"role", "content"}:
+            raise _invalid(field, "each message is an object with `role` and `content`")
+        role = message["role"]
+        if role not in ROLE_BLOCKS:
+            raise _invalid(f"{field}.role", "'user' or 'assistant'")
+        content = message["content"]
+        if isinstance(content, str):
+            messages.append({"role": role, "content": redactor.text(content, f"{field}.content")})
+        elif isinstance(content, list) and content:
+            blocks = [_block(block, f"{field}.content[{i}]", role, client, redactor) for i, block in enumerate(content)]
+            messages.append({"role": role, "content": blocks})
+        else:
+            raise _invalid(f"{field}.content", "a string or a non-empty list of content blocks")
+    if messages[0]["role"] != "user":
+        raise _invalid("messages[0].role", "the first message is the user's")
+    return messages
+
+
+def _system(raw: Any, redactor: _Redactor) -> tuple[Any, str]:
+    """The caller's system prompt redacted, and its text as the inventory keeps it."""
+    if isinstance(raw, str):
+        system = redactor.text(raw, "system")
+        return system, system
+    if not isinstance(raw, list):
+        raise _invalid("system", "a string or a list of text blocks")
+    blocks = []
+    for index, block in enumerate(raw):
+        field = f"system[{index}]"
+        if not isinstance(block, dict) or block.get("type") != "text" or set(block) - TEXT_BLOCK_KEYS:
+            raise _invalid(field, "a text block")
+        blocks.append({**block, "text": redactor.text(block.get("text"), f"{field}.text")})
+    return blocks, "\n\n".join(block["text"] for block in blocks)
+
+
+def _max_tokens(raw: Any, ceiling: int, *, clamp: bool) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise _invalid("max_tokens", "a positive integer")
+    if raw > ceiling and not clamp:
+        raise _invalid("max_tokens", f"at most {ceiling} for this client")
+    return min(raw, ceiling)
+
+
+def cache_ttl_of(value: Any) -> str:
+    """The longest cache write any `cache_control` in a body may make: "1h", "5m" or "off"."""
+    found = "off"
+    if isinstance(value, list):
+        for item in value:
+            found = max(found, cache_ttl_of(item), key=("off", "5m", "1h").index)
+    elif isinstance(value, dict):
+        control = value.get("cache_control")
+        if isinstance(control, dict):
+            found = "1h" if control.get("ttl") == "1h" else "5m"
+        for item in value.values():
+            if isinstance(item, list | dict):
+                found = max(found, cache_ttl_of(item), key=("off", "5m", "1h").index)
+    return found
+
+
+def _prompt_version(client: ApiClient, model: str) -> PromptVersion:
+    slug = model[len(PROMPT_PREFIX) :]
+    version = released_version_for_run(slug=slug, environment=client.environment)
+    if not client.may_run(slug):
+        raise RoleRequired(f"This API client may not run '{slug}'.")
+    return version
+
+
+def messages_intake(client: ApiClient, body: Any, *, counting: bool = False) -> MessagesCall:
+    """Accept a Messages API body (or a token-counting one) for `client`, or raise the problem with it."""
+    if not isinstance(body, dict):
+        raise DomainError("The body must be a JSON object.")
+    model = _text(body.get("model"), "model")
+    prompt_bound = model.startswith(PROMPT_PREFIX)
+    version = _prompt_version(client, model) if prompt_bound else None
+    if not prompt_bound:
+        if not client.freeform:
+            raise FreeformNotAllowed(
+                f'This API client may only run released prompts: name one as "model": "{PROMPT_PREFIX}<slug>".'
+            )
+        if model not in client.freeform_models:
+            raise ModelNotAllowed(f"This API client may not call the model '{model[:80]}'.")
+    if prompt_bound and "system" in body:
+        raise SystemPromptRefused(
+            "A prompt-bound call uses the approved system prompt of the released version; remove `system`."
+        )
+    allowed = (COUNT_FREEFORM_FIELDS if counting else FREEFORM_FIELDS) if not prompt_bound else (
+        COUNT_PROMPT_BOUND_FIELDS if counting else PROMPT_BOUND_FIELDS
+    )  # fmt: skip
+    if unknown := sorted(set(body) - allowed):
+        mode = "a prompt-bound call" if prompt_bound else "this endpoint"
+        raise UnsupportedField(
+            f"Not accepted on {mode}: {', '.join(name[:40] for name in unknown)} (see docs/anthropic.md).",
+            extra={"errors": {name[:40]: "not accepted" for name in unknown}},
+        )
+    redactor = _Redactor(version)
+    messages = _messages(body.get("messages"), client, redactor)
+    params: dict[str, Any]
+    discovery = None
+    if version is not None:
+        max_tokens = (
+            version.max_tokens if counting else _max_tokens(body.get("max_tokens"), version.max_tokens, clamp=True)
+        )
+        params = message_params(version, model=version.model, system=version.system_prompt, messages=messages)
+        params["max_tokens"] = max_tokens
+    else:
+        max_tokens = client.freeform_max_tokens if counting else _max_tokens(
+            body.get("max_tokens"), client.freeform_max_tokens, clamp=False
+        )  # fmt: skip
+        params = {"model": model, "max_tokens": max_tokens, "messages": messages}
+        before = sum(redactor.redaction.counts.values())
+        system_text = ""
+        if "system" in body:
+            params["system"], system_text = _system(body["system"], redactor)
+        if not counting:
+            discovery = discovery_of(system_text, personal_data=sum(redactor.redaction.counts.values()) > before)
+        for name in ("tools", "tool_choice", "stop_sequences"):
+            if name in body:
+                params[name] = _checked_list_or_object(name, body[name], redactor)
+    for name in SAMPLING:
+        if name in body:
+            value = body[name]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise _invalid(name, "a non-negative number")
+            params[name] = value
+    metadata: dict[str, str] = {}
+    if "metadata" in body:
+        raw = body["metadata"]
+        if not isinstance(raw, dict) or set(raw) - {"user_id"}:
+            raise _invalid("metadata", "an object with at most `user_id`")
+        if raw.get("user_id"):
+            metadata["end_user"] = end_user_pseudonym(_text(raw["user_id"], "metadata.user_id"))
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise _invalid("stream", "true or false")
+    rule = None
+    if version is not None:
+        picked = rule_for(routing_of(version), estimate_tokens(params))
+        if picked is not None:
+            params["model"], rule = picked
+    cache_ttl = max(cache_ttl_of(params), version.cache_ttl if version else "off", key=("off", "5m", "1h").index)
+    return MessagesCall(
+        version=version,
+        params=params,
+        redaction=redactor.redaction,
+        cache_ttl=cache_ttl,
+        rule=rule,
+        stream=stream,
+        metadata=metadata,
+        discovery=discovery,
+    )
+
+
+def _checked_list_or_object(name: str, value: Any, redactor: _Redactor) -> Any:
+    if name == "tool_choice" and not isinstance(value, dict):
+        raise _invalid(name, "an object")
+    if name in ("tools", "stop_sequences") and not isinstance(value, list):
+        raise _invalid(name, "a list")
+    if name == "stop_sequences" and not all(isinstance(item, str) and item for item in value):
+        raise _invalid(name, "a list of non-empty strings")
+    return redactor.unchanged(value, name)

@@ -1,0 +1,94 @@
+"""The Anthropic-compatible endpoint (docs/anthropic.md): `anthropic.Anthropic(base_url=".../anthropic",
+api_key="tg_…")` works unchanged. Thin views: the body is accepted by `intake`, the call made by the run
+pipeline, the answer written in Anthropic's wire format (`wire`); every error in Anthropic's shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponseBase
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.context import current_request_id, new_request_id
+from core.errors import ModelNotFound
+from core.problems import anthropic_error_body
+from gateway.api.views import call_answer
+from gateway.compat.intake import messages_intake
+from gateway.compat.services import messages_prepare, models_for, tokens_count
+from gateway.compat.wire import AnthropicStreamWire, message_events
+from gateway.pipeline import Prepared
+from keys.authentication import AnthropicKeyAuthentication, request_client
+from keys.ratelimit import ClientRateLimit
+
+
+class AnthropicApi(APIView):
+    """Authenticates the SDK's way and answers errors in Anthropic's shape, with a `request-id` header."""
+
+    authentication_classes = (AnthropicKeyAuthentication,)
+    schema = None  # described on its own page (docs/anthropic.md): the OpenAPI schema is Tollgate's own API
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        response.data = anthropic_error_body(response.data)
+        response.content_type = "application/json"
+        return response
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["request-id"] = current_request_id()
+        return response
+
+
+class MessagesApi(AnthropicApi):
+    throttle_classes = (ClientRateLimit,)
+
+    def post(self, request: Request) -> HttpResponseBase:
+        client = request_client(request)
+        call = messages_intake(client, request.data)
+        request_id = current_request_id() or new_request_id()
+
+        def prepare() -> Prepared:
+            return messages_prepare(client, call, request_id=request_id)
+
+        return call_answer(
+            request,
+            client,
+            digest_of={"anthropic": request.data},
+            stream=call.stream,
+            prepare=prepare,
+            wire=AnthropicStreamWire,
+            replay_events=message_events,
+        )
+
+
+class CountTokensApi(AnthropicApi):
+    throttle_classes = (ClientRateLimit,)
+
+    def post(self, request: Request) -> Response:
+        client = request_client(request)
+        call = messages_intake(client, request.data, counting=True)
+        tokens = tokens_count(client, call, request_id=current_request_id() or new_request_id())
+        return Response({"input_tokens": tokens})
+
+
+class ModelListApi(AnthropicApi):
+    def get(self, request: Request) -> Response:
+        models = models_for(request_client(request))
+        return Response(
+            {
+                "data": models,
+                "has_more": False,
+                "first_id": models[0]["id"] if models else None,
+                "last_id": models[-1]["id"] if models else None,
+            }
+        )
+
+
+class ModelDetailApi(AnthropicApi):
+    def get(self, request: Request, model_id: str) -> Response:
+        for model in models_for(request_client(request)):
+            if model["id"] == model_id:
+                return Response(model)
+        raise ModelNotFound(f"This client may not name the model '{model_id[:80]}'.")
