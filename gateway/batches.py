@@ -152,7 +152,8 @@ def batch_create(
         rendered = render_values(
             system_prompt=version.system_prompt, user_template=version.user_template, values=values
         )
-        worst_case += worst_case_cost(price, version, rendered, batch=True)
+        params = message_params(version, model=version.model, system=rendered.system, messages=rendered.messages)
+        worst_case += worst_case_cost(price, params, cache_ttl=version.cache_ttl, batch=True)
         mappings[item["custom_id"]] = redaction.to_json()
         rows.append(BatchItem(custom_id=item["custom_id"], request_redacted=rendered.messages))
     sealed = sealed_for("batch_mapping", batch.public_id, batch.environment, json.dumps(mappings))
