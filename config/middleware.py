@@ -22,7 +22,8 @@ _CALLER_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class RequestContextMiddleware:
-    """Binds the request context, echoes `X-Request-ID` and logs the request once it is answered."""
+    """Binds the request context, echoes `X-Request-ID` (also as `request-id` on the Anthropic-compatible
+    endpoint) and logs the request once it is answered."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
@@ -35,6 +36,8 @@ class RequestContextMiddleware:
         with bound(RequestContext(request_id=request_id, client_ip=client_ip(request), request=request)):
             response = self.get_response(request)
             response["X-Request-ID"] = request_id
+            if is_anthropic(request):  # where the Anthropic SDK reads it
+                response["request-id"] = request_id
             # The path only: query strings may carry things that do not belong in logs.
             logger.info(
                 "%s %s %s",

@@ -24,7 +24,7 @@ from keys.ratelimit import ClientRateLimit
 
 
 class AnthropicApi(APIView):
-    """Authenticates the SDK's way and answers errors in Anthropic's shape, with a `request-id` header."""
+    """Authenticates the SDK's way and answers errors in Anthropic's shape."""
 
     authentication_classes = (AnthropicKeyAuthentication,)
     schema = None  # described on its own page (docs/anthropic.md): the OpenAPI schema is Tollgate's own API
@@ -33,11 +33,6 @@ class AnthropicApi(APIView):
         response = super().handle_exception(exc)
         response.data = anthropic_error_body(response.data)
         response.content_type = "application/json"
-        return response
-
-    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
-        response = super().finalize_response(request, response, *args, **kwargs)
-        response["request-id"] = current_request_id()
         return response
 
 
