@@ -290,10 +290,7 @@ def messages_intake(client: ApiClient, body: Any, *, counting: bool = False) -> 
                 params[name] = _checked_list_or_object(name, body[name], redactor)
     for name in SAMPLING:
         if name in body:
-            value = body[name]
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise _invalid(name, "a non-negative number")
-            params[name] = value
+            params[name] = _sampling(name, body[name])
     metadata: dict[str, str] = {}
     if "metadata" in body:
         raw = body["metadata"]
@@ -320,6 +317,17 @@ def messages_intake(client: ApiClient, body: Any, *, counting: bool = False) -> 
         metadata=metadata,
         discovery=discovery,
     )
+
+
+def _sampling(name: str, value: Any) -> int | float:
+    """temperature and top_p between 0 and 1, top_k a whole number: checked here, not by a failed upstream call."""
+    if name == "top_k":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise _invalid(name, "a non-negative integer")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise _invalid(name, "a number from 0 to 1")
+    return value
 
 
 def _checked_list_or_object(name: str, value: Any, redactor: _Redactor) -> Any:
