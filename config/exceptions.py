@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
@@ -109,9 +109,9 @@ def anthropic_exception_handler(exc: Exception, context: dict[str, Any]) -> Resp
     return response
 
 
-def anthropic_shaped(response: HttpResponse) -> HttpResponse:
+def anthropic_shaped(response: HttpResponseBase) -> HttpResponse:
     """A problem answer made outside DRF (middleware, URL handlers), in Anthropic's error shape."""
-    body = anthropic_error_body(json.loads(response.content))
+    body = anthropic_error_body(json.loads(response.content))  # type: ignore[attr-defined]
     shaped = HttpResponse(json.dumps(body, cls=DjangoJSONEncoder), status=response.status_code,
                           content_type="application/json")  # fmt: skip
     for header in ("Retry-After", "WWW-Authenticate"):

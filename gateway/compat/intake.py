@@ -210,7 +210,7 @@ def _max_tokens(raw: Any, ceiling: int, *, clamp: bool) -> int:
         raise _invalid("max_tokens", "a positive integer")
     if raw > ceiling and not clamp:
         raise _invalid("max_tokens", f"at most {ceiling} for this client")
-    return min(raw, ceiling)
+    return min(int(raw), ceiling)
 
 
 def cache_ttl_of(value: Any) -> str:
@@ -324,10 +324,10 @@ def _sampling(name: str, value: Any) -> int | float:
     if name == "top_k":
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise _invalid(name, "a non-negative integer")
-        return value
+        return int(value)
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
         raise _invalid(name, "a number from 0 to 1")
-    return value
+    return float(value)
 
 
 def _checked_list_or_object(name: str, value: Any, redactor: _Redactor) -> Any:

@@ -4,8 +4,6 @@ pipeline, the answer written in Anthropic's wire format (`wire`); every error in
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.http import HttpResponseBase
 from rest_framework.request import Request
 from rest_framework.response import Response

@@ -28,7 +28,7 @@ def rehydrated_values(value: Any, redaction: Redaction) -> Any:
 def message_document(prepared: Prepared, answer: Answer) -> dict[str, Any]:
     """Anthropic's message as the caller gets it: its id Tollgate's run id (GET /api/v1/runs/{id}), text
     and tool inputs rehydrated."""
-    message = answer.message.to_dict()
+    message: dict[str, Any] = answer.message.to_dict()
     message["id"] = prepared.run_id
     message["content"] = [_block_rehydrated(block, prepared.redaction) for block in message.get("content", [])]
     return message

@@ -118,9 +118,8 @@ def test_an_upstream_timeout_is_a_gateway_timeout(world, sdk, settings):
 def test_an_error_mid_stream_is_an_anthropic_error_event_after_the_call_was_recorded(world, sdk):
     inject(world, status="stream_error")
 
-    with pytest.raises(anthropic.APIStatusError) as caught:
-        with sdk().messages.stream(**BODY) as stream:
-            list(stream.text_stream)
+    with pytest.raises(anthropic.APIStatusError) as caught, sdk().messages.stream(**BODY) as stream:
+        list(stream.text_stream)
 
     assert caught.value.body["error"]["type"] in ("api_error", "overloaded_error")
     assert UsageRecord.objects.get().outcome != "ok"

@@ -6,6 +6,7 @@ only for a 200, with exactly one ledger row per upstream call."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from django.apps import apps
@@ -42,10 +43,10 @@ def _post(http, body):
 
 
 def _stored_text() -> str:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for model in apps.get_models():
         if model._meta.app_label in ("gateway", "prompts", "usage", "keys", "audit") and not model._meta.proxy:
-            rows.extend(model.objects.values())
+            rows.extend(model._default_manager.values())
     return json.dumps(rows, default=str, ensure_ascii=False)
 
 
@@ -60,11 +61,14 @@ def _isolated(world, example):
 
 def _body(mode: str, planted: list[str], stream: bool) -> dict:
     a, b, c, d, e = planted
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "user", "content": f"Hello, I am {a}."},
         {"role": "assistant", "content": [{"type": "text", "text": "Noted."}]}
         if mode == "prompt"
-        else {"role": "assistant", "content": [{"type": "tool_use", "id": "t_1", "name": "crm", "input": {"who": [b]}}]},
+        else {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "t_1", "name": "crm", "input": {"who": [b]}}],
+        },
         {
             "role": "user",
             "content": [
@@ -75,8 +79,8 @@ def _body(mode: str, planted: list[str], stream: bool) -> dict:
             ],
         },
     ]
-    body = {"model": "prompt:support-summary" if mode == "prompt" else "claude-haiku-4-5", "max_tokens": 400,
-            "messages": messages, "stream": stream}  # fmt: skip
+    body: dict[str, Any] = {"model": "prompt:support-summary" if mode == "prompt" else "claude-haiku-4-5",
+                            "max_tokens": 400, "messages": messages, "stream": stream}  # fmt: skip
     if mode == "free":
         body["system"] = [{"type": "text", "text": f"You assist {e}."}]
     return body
@@ -84,7 +88,9 @@ def _body(mode: str, planted: list[str], stream: bool) -> dict:
 
 def test_personal_data_anywhere_in_a_body_never_leaves(world, callers):
     @SETTINGS
-    @given(planted=st.lists(pii, min_size=5, max_size=5), mode=st.sampled_from(["prompt", "free"]), stream=st.booleans())
+    @given(
+        planted=st.lists(pii, min_size=5, max_size=5), mode=st.sampled_from(["prompt", "free"]), stream=st.booleans()
+    )
     def check(planted, mode, stream):
         def example():
             response = _post(callers[mode], _body(mode, [value for value, _ in planted], stream))

@@ -68,7 +68,10 @@ def test_a_free_form_call_redacts_everything_and_is_inventoried(world, sdk, free
         system=f"You help {EMAIL}.",
         messages=[
             {"role": "user", "content": [{"type": "text", "text": f"Call {PHONE}"}]},
-            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "lookup", "input": {"q": EMAIL}}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t1", "name": "lookup", "input": {"q": EMAIL}}],
+            },
             {
                 "role": "user",
                 "content": [
@@ -80,10 +83,12 @@ def test_a_free_form_call_redacts_everything_and_is_inventoried(world, sdk, free
     )
 
     sent = json.dumps(sandbox_requests(world)[-1]["body"])
-    assert EMAIL not in sent and PHONE not in sent
+    assert EMAIL not in sent
+    assert PHONE not in sent
     assert EMAIL in message.content[0].text
     inventory = DiscoveredPrompt.objects.get()
-    assert inventory.calls == 1 and inventory.personal_data
+    assert inventory.calls == 1
+    assert inventory.personal_data
     assert EMAIL not in inventory.text_redacted
     assert list(inventory.clients.all()) == [freeform_client]
     assert inventory.cost_usd == UsageRecord.objects.get().cost_usd
