@@ -263,17 +263,24 @@ def _output(body: dict[str, Any]) -> tuple[str, str, str | None]:
 def create_message(
     state: SandboxState, body: dict[str, Any], scope: str, *, service_tier: str = "standard"
 ) -> dict[str, Any]:
-    """The full Message object answering a validated body."""
+    """The full Message object answering a validated body: the echo as text and, when `tool_choice` names
+    a tool, a call of that tool with the echo as its input (`{"text": …}`)."""
     text, stop_reason, stop_sequence = _output(body)
     usage = _usage(state, body, scope)
     usage["output_tokens"] = count_tokens(text)
     usage["service_tier"] = service_tier
+    content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") == "tool" and isinstance(choice.get("name"), str):
+        content.append({"type": "tool_use", "id": new_id("toolu_"), "name": choice["name"], "input": {"text": text}})
+        stop_reason, stop_sequence = "tool_use", None
+        usage["output_tokens"] += count_tokens(text) + 8
     return {
         "id": new_id("msg_"),
         "type": "message",
         "role": "assistant",
         "model": MODELS[body["model"]].model_id,
-        "content": [{"type": "text", "text": text}] if text else [],
+        "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": stop_sequence,
         "usage": usage,
@@ -294,18 +301,24 @@ def stream_events(message: dict[str, Any], chunk_chars: int) -> list[tuple[str, 
             },
         )
     ]
-    text = message["content"][0]["text"] if message["content"] else ""
-    events.append(
-        (
-            "content_block_start",
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-        )
-    )
-    events.append(("ping", {"type": "ping"}))
-    for at in range(0, len(text), max(chunk_chars, 1)):
-        delta = {"type": "text_delta", "text": text[at : at + chunk_chars]}
-        events.append(("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}))
-    events.append(("content_block_stop", {"type": "content_block_stop", "index": 0}))
+    blocks = message["content"] or [{"type": "text", "text": ""}]
+    for index, block in enumerate(blocks):
+        if block["type"] == "tool_use":
+            start, delta_type, field, whole = (
+                {**block, "input": {}},
+                "input_json_delta",
+                "partial_json",
+                json.dumps(block["input"], ensure_ascii=False),
+            )
+        else:
+            start, delta_type, field, whole = {"type": "text", "text": ""}, "text_delta", "text", block["text"]
+        events.append(("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}))
+        if index == 0:
+            events.append(("ping", {"type": "ping"}))
+        for at in range(0, len(whole), max(chunk_chars, 1)):
+            delta = {"type": delta_type, field: whole[at : at + chunk_chars]}
+            events.append(("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
     final_usage = {
         "input_tokens": usage["input_tokens"],
         "cache_creation_input_tokens": usage["cache_creation_input_tokens"],

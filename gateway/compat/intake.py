@@ -36,9 +36,9 @@ from prompts.services import released_version_for_run
 from prompts.specs import redaction_of, routing_of
 
 PROMPT_PREFIX = "prompt:"
-SAMPLING = ("temperature", "top_p", "top_k")
-# Fields a call may carry, per mode; `stream` is the endpoint's, not the body sent upstream.
-PROMPT_BOUND_FIELDS = frozenset({"model", "max_tokens", "messages", "stream", "metadata", *SAMPLING})
+# Fields a call may carry, per mode; `stream` is the endpoint's, not the body sent upstream. The sampling
+# parameters (temperature, top_p, top_k) are refused: the API version Tollgate calls refuses them.
+PROMPT_BOUND_FIELDS = frozenset({"model", "max_tokens", "messages", "stream", "metadata"})
 FREEFORM_FIELDS = PROMPT_BOUND_FIELDS | {"system", "stop_sequences", "tools", "tool_choice"}
 COUNT_PROMPT_BOUND_FIELDS = frozenset({"model", "messages"})
 COUNT_FREEFORM_FIELDS = COUNT_PROMPT_BOUND_FIELDS | {"system", "tools", "tool_choice"}
@@ -288,9 +288,6 @@ def messages_intake(client: ApiClient, body: Any, *, counting: bool = False) -> 
         for name in ("tools", "tool_choice", "stop_sequences"):
             if name in body:
                 params[name] = _checked_list_or_object(name, body[name], redactor)
-    for name in SAMPLING:
-        if name in body:
-            params[name] = _sampling(name, body[name])
     metadata: dict[str, str] = {}
     if "metadata" in body:
         raw = body["metadata"]
@@ -317,17 +314,6 @@ def messages_intake(client: ApiClient, body: Any, *, counting: bool = False) -> 
         metadata=metadata,
         discovery=discovery,
     )
-
-
-def _sampling(name: str, value: Any) -> int | float:
-    """temperature and top_p between 0 and 1, top_k a whole number: checked here, not by a failed upstream call."""
-    if name == "top_k":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise _invalid(name, "a non-negative integer")
-        return int(value)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise _invalid(name, "a number from 0 to 1")
-    return float(value)
 
 
 def _checked_list_or_object(name: str, value: Any, redactor: _Redactor) -> Any:

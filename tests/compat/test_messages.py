@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import anthropic
+import httpx2
 import pytest
 
 from gateway.models import DiscoveredPrompt, Run
@@ -92,3 +93,41 @@ def test_a_free_form_call_redacts_everything_and_is_inventoried(world, sdk, free
     assert EMAIL not in inventory.text_redacted
     assert list(inventory.clients.all()) == [freeform_client]
     assert inventory.cost_usd == UsageRecord.objects.get().cost_usd
+
+
+@pytest.mark.parametrize("chunk_chars", [1, 3, 16])
+def test_tool_calls_come_back_rehydrated_also_streamed_in_pieces(world, sdk, freeform_client, chunk_chars):
+    httpx2.post(f"{world['sandbox'].url}/_sandbox/config", json={"stream_chunk_chars": chunk_chars}).raise_for_status()
+    body = {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 300,
+        "tools": [{"name": "crm_note", "description": "Save a note", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "tool", "name": "crm_note"},
+        "messages": [{"role": "user", "content": f"Note: {EMAIL} called from {PHONE}"}],
+    }
+    client = sdk(freeform_client)
+
+    created = client.messages.create(**body)
+    with client.messages.stream(**body) as stream:
+        streamed = stream.get_final_message()
+
+    for message in (created, streamed):
+        tool = next(block for block in message.content if block.type == "tool_use")
+        assert tool.input == {"text": f"Note: {EMAIL} called from {PHONE}"}
+        assert message.stop_reason == "tool_use"
+    sent = json.dumps(sandbox_requests(world))
+    assert EMAIL not in sent
+    assert PHONE not in sent
+
+
+def test_a_streamed_tool_input_is_rehydrated_json_escaped():
+    from gateway.compat.wire import _JsonStringRehydrator
+    from gateway.redaction.engine import Redaction
+
+    redaction = Redaction()
+    token = redaction.placeholder("NAME", 'Jane "JD" Doe\\')
+    partial = json.dumps({"who": f"{token} and {token}"})
+    rehydrator = _JsonStringRehydrator(redaction)
+    pieces = [rehydrator.feed(partial[at : at + 2]) for at in range(0, len(partial), 2)] + [rehydrator.flush()]
+
+    assert json.loads("".join(pieces)) == {"who": 'Jane "JD" Doe\\ and Jane "JD" Doe\\'}
