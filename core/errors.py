@@ -332,6 +332,14 @@ class SystemPromptRefused(DomainError):
     status = 400
 
 
+class UpstreamRefused(DomainError):
+    """Anthropic refused a caller's body as invalid (the compatible endpoint: the caller wrote the body)."""
+
+    code = "upstream_refused"
+    title = "Refused by Anthropic"
+    status = 400
+
+
 class UnsupportedField(DomainError):
     """A Messages API field Tollgate does not pass on (or not in this mode)."""
 

@@ -35,6 +35,7 @@ from core.errors import (
     RoleRequired,
     SpendCapExceeded,
     UpstreamError,
+    UpstreamRefused,
 )
 from core.problems import domain_problem_body
 from gateway.checks import output_checks_run
@@ -666,7 +667,7 @@ def _close_and_record(
 
 def _fail(
     prepared: Prepared, exc: Exception, *, usage: TokenUsage, upstream_ms: int, ttft_ms: int | None
-) -> UpstreamError:
+) -> DomainError:
     """Record a failed call (ledger row with its class, the hold given back or settled) and say how to answer."""
     failure = classify(exc)
     charged = cost(prepared.price, usage)
@@ -684,6 +685,8 @@ def _fail(
         upstream_request_id=getattr(exc, "request_id", None) or "",
     )
     logger.warning("Upstream call failed for %s: %s (%s)", prepared.request_id, failure.code, type(exc).__name__)
+    if failure.refusal is not None and prepared.endpoint == Endpoint.ANTHROPIC:  # the caller wrote the body
+        return UpstreamRefused(f"Anthropic refused the request: {failure.refusal}")
     return UpstreamError(
         failure.detail, status=failure.status, code=failure.code, title=failure.title, retry_after=failure.retry_after
     )

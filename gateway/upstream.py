@@ -136,6 +136,7 @@ class UpstreamFailure:
     title: str
     detail: str
     retry_after: int | None = None
+    refusal: str | None = None  # Anthropic's own message when it refused the body as invalid (400, 413, 422)
 
 
 def retries_of(exc_or_response: object) -> int:
@@ -194,11 +195,16 @@ def classify(exc: Exception) -> UpstreamFailure:
             return UpstreamFailure(
                 Outcome.SERVER_ERROR, 502, "upstream_error", "Upstream error", "Anthropic failed to answer."
             )
+        refusal = None
+        if exc.status_code in (400, 413, 422):
+            error = exc.body.get("error") if isinstance(exc.body, dict) else None
+            refusal = str(error.get("message", ""))[:500] if isinstance(error, dict) else ""
         return UpstreamFailure(
             Outcome.CLIENT_ERROR,
             502,
             "upstream_error",
             "Upstream error",
             f"Anthropic refused the request ({exc.status_code}); the prompt version or key needs attention.",
+            refusal=refusal,
         )
     raise exc

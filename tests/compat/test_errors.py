@@ -141,3 +141,17 @@ def test_bad_bodies_are_refused_before_anything_is_reserved_or_sent(world, sdk, 
     assert sandbox_requests(world) == []
     assert not SpendReservation.objects.exists()
     assert not UsageRecord.objects.exists()
+
+
+def test_a_body_anthropic_refuses_is_a_bad_request_with_its_message_and_a_ledger_row(world, sdk, custodian):
+    client, _ = key_services.api_client_create(
+        actor=custodian, name="big", environment="production", owner=custodian, freeform=True,
+        freeform_models=["claude-haiku-4-5"], freeform_max_tokens=128_000,
+    )  # fmt: skip
+
+    error = _raised(sdk(client, timeout=60), anthropic.BadRequestError, "upstream_refused", model="claude-haiku-4-5",
+                    max_tokens=100_000)  # fmt: skip
+
+    assert "max_tokens" in error.body["error"]["message"]
+    assert UsageRecord.objects.get().outcome == "client_error"
+    assert SpendReservation.objects.get().status == "released"
