@@ -72,6 +72,8 @@ $(printf '%s\n' "$demo_output" | sed 's/^/  /')
       -d '{"variables": {"ticket": "My printer is on fire. Call me on +1 415 555 2671.", "customer_email": "jane@example.com"}}'
   The prompts this client may run:
     curl -s -H "Authorization: Bearer $dev_token" http://127.0.0.1:$WEB_PORT/api/v1/prompts
+  The same prompt through the official Anthropic SDK, only its base URL and key changed:
+    .venv/bin/python -c 'import anthropic; print(anthropic.Anthropic(base_url="http://127.0.0.1:$WEB_PORT/anthropic", api_key="$dev_token").messages.create(model="prompt:support-summary", max_tokens=300, messages=[{"role": "user", "content": "My printer is on fire. Call me on +1 415 555 2671."}]).content[0].text)'
 
   Ctrl-C stops everything.
 
