@@ -9,7 +9,7 @@ import httpx2
 import pytest
 
 from gateway.models import DiscoveredPrompt, Run
-from tests.gateway.upstream import EMAIL, PHONE, TICKET, sandbox_requests
+from tests.gateway.upstream import EMAIL, PHONE, TICKET, close_response, sandbox_requests
 from usage.models import SpendReservation, UsageRecord
 
 pytestmark = pytest.mark.django_db
@@ -131,3 +131,26 @@ def test_a_streamed_tool_input_is_rehydrated_json_escaped():
     pieces = [rehydrator.feed(partial[at : at + 2]) for at in range(0, len(partial), 2)] + [rehydrator.flush()]
 
     assert json.loads("".join(pieces)) == {"who": 'Jane "JD" Doe\\ and Jane "JD" Doe\\'}
+
+
+def test_a_caller_who_leaves_mid_stream_still_gets_its_call_recorded(world):
+    body = {"model": "prompt:support-summary", "max_tokens": 300, "stream": True,
+            "messages": [{"role": "user", "content": TICKET * 4}]}  # fmt: skip
+    response = world["http"].post("/anthropic/v1/messages", json.dumps(body), content_type="application/json")
+    first = next(iter(response.streaming_content))
+    close_response(response)
+
+    assert first.startswith(b"event: message_start")
+    row = UsageRecord.objects.get()
+    assert (row.outcome, row.error_class) == ("client_error", "ClientDisconnected")
+    assert SpendReservation.objects.get().status == "settled"
+
+
+def test_a_body_closed_before_it_was_read_gives_the_hold_back(world):
+    body = {"model": "prompt:support-summary", "max_tokens": 300, "stream": True,
+            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    response = world["http"].post("/anthropic/v1/messages", json.dumps(body), content_type="application/json")
+    close_response(response)
+
+    assert SpendReservation.objects.get().status == "released"
+    assert sandbox_requests(world) == []
