@@ -387,7 +387,13 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tollgate API",
-    "DESCRIPTION": "Run approved Claude prompts under governance: keys, spend caps, redaction, ledger, audit.",
+    "DESCRIPTION": (
+        "Run approved Claude prompts under governance: keys, spend caps, redaction, ledger, audit. Code written "
+        "against the official Anthropic SDK uses the Anthropic-compatible endpoint under `/anthropic/` instead "
+        "(`POST /anthropic/v1/messages`, `…/count_tokens`, `GET /anthropic/v1/models`, Message Batches), which "
+        "speaks Anthropic's own wire format and is described in the documentation's 'Anthropic-compatible "
+        "endpoint' page (docs/anthropic.md)."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
