@@ -43,7 +43,7 @@ FREEFORM_FIELDS = PROMPT_BOUND_FIELDS | {"system", "stop_sequences", "tools", "t
 COUNT_PROMPT_BOUND_FIELDS = frozenset({"model", "messages"})
 COUNT_FREEFORM_FIELDS = COUNT_PROMPT_BOUND_FIELDS | {"system", "tools", "tool_choice"}
 MEDIA = frozenset({"image", "document"})
-TEXT_BLOCK_KEYS = frozenset({"type", "text", "cache_control", "citations"})
+TEXT_BLOCK_KEYS = frozenset({"type", "text", "cache_control"})
 BLOCK_KEYS = {
     "text": TEXT_BLOCK_KEYS,
     "image": frozenset({"type", "source", "cache_control"}),
@@ -121,6 +121,32 @@ class _Redactor:
         return False
 
 
+def _cache_control(value: Any, field: str) -> dict[str, str]:
+    """Only Anthropic's own shape passes: nothing else may ride along in it unredacted."""
+    if not isinstance(value, dict) or value.get("type") != "ephemeral" or set(value) - {"type", "ttl"}:
+        raise _invalid(field, '{"type": "ephemeral"} with an optional "ttl" of "5m" or "1h"')
+    if value.get("ttl", "5m") not in ("5m", "1h"):
+        raise _invalid(field, 'the ttl is "5m" or "1h"')
+    return dict(value)
+
+
+def _media(block: dict[str, Any], field: str, redactor: _Redactor) -> dict[str, Any]:
+    """An image or document the client may send: sent as it is (its pixels and pages cannot be redacted),
+    but the texts around it — a document's title and context, a plain-text document — are redacted."""
+    block = dict(block)
+    citations = block.get("citations")
+    if citations is not None and (not isinstance(citations, dict) or set(citations) != {"enabled"}
+                                  or not isinstance(citations["enabled"], bool)):  # fmt: skip
+        raise _invalid(f"{field}.citations", '{"enabled": true or false}')
+    for name in ("title", "context"):
+        if name in block:
+            block[name] = redactor.text(block[name], f"{field}.{name}")
+    source = block.get("source")
+    if isinstance(source, dict) and source.get("type") == "text" and "data" in source:
+        block["source"] = {**source, "data": redactor.text(source["data"], f"{field}.source.data")}
+    return block
+
+
 def _block(block: Any, field: str, role: str, client: ApiClient, redactor: _Redactor) -> dict[str, Any]:
     if not isinstance(block, dict) or not isinstance(block.get("type"), str):
         raise _invalid(field, "each content block is an object with a `type`")
@@ -129,12 +155,14 @@ def _block(block: Any, field: str, role: str, client: ApiClient, redactor: _Reda
         raise _invalid(field, f"a {role} message cannot hold a '{kind[:40]}' block here")
     if unknown := sorted(set(block) - BLOCK_KEYS[kind]):
         raise _invalid(field, f"unsupported keys: {', '.join(key[:40] for key in unknown)}")
+    if "cache_control" in block:
+        block = {**block, "cache_control": _cache_control(block["cache_control"], f"{field}.cache_control")}
     if kind in MEDIA:
         if not client.freeform_media:
             raise MediaNotAllowed(
                 f"{field}: this client may not send {kind} blocks (personal data in them cannot be redacted)."
             )
-        return block
+        return _media(block, field, redactor)
     if kind == "text":
         return {**block, "text": redactor.text(block.get("text"), f"{field}.text")}
     if kind == "tool_use":
@@ -147,6 +175,8 @@ def _block(block: Any, field: str, role: str, client: ApiClient, redactor: _Reda
     # tool_result
     if not isinstance(block.get("tool_use_id"), str) or not TOOL_ID.match(block["tool_use_id"]):
         raise _invalid(f"{field}.tool_use_id", "1 to 128 letters, digits, '-' or '_'")
+    if not isinstance(block.get("is_error", False), bool):
+        raise _invalid(f"{field}.is_error", "true or false")
     content = block.get("content", "")
     if isinstance(content, str):
         content = redactor.text(content, f"{field}.content")
@@ -201,6 +231,8 @@ def _system(raw: Any, redactor: _Redactor) -> tuple[Any, str]:
         field = f"system[{index}]"
         if not isinstance(block, dict) or block.get("type") != "text" or set(block) - TEXT_BLOCK_KEYS:
             raise _invalid(field, "a text block")
+        if "cache_control" in block:
+            block = {**block, "cache_control": _cache_control(block["cache_control"], f"{field}.cache_control")}
         blocks.append({**block, "text": redactor.text(block.get("text"), f"{field}.text")})
     return blocks, "\n\n".join(block["text"] for block in blocks)
 

@@ -165,3 +165,56 @@ def test_mutated_bodies_get_a_documented_answer_and_a_ledger_row_per_upstream_ca
         _isolated(world, example)
 
     check()
+
+
+SMUGGLED = "jane.doe@example.com"
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi",
+                                                     "cache_control": {"type": "ephemeral", "note": SMUGGLED}}]}]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi",
+                                                     "citations": [{"cited_text": SMUGGLED}]}]}]},
+        {"system": [{"type": "text", "text": "x", "cache_control": {"type": SMUGGLED}}]},
+        {"tools": [{"name": "crm", "description": f"writes to {SMUGGLED}", "input_schema": {"type": "object"}}]},
+        {"stop_sequences": [SMUGGLED]},
+        {"tool_choice": {"type": "tool", "name": SMUGGLED}},
+        {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": [
+            {"type": "tool_use", "id": SMUGGLED, "name": "crm", "input": {}}]}]},
+        {"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "x",
+                                                     "is_error": SMUGGLED}]}]},
+        {"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": SMUGGLED}}]}]},
+        {"metadata": {"user_id": "u1", "note": SMUGGLED}},
+    ],
+)  # fmt: skip
+def test_personal_data_smuggled_where_text_is_not_redacted_is_refused(world, callers, where):
+    body = {"model": "claude-haiku-4-5", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}], **where}
+
+    response = _post(callers["free"], body)
+
+    assert response.status_code in (400, 403), response.content
+    assert sandbox_requests(world) == []
+
+
+def test_a_client_allowed_media_still_gets_the_texts_around_them_redacted(world, sdk, custodian):
+    client, _ = key_services.api_client_create(
+        actor=custodian, name="docs", environment="production", owner=custodian, freeform=True,
+        freeform_models=["claude-haiku-4-5"], freeform_media=True,
+    )  # fmt: skip
+    document = {
+        "type": "document",
+        "source": {"type": "text", "media_type": "text/plain", "data": f"Contact {SMUGGLED} today."},
+        "title": f"Letter to {SMUGGLED}",
+        "context": f"from {SMUGGLED}",
+    }
+
+    sdk(client).messages.create(
+        model="claude-haiku-4-5", max_tokens=50,
+        messages=[{"role": "user", "content": [document, {"type": "text", "text": "Summarise"}]}],
+    )  # fmt: skip
+
+    sent = json.dumps(sandbox_requests(world))
+    assert SMUGGLED not in sent
+    assert "<EMAIL_1>" in sent
