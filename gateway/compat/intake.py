@@ -33,7 +33,7 @@ from keys.models import ApiClient
 from prompts.models import PromptVersion
 from prompts.rendering import unsendable
 from prompts.services import released_version_for_run
-from prompts.specs import redaction_of, routing_of
+from prompts.specs import output_checks_of, redaction_of, routing_of
 
 PROMPT_PREFIX = "prompt:"
 # Fields a call may carry, per mode; `stream` is the endpoint's, not the body sent upstream. The sampling
@@ -56,6 +56,7 @@ ROLE_BLOCKS = {
     "assistant": frozenset({"text", "tool_use"}),
 }
 TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+TTL_ORDER = ("off", "5m", "1h")  # cache writes, cheapest first
 
 
 @dataclass
@@ -250,14 +251,14 @@ def cache_ttl_of(value: Any) -> str:
     found = "off"
     if isinstance(value, list):
         for item in value:
-            found = max(found, cache_ttl_of(item), key=("off", "5m", "1h").index)
+            found = max(found, cache_ttl_of(item), key=TTL_ORDER.index)
     elif isinstance(value, dict):
         control = value.get("cache_control")
         if isinstance(control, dict):
             found = "1h" if control.get("ttl") == "1h" else "5m"
         for item in value.values():
             if isinstance(item, list | dict):
-                found = max(found, cache_ttl_of(item), key=("off", "5m", "1h").index)
+                found = max(found, cache_ttl_of(item), key=TTL_ORDER.index)
     return found
 
 
@@ -266,6 +267,7 @@ def _prompt_version(client: ApiClient, model: str) -> PromptVersion:
     version = released_version_for_run(slug=slug, environment=client.environment)
     if not client.may_run(slug):
         raise RoleRequired(f"This API client may not run '{slug}'.")
+    output_checks_of(version)  # read once the answer came: a setting its spec refuses stops the call before it is paid
     return version
 
 
@@ -335,7 +337,7 @@ def messages_intake(client: ApiClient, body: Any, *, counting: bool = False) -> 
         picked = rule_for(routing_of(version), estimate_tokens(params))
         if picked is not None:
             params["model"], rule = picked
-    cache_ttl = max(cache_ttl_of(params), version.cache_ttl if version else "off", key=("off", "5m", "1h").index)
+    cache_ttl = max(cache_ttl_of(params), version.cache_ttl if version else "off", key=TTL_ORDER.index)
     return MessagesCall(
         version=version,
         params=params,
