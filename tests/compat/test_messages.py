@@ -9,6 +9,7 @@ import httpx2
 import pytest
 
 from gateway.models import DiscoveredPrompt, Run
+from keys import services as key_services
 from tests.gateway.upstream import EMAIL, PHONE, TICKET, close_response, sandbox_requests
 from usage.models import SpendReservation, UsageRecord
 
@@ -154,3 +155,23 @@ def test_a_body_closed_before_it_was_read_gives_the_hold_back(world):
 
     assert SpendReservation.objects.get().status == "released"
     assert sandbox_requests(world) == []
+
+
+def test_allowing_free_form_calls_is_audited_and_takes_effect_on_the_next_request(world, sdk, custodian):
+    from audit.models import AuditEvent
+
+    client = sdk()
+    body = {"model": "claude-haiku-4-5", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+    with pytest.raises(anthropic.PermissionDeniedError):
+        client.messages.create(**body)
+
+    key_services.api_client_update(
+        actor=custodian, client=world["client"], reason="agent migration", freeform=True,
+        freeform_models=["claude-haiku-4-5"],
+    )  # fmt: skip
+
+    assert client.messages.create(**body).content[0].text == "hi"
+    event = AuditEvent.objects.filter(action="api_client.update").latest("id")
+    assert event.changes["freeform"] == [False, True]
+    assert event.changes["freeform_models"] == [[], ["claude-haiku-4-5"]]
+    assert event.reason == "agent migration"
