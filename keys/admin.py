@@ -268,6 +268,14 @@ class ApiClientForm(forms.ModelForm):  # type: ignore[type-arg]
         model = ApiClient
         fields = ["environment", *services.CLIENT_SETTINGS]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["freeform_max_tokens"].required = False  # left empty: the default ceiling
+
+    def clean_freeform_max_tokens(self) -> int:
+        value = self.cleaned_data.get("freeform_max_tokens")
+        return int(value) if value is not None else int(ApiClient._meta.get_field("freeform_max_tokens").default)
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         if self.instance.pk and not (cleaned.get("reason") or "").strip():
