@@ -32,16 +32,21 @@ _READ_PROMPTS = (
 )
 # The request log (redacted bodies, for incident investigation) and the queue.
 _READ_RUNS = ("gateway.view_run", "gateway.view_job", "gateway.view_batch", "gateway.view_webhookdelivery")
+# The inventory of system prompts seen on free-form calls (redacted texts, who sends them, their spend):
+# read where the request log is read, and by authors, who register them as governed prompts.
+_READ_DISCOVERED = ("gateway.view_discoveredprompt",)
 _READ_KEYS = ("keys.view_providerkey", "keys.view_apiclient", "keys.view_apitoken")
 _READ_USAGE = ("usage.view_price", "usage.view_usagerecord", "usage.view_budgetalert", "usage.view_monitoralert")
 
 # "app_label.codename" per role. Reading the audit trail is part of every oversight role. Authors
-# write and submit; approvers review, release and retire but never edit content; custodians manage
-# keys, API clients and the price book; approvers and custodians watch spend and acknowledge budget
-# alerts; auditors only read (key metadata included, never a secret).
+# write and submit (and register discovered prompts as drafts); approvers review, release and retire
+# but never edit content; custodians manage keys, API clients and the price book; approvers and
+# custodians watch spend and acknowledge budget alerts; auditors only read (key metadata included,
+# never a secret).
 ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
     Role.PROMPT_AUTHORS: (
         *_READ_PROMPTS,
+        *_READ_DISCOVERED,
         "usage.view_price",
         "prompts.add_prompt",
         "prompts.change_prompt",
@@ -59,6 +64,7 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "prompts.retire_promptversion",
         "evaluations.add_evaluationrun",
         *_READ_RUNS,
+        *_READ_DISCOVERED,
         *_READ_USAGE,
         "usage.change_budgetalert",
         "usage.change_monitoralert",
@@ -84,6 +90,7 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
     Role.AUDITORS: (
         *_READ_PROMPTS,
         *_READ_RUNS,
+        *_READ_DISCOVERED,
         *_READ_KEYS,
         *_READ_USAGE,
         "audit.view_auditevent",

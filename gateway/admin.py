@@ -1,15 +1,28 @@
-"""The gateway's records in the admin, read-only: the request log, jobs with the queue's state, batches."""
+"""The gateway's records in the admin, read-only: the request log, jobs with the queue's state, batches,
+and the prompts discovered on free-form calls (which an author may register as governed prompts)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
 from core.admin import ReadOnlyAdmin
-from gateway.models import Batch, BatchItem, Job, Run, WebhookDelivery
+from core.errors import DomainError
+from gateway.discovery import discovered_prompt_register
+from gateway.models import Batch, BatchItem, DiscoveredPrompt, Job, Run, WebhookDelivery
 from gateway.selectors import queue_state
+
+REGISTER_PERMISSIONS = ("prompts.add_prompt", "prompts.add_promptversion")
 
 
 @admin.register(Run)
@@ -131,3 +144,145 @@ class BatchAdmin(ReadOnlyAdmin):
         "ended_at",
     )
     inlines = [BatchItemInline, WebhookDeliveryInline]
+
+
+class RegisteredFilter(admin.SimpleListFilter):
+    title = "registered"
+    parameter_name = "registered"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Registered"), ("no", "Not registered")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[DiscoveredPrompt]) -> QuerySet[DiscoveredPrompt]:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(registered_version__isnull=self.value() == "no")
+        return queryset
+
+
+class RegisterForm(forms.Form):
+    slug = forms.SlugField(max_length=80, help_text="The new prompt's slug, e.g. support-triage.")
+    name = forms.CharField(max_length=200)
+
+
+@admin.register(DiscoveredPrompt)
+class DiscoveredPromptAdmin(ReadOnlyAdmin):
+    """The system prompts free-form calls send, by the hash of their redacted text: who sends each, how
+    often and at what cost. The text (placeholders, never personal data) is kept for the body retention
+    after it was last seen. "Register as governed prompt" makes a new prompt with a draft holding it."""
+
+    change_form_template = "admin/gateway/discoveredprompt/change_form.html"
+    list_display = [
+        "short_hash",
+        "environment",
+        "first_seen_at",
+        "last_seen_at",
+        "calls",
+        "tokens",
+        "cost_usd",
+        "personal_data",
+        "client_names",
+        "registered",
+    ]
+    list_filter = ["environment", "personal_data", RegisteredFilter]
+    search_fields = ["^system_hash"]
+    search_help_text = "The hash, or its first characters."
+    list_select_related = ["registered_version__prompt"]
+    date_hierarchy = "last_seen_at"
+    fields = readonly_fields = (
+        "environment",
+        "system_hash",
+        "text",
+        "characters",
+        "text_expires_at",
+        "first_seen_at",
+        "last_seen_at",
+        "last_model",
+        "calls",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "personal_data",
+        "client_names",
+        "registered",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DiscoveredPrompt]:
+        queryset: QuerySet[DiscoveredPrompt] = super().get_queryset(request)
+        return queryset.prefetch_related("clients")
+
+    @admin.display(description="hash", ordering="system_hash")
+    def short_hash(self, obj: DiscoveredPrompt) -> str:
+        return obj.short_hash
+
+    @admin.display(description="tokens (in / out)")
+    def tokens(self, obj: DiscoveredPrompt) -> str:
+        return f"{obj.input_tokens} / {obj.output_tokens}"
+
+    @admin.display(description="clients")
+    def client_names(self, obj: DiscoveredPrompt) -> str:
+        return ", ".join(sorted(client.name for client in obj.clients.all())) or "—"
+
+    @admin.display(description="system prompt (redacted)")
+    def text(self, obj: DiscoveredPrompt) -> str:
+        if obj.text_purged:
+            return "No longer kept: it was not seen for the body retention period."
+        return obj.text_redacted or "(sent without a system prompt)"
+
+    @admin.display(description="registered version")
+    def registered(self, obj: DiscoveredPrompt) -> str:
+        version = obj.registered_version
+        if version is None:
+            return "—"
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:prompts_promptversion_change", args=[version.pk]), version
+        )
+
+    def may_register(self, request: HttpRequest, obj: DiscoveredPrompt) -> bool:
+        return self.has_view_permission(request, obj) and request.user.has_perms(REGISTER_PERMISSIONS)
+
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        extra_context = extra_context or {}
+        obj = self.get_object(request, object_id) if object_id else None
+        if obj is not None:
+            extra_context["can_register"] = (
+                self.may_register(request, obj) and obj.registered_version_id is None and bool(obj.text_redacted)
+            )
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<int:object_id>/register/",
+                self.admin_site.admin_view(self.register_view),
+                name="gateway_discoveredprompt_register",
+            ),
+            *super().get_urls(),
+        ]
+
+    def register_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        discovered = get_object_or_404(DiscoveredPrompt, pk=object_id)
+        if not self.may_register(request, discovered):
+            raise PermissionDenied
+        form = RegisterForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            user: User = request.user  # type: ignore[assignment]
+            try:
+                version = discovered_prompt_register(
+                    actor=user, discovered=discovered, slug=form.cleaned_data["slug"], name=form.cleaned_data["name"]
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.detail)
+            else:
+                messages.success(request, f"Registered as {version}, a draft: edit it, then submit it for review.")
+                return HttpResponseRedirect(reverse("admin:prompts_promptversion_change", args=[version.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Register {discovered} as a governed prompt",
+            "object": discovered,
+            "form": form,
+            "submit": "Register",
+        }
+        return TemplateResponse(request, "admin/keys/action.html", context)

@@ -9,25 +9,30 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
-from django.utils.text import slugify
 
 from audit.services import audit_event_record
-from core.errors import DomainError
+from core.errors import DomainError, InvalidVersion
+from core.governance import require_permission
 from gateway.models import DiscoveredPrompt
 from keys.models import ApiClient
+from prompts.choices import CacheTTL, DataCategory
 from prompts.models import Prompt, PromptVersion
 from prompts.services import prompt_create, prompt_version_create
 from usage.pricing import TokenUsage
 
-# (environment, hash, client id) already linked in this process: the link is written once, then only counted.
+# (environment, hash, client id) linked in this process by a committed transaction: the link is written once,
+# then only counted.
 _linked: set[tuple[str, str, int]] = set()
 _linked_lock = threading.Lock()
 
@@ -49,7 +54,13 @@ def discovery_of(system_redacted: str, *, personal_data: bool) -> Discovery:
 
 
 def discovered_prompt_count(
-    discovery: Discovery, *, client: ApiClient | None, environment: str, usage: TokenUsage, charged: Decimal
+    discovery: Discovery,
+    *,
+    client: ApiClient | None,
+    environment: str,
+    model: str,
+    usage: TokenUsage,
+    charged: Decimal,
 ) -> None:
     """Count one upstream call of `discovery`'s prompt: one UPDATE once the prompt and its client are known."""
     now = timezone.now()
@@ -59,6 +70,7 @@ def discovered_prompt_count(
         "output_tokens": F("output_tokens") + usage.output_tokens,
         "cost_usd": F("cost_usd") + charged,
         "last_seen_at": now,
+        "last_model": model[:100],
         "text_redacted": discovery.text_redacted,
         "text_expires_at": now + timedelta(days=settings.TOLLGATE_BODY_RETENTION_DAYS),
         **({"personal_data": True} if discovery.personal_data else {}),
@@ -87,12 +99,16 @@ def discovered_prompt_count(
         [DiscoveredPrompt.clients.through(discoveredprompt_id=prompt_id, apiclient_id=client.pk)],
         ignore_conflicts=True,
     )
+    transaction.on_commit(lambda: _link_known(link))  # a link rolled back is written again by the next call
+
+
+def _link_known(link: tuple[str, str, int]) -> None:
     with _linked_lock:
         _linked.add(link)
 
 
-def discovered_texts_purge(now: timezone.datetime) -> int:
-    """Blank the redacted text of prompts not seen for TOLLGATE_BODY_RETENTION_DAYS."""
+def discovered_texts_purge(now: datetime) -> int:
+    """Blank the redacted text of prompts not seen for TOLLGATE_BODY_RETENTION_DAYS (the counts stay)."""
     return (
         DiscoveredPrompt.objects.filter(text_expires_at__lte=now)
         .exclude(text_redacted="")
@@ -100,33 +116,86 @@ def discovered_texts_purge(now: timezone.datetime) -> int:
     )
 
 
+def _draft_content(discovered: DiscoveredPrompt) -> dict[str, Any]:
+    """A registered prompt's draft: the discovered text as its system prompt, the caller's message as its
+    one variable, the model of the latest call, a new version's defaults for the rest. Its author edits it
+    before submitting it."""
+    return {
+        "system_prompt": discovered.text_redacted,
+        "user_template": "{{ message }}",
+        "variables": [{"name": "message", "type": "string", "required": True}],
+        "model": discovered.last_model,
+        "max_tokens": PromptVersion._meta.get_field("max_tokens").get_default(),
+        "stop_sequences": [],
+        "cache_ttl": CacheTTL.FIVE_MINUTES,
+        "routing": {},
+        "output_checks": {},
+        "redaction": {},
+    }
+
+
+def _refusal(errors: dict[str, list[str]]) -> DomainError:
+    problems = "; ".join(f"{field}: {', '.join(messages)}" for field, messages in errors.items())
+    return DomainError(f"Its text cannot become a version as it stands ({problems}).", extra={"errors": errors})
+
+
 @transaction.atomic
 def discovered_prompt_register(*, actor: User, discovered: DiscoveredPrompt, slug: str, name: str) -> PromptVersion:
-    """Turn an inventoried prompt into a governed one: a new prompt with a draft version holding the
-    redacted text (an author then edits, submits, and a second person approves as for any version)."""
+    """Turn an inventoried prompt into a governed one: a new prompt, owned by `actor`, with a draft version
+    holding the redacted text (its author then edits and submits it, and a second person approves it, as
+    for any version)."""
+    require_permission(actor, "prompts.add_prompt", "register discovered prompts")
+    require_permission(actor, "prompts.add_promptversion", "register discovered prompts")
     discovered = DiscoveredPrompt.objects.select_for_update().get(pk=discovered.pk)
     if discovered.registered_version_id is not None:
         raise DomainError("This prompt is registered already.")
-    if not discovered.text_redacted:
+    if discovered.text_purged:
         raise DomainError("Its text is no longer kept (past the body retention); it cannot be registered.")
-    slug = slugify(slug)
+    if not discovered.text_redacted:
+        raise DomainError("It was sent without a system prompt; there is nothing to register.")
+    slug, name = slug.strip(), name.strip()
     if not slug:
         raise DomainError("Give the new prompt a slug.")
+    slug_field = Prompt._meta.get_field("slug")
+    try:
+        validate_slug(slug)
+    except ValidationError:
+        raise DomainError("A slug holds only letters, digits, hyphens and underscores.") from None
+    if len(slug) > slug_field.max_length:  # type: ignore[operator]
+        raise DomainError(f"A slug is at most {slug_field.max_length} characters.")
     if Prompt.objects.filter(slug=slug).exists():
         raise DomainError(f"A prompt '{slug}' exists already.")
-    prompt = prompt_create(actor=actor, slug=slug, name=name or slug, purpose="Registered from prompt discovery.")
-    version = prompt_version_create(
+    name = name[: Prompt._meta.get_field("name").max_length] or slug
+    clients = ", ".join(sorted(client.name for client in discovered.clients.all())) or "no API client"
+    prompt = prompt_create(
         actor=actor,
-        prompt=prompt,
-        system_prompt=discovered.text_redacted,
-        change_summary=f"Registered from the discovered prompt {discovered.system_hash[:12]} ({discovered.environment}).",
+        slug=slug,
+        name=name,
+        purpose=f"Registered from prompt discovery: the system prompt {discovered.short_hash} sent by free-form "
+        f"calls in {discovered.environment} ({clients}).",
+        owner=actor,
+        data_categories=[DataCategory.PERSONAL] if discovered.personal_data else [],
     )
+    try:
+        version = prompt_version_create(
+            actor=actor,
+            prompt=prompt,
+            content=_draft_content(discovered),
+            change_summary=f"Registered from the discovered prompt {discovered.short_hash} ({discovered.environment}).",
+        )
+    except InvalidVersion as exc:
+        raise _refusal(exc.errors) from None
     DiscoveredPrompt.objects.filter(pk=discovered.pk).update(registered_version=version)
     audit_event_record(
         action="discovered_prompt.register",
         actor=actor,
-        target=version,
-        changes={"system_hash": discovered.system_hash, "environment": discovered.environment, "slug": slug},
+        target=discovered,
+        changes={
+            "system_hash": discovered.system_hash,
+            "environment": discovered.environment,
+            "prompt": slug,
+            "version": version.number,
+        },
         reason="Registered from prompt discovery",
     )
     return version

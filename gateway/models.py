@@ -170,12 +170,15 @@ class DiscoveredPrompt(models.Model):
     text_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     characters = models.PositiveIntegerField(default=0, editable=False)
     clients = models.ManyToManyField("keys.ApiClient", related_name="+", editable=False)
+    last_model = models.CharField(
+        max_length=100, blank=True, editable=False, help_text="The model of the latest call that sent it."
+    )
     first_seen_at = models.DateTimeField(default=timezone.now, editable=False)
     last_seen_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     calls = models.PositiveBigIntegerField(default=0, editable=False)
     input_tokens = models.PositiveBigIntegerField(default=0, editable=False)
     output_tokens = models.PositiveBigIntegerField(default=0, editable=False)
-    cost_usd = models.DecimalField(max_digits=16, decimal_places=6, default=0, editable=False)
+    cost_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0, editable=False)  # as the ledger
     personal_data = models.BooleanField(
         default=False, editable=False, help_text="Redaction replaced something in it on at least one call."
     )
@@ -194,4 +197,13 @@ class DiscoveredPrompt(models.Model):
         constraints = [models.UniqueConstraint(fields=["environment", "system_hash"], name="discovered_prompt_unique")]
 
     def __str__(self) -> str:
-        return f"{self.environment} {self.system_hash[:12]}"
+        return f"{self.environment} {self.short_hash}"
+
+    @property
+    def short_hash(self) -> str:
+        return self.system_hash[:12]
+
+    @property
+    def text_purged(self) -> bool:
+        """Its text was blanked after the body retention (a prompt sent empty has no text to blank)."""
+        return self.characters > 0 and not self.text_redacted

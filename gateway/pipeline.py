@@ -656,7 +656,7 @@ def _close_and_record(
     ).settled
     if prepared.discovery is not None:
         discovered_prompt_count(prepared.discovery, client=prepared.client, environment=prepared.environment,
-                                usage=usage, charged=charged)  # fmt: skip
+                                model=prepared.params["model"], usage=usage, charged=charged)  # fmt: skip
     if not closed:
         logger.error(
             "Run %s ended after its reservation expired; the reaper's ledger row stands for it (%s USD held)",

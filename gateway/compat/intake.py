@@ -299,6 +299,13 @@ def messages_intake(client: ApiClient, body: Any, *, counting: bool = False) -> 
             extra={"errors": {name[:40]: "not accepted" for name in unknown}},
         )
     redactor = _Redactor(version)
+    system: Any = None
+    system_text = ""
+    if not prompt_bound and "system" in body:
+        # Before the messages: its placeholders are then numbered by the system prompt alone, so one
+        # template is one inventory entry whatever personal data the messages carry.
+        system, system_text = _system(body["system"], redactor)
+    personal_in_system = sum(redactor.redaction.counts.values()) > 0
     messages = _messages(body.get("messages"), client, redactor)
     params: dict[str, Any]
     discovery = None
@@ -313,12 +320,10 @@ def messages_intake(client: ApiClient, body: Any, *, counting: bool = False) -> 
             body.get("max_tokens"), client.freeform_max_tokens, clamp=False
         )  # fmt: skip
         params = {"model": model, "max_tokens": max_tokens, "messages": messages}
-        before = sum(redactor.redaction.counts.values())
-        system_text = ""
         if "system" in body:
-            params["system"], system_text = _system(body["system"], redactor)
+            params["system"] = system
         if not counting:
-            discovery = discovery_of(system_text, personal_data=sum(redactor.redaction.counts.values()) > before)
+            discovery = discovery_of(system_text, personal_data=personal_in_system)
         for name in ("tools", "tool_choice", "stop_sequences"):
             if name in body:
                 params[name] = _checked_list_or_object(name, body[name], redactor)

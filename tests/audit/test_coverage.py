@@ -16,6 +16,7 @@ from django.test import Client, RequestFactory
 
 from audit.models import AuditEvent
 from evaluations.models import EvaluationCase
+from gateway.models import DiscoveredPrompt
 from keys import services as key_services
 from prompts import services as prompt_services
 from tests.factories import version_content
@@ -176,6 +177,14 @@ def _case_change(client: Client, world: dict[str, Any]) -> None:
     client.post(url, form_data(client, url, name="renamed", reason="clearer"))
 
 
+def _discovered_prompt_register(client: Client, world: dict[str, Any]) -> None:
+    discovered = DiscoveredPrompt.objects.create(
+        environment="production", system_hash="0" * 64, characters=12, text_redacted="You are kind",
+        last_model="claude-haiku-4-5",
+    )  # fmt: skip
+    client.post(f"/admin/gateway/discoveredprompt/{discovered.pk}/register/", {"slug": "kind", "name": "Kind"})
+
+
 # (model, operation) → (who does it, the scenario, the object_type its event must carry)
 Scenario = tuple[str, Callable[[Client, dict[str, Any]], None], str]
 SCENARIOS: dict[tuple[str, str], Scenario] = {
@@ -200,6 +209,8 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("prompts.promptversion", "change"): ("author", _version_change, "prompts.promptversion"),
     ("evaluations.evaluationcase", "add"): ("author", _case_add, "evaluations.evaluationcase"),
     ("evaluations.evaluationcase", "change"): ("author", _case_change, "evaluations.evaluationcase"),
+    # Not an add, change or delete of the admin: an action of its own.
+    ("gateway.discoveredprompt", "register"): ("author", _discovered_prompt_register, "gateway.discoveredprompt"),
 }
 
 
