@@ -10,7 +10,7 @@ import anthropic
 import httpx2
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
-from django.core.signals import request_finished
+from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 
 from keys import services as key_services
@@ -18,11 +18,14 @@ from keys import services as key_services
 
 @pytest.fixture
 def wsgi() -> Iterator[WSGIHandler]:
-    # As Django's test client does: the end of a request must not close the test's connection.
+    # As Django's test client does: neither the start nor the end of a request may close the test's
+    # connection (on PostgreSQL it would be closed inside the test's transaction).
+    request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     try:
         yield WSGIHandler()
     finally:
+        request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)
 
 
