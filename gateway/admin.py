@@ -141,6 +141,7 @@ class BatchAdmin(ReadOnlyAdmin):
         "metadata",
         "callback_url",
         "created_at",
+        "cancel_initiated_at",
         "ended_at",
     )
     inlines = [BatchItemInline, WebhookDeliveryInline]

@@ -5,7 +5,8 @@ redacts each item with a mapping of its own, and reserves the worst case at the 
 submits the requests through the SDK, split into several provider batches when they exceed the API's
 limits. A beat task polls; when every provider batch has ended it writes one ledger row per item at the
 batch price, settles the reservation with the real cost, stores each item's rehydrated result sealed,
-drops the mappings and fires the callback.
+drops the mappings and fires the callback. The Anthropic-compatible endpoint's batches (gateway.compat.
+batches) are accepted as whole Messages API bodies and go the same way from `batch_accept` on.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from itertools import islice
@@ -84,10 +86,8 @@ BATCH_SUBMIT_TASK = "prompts.tasks.batch_submit"
 # --- accepting a batch ------------------------------------------------------------------------------------
 
 
-def _item_errors(index: int, item: Any, seen: set[str], schema: list[dict[str, Any]]) -> dict[str, Any] | str | None:
-    if not isinstance(item, dict) or set(item) - {"custom_id", "variables"}:
-        return "each item is an object with `custom_id` and `variables`"
-    custom_id = item.get("custom_id")
+def custom_id_problem(custom_id: Any, seen: set[str]) -> str | None:
+    """What is wrong with a request's custom_id (None: nothing); a good one is added to `seen`."""
     if not isinstance(custom_id, str) or not CUSTOM_ID.match(custom_id):
         return "custom_id: 1 to 64 letters, digits, '-' or '_'"
     readable = custom_id.replace("_", " ")  # "_" glues words in an id: read them apart
@@ -96,11 +96,32 @@ def _item_errors(index: int, item: Any, seen: set[str], schema: list[dict[str, A
     if custom_id in seen:
         return f"custom_id '{custom_id}' appears more than once"
     seen.add(custom_id)
+    return None
+
+
+def _item_errors(item: Any, seen: set[str], schema: list[dict[str, Any]]) -> dict[str, Any] | str | None:
+    if not isinstance(item, dict) or set(item) - {"custom_id", "variables"}:
+        return "each item is an object with `custom_id` and `variables`"
+    if problem := custom_id_problem(item.get("custom_id"), seen):
+        return problem
     try:
         variables_validate(schema, item.get("variables"))
     except InvalidVariables as exc:
         return exc.errors
     return None
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """One request of a batch as accepted: `params` is the body sent (redacted), `stored` what its item
+    keeps to send it (a prompt's rendered messages, or the whole body: see `_params`), `redaction` the
+    mapping that rehydrates its answer, `cache_ttl` the dearest cache write it may make."""
+
+    custom_id: str
+    params: dict[str, Any]
+    stored: list[dict[str, Any]] | dict[str, Any]
+    redaction: Redaction
+    cache_ttl: str
 
 
 def batch_create(
@@ -118,19 +139,48 @@ def batch_create(
     errors = {
         f"items[{index}]": problem
         for index, item in enumerate(items)
-        if (problem := _item_errors(index, item, seen, version.variables)) is not None
+        if (problem := _item_errors(item, seen, version.variables)) is not None
     }
     if errors:
         raise DomainError(
             f"{len(errors)} of {len(items)} items are invalid; nothing was submitted. See `errors`.",
             extra={"errors": errors},
         ) from None
+    metadata = metadata_intake(metadata)
+    extra = custom_patterns(redaction_of(version))
+    requests = []
+    for item in items:
+        values, redaction = redact_variables(version.variables, item["variables"], extra)
+        rendered = render_values(
+            system_prompt=version.system_prompt, user_template=version.user_template, values=values
+        )
+        requests.append(
+            BatchRequest(
+                custom_id=item["custom_id"],
+                params=_version_params(version, rendered.messages),
+                stored=rendered.messages,
+                redaction=redaction,
+                cache_ttl=version.cache_ttl,
+            )
+        )
+    return batch_accept(client=client, version=version, requests=requests, metadata=metadata, callback_url=callback_url)
+
+
+def batch_accept(
+    *,
+    client: ApiClient,
+    version: PromptVersion,
+    requests: list[BatchRequest],
+    metadata: dict[str, str],
+    callback_url: str = "",
+) -> Batch:
+    """Reserve the worst case of the accepted `requests` (validated and redacted) at the batch price, or
+    record the cap's refusal (SpendCapExceeded); then store the batch, its items and their sealed mappings,
+    and enqueue the submission."""
     key = active_provider_key(environment=client.environment)
     if key is None:
         raise NoProviderKey(f"No active provider key is configured for {client.environment}.")
     provider_key_check(key)
-    metadata = metadata_intake(metadata)
-    extra = custom_patterns(redaction_of(version))
     output_checks_of(version)  # read when the results come: a setting its spec refuses stops the batch here
     batch = Batch(
         public_id=public_id("batch_"),
@@ -146,16 +196,11 @@ def batch_create(
     # Reserved, and later charged, at the price in force when the batch was accepted (its items are sent
     # then), whatever the price book says by the time the results are collected.
     price = price_for(version.model, at=batch.created_at)
-    rows, mappings, worst_case = [], {}, Decimal(0)
-    for item in items:
-        values, redaction = redact_variables(version.variables, item["variables"], extra)
-        rendered = render_values(
-            system_prompt=version.system_prompt, user_template=version.user_template, values=values
-        )
-        params = message_params(version, model=version.model, system=rendered.system, messages=rendered.messages)
-        worst_case += worst_case_cost(price, params, cache_ttl=version.cache_ttl, batch=True)
-        mappings[item["custom_id"]] = redaction.to_json()
-        rows.append(BatchItem(custom_id=item["custom_id"], request_redacted=rendered.messages))
+    worst_case = sum(
+        (worst_case_cost(price, request.params, cache_ttl=request.cache_ttl, batch=True) for request in requests),
+        Decimal(0),
+    )
+    mappings = {request.custom_id: request.redaction.to_json() for request in requests}
     sealed = sealed_for("batch_mapping", batch.public_id, batch.environment, json.dumps(mappings))
     batch.mapping_ciphertext, batch.mapping_kek_id = sealed.ciphertext, sealed.key_id
     try:
@@ -173,9 +218,8 @@ def batch_create(
         raise
     with transaction.atomic():
         batch.save()
-        for row in rows:
-            row.batch = batch
-        BatchItem.objects.bulk_create(rows, batch_size=1000)
+        items = [BatchItem(batch=batch, custom_id=r.custom_id, request_redacted=r.stored) for r in requests]
+        BatchItem.objects.bulk_create(items, batch_size=1000)
         task_enqueue_on_commit(BATCH_SUBMIT_TASK, batch.pk)
     return batch
 
@@ -197,9 +241,14 @@ def _ledger_base(batch: Batch, *, key_last_four: str) -> dict[str, Any]:
     }
 
 
-def _params(batch: Batch, messages: list[dict[str, Any]]) -> dict[str, Any]:
-    version = batch.version
+def _version_params(version: PromptVersion, messages: list[dict[str, Any]]) -> dict[str, Any]:
     return message_params(version, model=version.model, system=version.system_prompt, messages=messages)
+
+
+def _params(batch: Batch, stored: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
+    """The body an item sends: an item of a prompt's variables keeps its rendered messages (the version
+    supplies the rest); an item accepted as a whole Messages API body (docs/anthropic.md) keeps that body."""
+    return stored if isinstance(stored, dict) else _version_params(batch.version, stored)
 
 
 def chunks(requests: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
@@ -380,9 +429,17 @@ def _item_result(
         result = {
             "custom_id": item.custom_id,
             "status": "succeeded",
+            "model": message.model,
+            "message_id": message.id,
             "output": output,
             "stop_reason": message.stop_reason,
-            "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+            "stop_sequence": message.stop_sequence,
+            "usage": {
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "cache_creation_input_tokens": usage.cache_write_5m_tokens + usage.cache_write_1h_tokens,
+                "cache_read_input_tokens": usage.cache_read_tokens,
+            },
             "cost_usd": decimal_text(charged),
             "redactions": redaction.as_counts(),
             "checks": checks,
@@ -444,7 +501,9 @@ def batch_cancel(*, batch: Batch) -> Batch:
         raise BatchNotCancelable(f"Batch {batch.public_id} is {batch.status}.")
     for provider_batch_id in batch.provider_batch_ids:
         message_batch_cancel(batch.provider_key, provider_batch_id)
-    Batch.objects.filter(pk=batch.pk, status=BatchStatus.IN_PROGRESS).update(status=BatchStatus.CANCELING)
+    Batch.objects.filter(pk=batch.pk, status=BatchStatus.IN_PROGRESS).update(
+        status=BatchStatus.CANCELING, cancel_initiated_at=timezone.now()
+    )
     batch.refresh_from_db()
     return batch
 
@@ -460,4 +519,13 @@ def batch_for_client(*, client: ApiClient, batch_id: str) -> Batch:
     )
     if batch is None:
         raise BatchNotFound(f"This client has no batch '{batch_id[:40]}'.")
+    return batch
+
+
+def batch_current(*, client: ApiClient, batch_id: str) -> Batch:
+    """The client's batch as it stands: without a worker (no beat polls: the embedded default) reading it
+    polls it first."""
+    batch = batch_for_client(client=client, batch_id=batch_id)
+    if not settings.TOLLGATE_BROKER_CONFIGURED and batch_poll(batch):
+        batch.refresh_from_db()
     return batch

@@ -102,6 +102,7 @@ class Batch(models.Model):
     mapping_kek_id = models.CharField(max_length=32, blank=True, editable=False)
     callback_url = models.URLField(max_length=2000, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    cancel_initiated_at = models.DateTimeField(null=True, blank=True, editable=False)
     ended_at = models.DateTimeField(null=True, blank=True, editable=False)
     result_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -120,7 +121,12 @@ class BatchItem(models.Model):
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="items", editable=False)
     custom_id = models.CharField(max_length=64, editable=False)
     status = models.CharField(max_length=10, choices=ItemStatus.choices, default=ItemStatus.PENDING, editable=False)
-    request_redacted = models.JSONField(default=list, editable=False, help_text="The messages sent (placeholders).")
+    request_redacted = models.JSONField(
+        default=list,
+        editable=False,
+        help_text="What is sent (placeholders): the messages, or the whole body for a batch of the "
+        "Anthropic-compatible endpoint.",
+    )
     result_ciphertext = models.TextField(blank=True, editable=False)
     result_kek_id = models.CharField(max_length=32, blank=True, editable=False)
     error = models.JSONField(default=dict, blank=True, editable=False)

@@ -3,7 +3,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpResponseBase, StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -20,7 +19,7 @@ from gateway.api.serializers import (
     PromptOutputSerializer,
     RunInputSerializer,
 )
-from gateway.batches import batch_cancel, batch_create, batch_for_client, batch_poll
+from gateway.batches import batch_cancel, batch_create, batch_current, batch_for_client
 from gateway.documents import BatchDocument, JobDocument, RunResult, StoredRun
 from gateway.guards import (
     body_digest,
@@ -214,10 +213,7 @@ class PromptBatchApi(APIView):
 class BatchDetailApi(APIView):
     @extend_schema(responses=BatchDocument, summary="A batch's status and counts per item status")
     def get(self, request: Request, batch_id: str) -> Response:
-        batch = batch_for_client(client=request_client(request), batch_id=batch_id)
-        if not settings.TOLLGATE_BROKER_CONFIGURED and batch_poll(batch):  # no beat runs: poll when asked
-            batch.refresh_from_db()
-        return Response(batch_detail(batch))
+        return Response(batch_detail(batch_current(client=request_client(request), batch_id=batch_id)))
 
 
 class BatchCancelApi(APIView):

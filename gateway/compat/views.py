@@ -4,7 +4,9 @@ pipeline, the answer written in Anthropic's wire format (`wire`); every error in
 
 from __future__ import annotations
 
-from django.http import HttpResponseBase
+from typing import Any
+
+from django.http import HttpResponseBase, StreamingHttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,6 +15,13 @@ from core.context import current_request_id, new_request_id
 from core.errors import ModelNotFound
 from core.problems import anthropic_error_body
 from gateway.api.views import call_answer
+from gateway.batches import batch_cancel, batch_current, batch_for_client
+from gateway.compat.batches import (
+    message_batch_create,
+    message_batch_document,
+    message_batch_page,
+    message_batch_results,
+)
 from gateway.compat.intake import messages_intake
 from gateway.compat.services import messages_prepare, models_for, tokens_count
 from gateway.compat.wire import AnthropicStreamWire, message_events
@@ -85,3 +94,50 @@ class ModelDetailApi(AnthropicApi):
             if model["id"] == model_id:
                 return Response(model)
         raise ModelNotFound(f"This client may not name the model '{model_id[:80]}'.")
+
+
+def _origin(request: Request) -> str:
+    return f"{request.scheme}://{request.get_host()}"
+
+
+class MessageBatchListApi(AnthropicApi):
+    throttle_classes = (ClientRateLimit,)  # counts the POST
+
+    def post(self, request: Request) -> Response:
+        batch = message_batch_create(request_client(request), request.data)
+        return Response(message_batch_document(batch, origin=_origin(request)))
+
+    def get(self, request: Request) -> Response:
+        query = request.query_params
+        return Response(
+            message_batch_page(
+                request_client(request),
+                after_id=query.get("after_id"),
+                before_id=query.get("before_id"),
+                limit=query.get("limit"),
+                origin=_origin(request),
+            )
+        )
+
+
+class MessageBatchDetailApi(AnthropicApi):
+    def get(self, request: Request, batch_id: str) -> Response:
+        batch = batch_current(client=request_client(request), batch_id=batch_id)
+        return Response(message_batch_document(batch, origin=_origin(request)))
+
+
+class MessageBatchCancelApi(AnthropicApi):
+    def post(self, request: Request, batch_id: str) -> Response:
+        batch = batch_cancel(batch=batch_for_client(client=request_client(request), batch_id=batch_id))
+        return Response(message_batch_document(batch, origin=_origin(request)))
+
+
+class MessageBatchResultsApi(AnthropicApi):
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        return super().perform_content_negotiation(request, force=True)  # the SDK accepts application/binary
+
+    def get(self, request: Request, batch_id: str) -> StreamingHttpResponse:
+        batch = batch_current(client=request_client(request), batch_id=batch_id)
+        response = StreamingHttpResponse(message_batch_results(batch), content_type="application/x-jsonl")
+        response["Cache-Control"] = "no-store"
+        return response
