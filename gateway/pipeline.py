@@ -117,13 +117,15 @@ def estimate_tokens(params: dict[str, Any]) -> int:
 # The worst case a reservation holds rests on a bound, not an estimate: Claude's tokenizer works on UTF-8
 # bytes, so a text is never more tokens than it has bytes; the request's framing (roles, system block) adds
 # a few tokens, bounded generously here, and tool definitions add the API's own tool-use system prompt. An
-# image is never more than MEDIA_TOKENS["image"] tokens (the API scales larger ones down); a document is
-# bounded by the context window. Every prompt token is priced at the dearest prompt-side rate that can
+# image is never more than MEDIA_TOKENS["image"] tokens (the API scales larger ones down); a PDF (or a
+# document by URL or file) is bounded by the context window, while a document whose source is text is
+# measured as text is. Every prompt token is priced at the dearest prompt-side rate that can
 # apply (the cache write of the call's TTL when it is dearer than input), the output at max_tokens.
 FRAMING_TOKENS = 64
 FRAMING_TOKENS_PER_MESSAGE = 8
 TOOLS_FRAMING_TOKENS = 1_000
 MEDIA_TOKENS = {"image": 5_000, "document": 200_000}
+TEXT_SOURCES = ("text", "content")
 
 
 def _utf8_bytes(text: str) -> int:
@@ -132,7 +134,7 @@ def _utf8_bytes(text: str) -> int:
 
 def _content_size(value: Any, text_size: Callable[[str], int] = _utf8_bytes) -> int:
     """The size of a system prompt or a message's content: its text measured by `text_size` (by default
-    UTF-8 bytes: a bound on its tokens), a fixed allowance per image or document, the JSON of anything else."""
+    UTF-8 bytes: a bound on its tokens), a fixed allowance per image or PDF, the JSON of anything else."""
     if isinstance(value, str):
         return text_size(value)
     if isinstance(value, list):
@@ -141,7 +143,8 @@ def _content_size(value: Any, text_size: Callable[[str], int] = _utf8_bytes) -> 
         kind = value.get("type")
         if kind == "text":
             return text_size(str(value.get("text", "")))
-        if kind in MEDIA_TOKENS:
+        source = value.get("source")
+        if kind in MEDIA_TOKENS and not (isinstance(source, dict) and source.get("type") in TEXT_SOURCES):
             return MEDIA_TOKENS[kind]
         if kind == "tool_result":
             return FRAMING_TOKENS_PER_MESSAGE + _content_size(value.get("content", ""), text_size)
@@ -155,7 +158,7 @@ def input_tokens_bound(params: dict[str, Any]) -> int:
     return (
         _content_size(params.get("system", ""))
         + sum(_content_size(message["content"]) for message in messages)
-        + (TOOLS_FRAMING_TOKENS + _content_size(tools) if tools else 0)
+        + (TOOLS_FRAMING_TOKENS + _utf8_bytes(json.dumps(tools, ensure_ascii=False)) if tools else 0)
         + FRAMING_TOKENS
         + FRAMING_TOKENS_PER_MESSAGE * len(messages)
     )

@@ -13,6 +13,7 @@ allows them, and fields Tollgate does not pass on are refused by name.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,23 @@ ROLE_BLOCKS = {
     "assistant": frozenset({"text", "tool_use"}),
 }
 TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+# A tool definition is the caller's own tool: a server tool (web search, code execution, …) or an
+# Anthropic-defined one (bash, computer use, …) runs or expands at Anthropic beyond what the body holds,
+# so neither its cost nor the text it brings into the call is bounded by the reservation.
+TOOL_KEYS = frozenset({"type", "name", "description", "input_schema", "cache_control"})
+# Each source of a media block, with the keys it holds: nothing else rides along in it unredacted.
+SOURCES = {
+    "image": {"base64": frozenset({"type", "media_type", "data"}), "url": frozenset({"type", "url"}),
+              "file": frozenset({"type", "file_id"})},
+    "document": {"base64": frozenset({"type", "media_type", "data"}), "text": frozenset({"type", "media_type", "data"}),
+                 "content": frozenset({"type", "content"}), "url": frozenset({"type", "url"}),
+                 "file": frozenset({"type", "file_id"})},
+}  # fmt: skip
+MEDIA_TYPES = {
+    ("image", "base64"): frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"}),
+    ("document", "base64"): frozenset({"application/pdf"}),
+    ("document", "text"): frozenset({"text/plain"}),
+}
 TTL_ORDER = ("off", "5m", "1h")  # cache writes, cheapest first
 
 
@@ -97,14 +115,16 @@ class _Redactor:
         return self.redaction.redact_text(_text(value, field), self.extra)
 
     def values(self, value: Any, field: str) -> Any:
-        """Every string in a JSON value redacted (a tool call's input); keys stay as they are."""
+        """Every string in a JSON value redacted (a tool call's input); keys and numbers are sent as they
+        are, so one that looks like personal data is refused."""
         if isinstance(value, str):
             return self.text(value, field)
         if isinstance(value, list):
             return [self.values(item, f"{field}[{index}]") for index, item in enumerate(value)]
         if isinstance(value, dict):
-            return {key: self.values(item, f"{field}.{key}") for key, item in value.items()}
-        return value
+            return {self.unchanged(key, f"{field} (a key)"): self.values(item, f"{field}.{key}")
+                    for key, item in value.items()}  # fmt: skip
+        return self.unchanged(value, field)
 
     def unchanged(self, value: Any, field: str) -> Any:
         """A value sent as it is (tool definitions, stop sequences): refused if it carries personal data."""
@@ -118,7 +138,9 @@ class _Redactor:
         if isinstance(value, list):
             return any(self._personal(item, field) for item in value)
         if isinstance(value, dict):
-            return any(self._personal(item, field) for item in value.values())
+            return any(self._personal(key, field) or self._personal(item, field) for key, item in value.items())
+        if isinstance(value, int | float) and not isinstance(value, bool):  # a card or phone number written as one
+            return self._personal(json.dumps(value), field)
         return False
 
 
@@ -131,9 +153,10 @@ def _cache_control(value: Any, field: str) -> dict[str, str]:
     return dict(value)
 
 
-def _media(block: dict[str, Any], field: str, redactor: _Redactor) -> dict[str, Any]:
+def _media(block: dict[str, Any], field: str, client: ApiClient, redactor: _Redactor) -> dict[str, Any]:
     """An image or document the client may send: sent as it is (its pixels and pages cannot be redacted),
-    but the texts around it — a document's title and context, a plain-text document — are redacted."""
+    but the texts around it — a document's title and context, a plain-text or content document — are
+    redacted, and its source holds only what its kind holds."""
     block = dict(block)
     citations = block.get("citations")
     if citations is not None and (not isinstance(citations, dict) or set(citations) != {"enabled"}
@@ -142,10 +165,35 @@ def _media(block: dict[str, Any], field: str, redactor: _Redactor) -> dict[str, 
     for name in ("title", "context"):
         if name in block:
             block[name] = redactor.text(block[name], f"{field}.{name}")
-    source = block.get("source")
-    if isinstance(source, dict) and source.get("type") == "text" and "data" in source:
-        block["source"] = {**source, "data": redactor.text(source["data"], f"{field}.source.data")}
+    block["source"] = _source(block.get("source"), block["type"], f"{field}.source", client, redactor)
     return block
+
+
+def _source(source: Any, kind: str, field: str, client: ApiClient, redactor: _Redactor) -> dict[str, Any]:
+    shapes = SOURCES[kind]
+    way = source.get("type") if isinstance(source, dict) else None
+    if not isinstance(way, str) or way not in shapes or set(source) != shapes[way]:
+        raise _invalid(field, f"a {kind} source: {', '.join(shapes)}, with its own keys only")
+    if (kind, way) in MEDIA_TYPES and not (isinstance(source["media_type"], str)
+                                           and source["media_type"] in MEDIA_TYPES[kind, way]):  # fmt: skip
+        raise _invalid(f"{field}.media_type", " or ".join(sorted(MEDIA_TYPES[kind, way])))
+    if way == "text":
+        return {**source, "data": redactor.text(source["data"], f"{field}.data")}
+    if way == "content":
+        content = source["content"]
+        if isinstance(content, str):
+            return {**source, "content": redactor.text(content, f"{field}.content")}
+        if not isinstance(content, list) or not content:
+            raise _invalid(f"{field}.content", "a string or a non-empty list of text and image blocks")
+        return {**source, "content": [_result_block(item, f"{field}.content[{index}]", client, redactor)
+                                      for index, item in enumerate(content)]}  # fmt: skip
+    if way == "file" and not (isinstance(source["file_id"], str) and TOOL_ID.match(source["file_id"])):
+        raise _invalid(f"{field}.file_id", "1 to 128 letters, digits, '-' or '_'")
+    if way == "url":
+        redactor.unchanged(_text(source["url"], f"{field}.url"), f"{field}.url")
+    elif way == "base64":
+        _text(source["data"], f"{field}.data")
+    return dict(source)
 
 
 def _block(block: Any, field: str, role: str, client: ApiClient, redactor: _Redactor) -> dict[str, Any]:
@@ -163,7 +211,7 @@ def _block(block: Any, field: str, role: str, client: ApiClient, redactor: _Reda
             raise MediaNotAllowed(
                 f"{field}: this client may not send {kind} blocks (personal data in them cannot be redacted)."
             )
-        return _media(block, field, redactor)
+        return _media(block, field, client, redactor)
     if kind == "text":
         return {**block, "text": redactor.text(block.get("text"), f"{field}.text")}
     if kind == "tool_use":
@@ -205,7 +253,7 @@ def _messages(raw: Any, client: ApiClient, redactor: _Redactor) -> list[dict[str
         if not isinstance(message, dict) or set(message) != {"role", "content"}:
             raise _invalid(field, "each message is an object with `role` and `content`")
         role = message["role"]
-        if role not in ROLE_BLOCKS:
+        if not isinstance(role, str) or role not in ROLE_BLOCKS:
             raise _invalid(f"{field}.role", "'user' or 'assistant'")
         content = message["content"]
         if isinstance(content, str):
@@ -362,4 +410,18 @@ def _checked_list_or_object(name: str, value: Any, redactor: _Redactor) -> Any:
         raise _invalid(name, "a list")
     if name == "stop_sequences" and not all(isinstance(item, str) and item for item in value):
         raise _invalid(name, "a list of non-empty strings")
+    if name == "tools":
+        value = [_tool(tool, f"tools[{index}]") for index, tool in enumerate(value)]
     return redactor.unchanged(value, name)
+
+
+def _tool(tool: Any, field: str) -> dict[str, Any]:
+    """A tool definition of the caller's own (see TOOL_KEYS)."""
+    if not isinstance(tool, dict) or tool.get("type", "custom") != "custom":
+        raise _invalid(field, "a tool of your own (`name`, `description`, `input_schema`): server tools and "
+                       "Anthropic-defined tools are not accepted")  # fmt: skip
+    if unknown := sorted(set(tool) - TOOL_KEYS):
+        raise _invalid(field, f"unsupported keys: {', '.join(key[:40] for key in unknown)}")
+    if "cache_control" in tool:
+        return {**tool, "cache_control": _cache_control(tool["cache_control"], f"{field}.cache_control")}
+    return dict(tool)
