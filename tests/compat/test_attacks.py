@@ -172,3 +172,14 @@ def test_a_media_source_of_the_wrong_shape_is_a_bad_request(world, callers, sour
 
     assert response.status_code == 400, response.content
     assert sandbox_requests(world) == []
+
+
+def test_a_count_of_a_body_anthropic_refuses_is_a_bad_request_with_a_ledger_row(world, callers):
+    block = {"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}}
+    body = {"model": "prompt:support-summary", "messages": [{"role": "user", "content": [block] * 5}]}
+
+    response = _post(callers["prompt"], body, "/anthropic/v1/messages/count_tokens")
+
+    assert response.status_code == 400, response.content  # the caller's to fix: not a 5xx the SDK retries
+    assert response.json()["error"]["code"] == "upstream_refused"
+    assert list(UsageRecord.objects.values_list("endpoint", "outcome")) == [("count", "client_error")]
