@@ -6,18 +6,22 @@
    route with the sandbox as its `api_base`;
 3. Tollgate's run endpoint on PostgreSQL and Redis, under each web server named in `BENCH_SERVERS`
    (default `deploy`, production's configuration in deploy/; candidates `gunicorn-WxT`, `granian-WxT`:
-   bench/run_endpoint.py `server_command`), one process tree each, against the same database.
+   bench/run_endpoint.py `server_command`), one process tree each, against the same database;
+4. Tollgate's Anthropic-compatible endpoint, served by the first of those servers (production's) beside its
+   run endpoint and called as LiteLLM is (the SDK, or raw HTTP with `x-api-key`): a prompt-bound call
+   (`prompt:support-summary`, the user text a run renders) and a free-form one by a client allowed them
+   (the model and system prompt a run sends), both asking the sandbox what a run asks.
 
-Prints one JSON line per figure, each beside LiteLLM's (and, for throughput, the sandbox alone's) as a
-ratio: sequential added latency p50 / p95 over the direct SDK (all targets interleaved request by
-request); streaming added time to first token p50; runs/s and errors with 100 concurrent clients and
-200 ms upstream latency (each target in turn, the order alternating over two rounds, the sandbox alone
-driven by the same generator); CPU milliseconds per run of the web processes and of PostgreSQL; PostgreSQL
-transactions and WAL flushes per run, and the SQL statements and PostgreSQL and Redis round trips of a run
-(bench/statements.py, counted in a serving process: pg_stat_statements is not preloaded here); lock
-waits sampled every 50 ms during the throughput runs; the machine's load average at the start and the
-end. If LiteLLM cannot be installed or started, says why and compares the SDK, Tollgate and the sandbox
-alone.
+Prints one JSON line per figure, each beside LiteLLM's (the compatible endpoint's also beside the run
+endpoint's under the same server; for throughput, the sandbox alone's) as a ratio: sequential added
+latency p50 / p95 over the direct SDK (all targets interleaved request by request); streaming added time
+to first token p50; runs/s and errors with 100 concurrent clients and 200 ms upstream latency (each target
+in turn, the order alternating over two rounds, the sandbox alone driven by the same generator); CPU
+milliseconds per run of the web processes and of PostgreSQL; PostgreSQL transactions and WAL flushes per
+run, and the SQL statements and PostgreSQL and Redis round trips of a run and of each compatible call
+(bench/statements.py, counted in a serving process: pg_stat_statements is not preloaded here); lock waits
+sampled every 50 ms during the throughput runs; the machine's load average at the start and the end. If
+LiteLLM cannot be installed or started, says why and compares the SDK, Tollgate and the sandbox alone.
 
 Needs the machine's PostgreSQL (database `bench_cmp`, created afresh; `BENCH_COMPARE_DATABASE`) and Redis
 (database 9; `BENCH_COMPARE_REDIS`).
@@ -52,9 +56,11 @@ from bench.run_endpoint import (
     PG,
     ROOT,
     VARIABLES,
+    anthropic_bodies,
     deploy_settings,
     environment,
     free_port,
+    freeform_token,
     prepare,
     quantile,
     serve,
@@ -210,8 +216,17 @@ def ratio(value: float, base: float) -> float | None:
 
 
 def tollgates(names: Iterable[str]) -> list[str]:
-    """The Tollgate targets (one per web server), production's first."""
+    """The Tollgate targets: the run endpoint's (one per web server, production's first), then the
+    compatible endpoint's (`tollgate-anthropic…:<server>`)."""
     return [name for name in names if name.startswith("tollgate")]
+
+
+def baselines(name: str, names: Iterable[str]) -> dict[str, str]:
+    """What a Tollgate target's figures are divided by, among `names`: LiteLLM's, and for the compatible
+    endpoint the run endpoint's under the same server."""
+    kind, _, server = name.partition(":")
+    wanted = {"litellm": "litellm", **({"run_endpoint": f"tollgate:{server}"} if kind != "tollgate" else {})}
+    return {label: base for label, base in wanted.items() if base in names}
 
 
 def sequential(targets: list[Target], rounds: int) -> dict[str, Any]:
@@ -232,17 +247,18 @@ def sequential(targets: list[Target], rounds: int) -> dict[str, Any]:
         if name != "sdk":
             figures[f"{name}_added_ms_p50"] = round(statistics.median(values) - statistics.median(direct), 2)
             figures[f"{name}_added_ms_p95"] = round(quantile(values, 95) - quantile(direct, 95), 2)
-    if "litellm" in times:
-        for name in tollgates(times):
+    for name in tollgates(times):
+        for label, base in baselines(name, times).items():
             for q in ("p50", "p95"):
-                figures[f"{name}_to_litellm_added_{q}"] = ratio(
-                    figures[f"{name}_added_ms_{q}"], figures[f"litellm_added_ms_{q}"]
+                figures[f"{name}_to_{label}_added_{q}"] = ratio(
+                    figures[f"{name}_added_ms_{q}"], figures[f"{base}_added_ms_{q}"]
                 )
     return figures
 
 
 def streaming(targets: list[Target], rounds: int) -> dict[str, Any]:
-    """Time to the first text: Tollgate's SSE `delta` event, Anthropic's text delta through the SDK."""
+    """Time to the first text: the run endpoint's SSE `delta` event, Anthropic's text delta through the SDK
+    (the sandbox, LiteLLM, the compatible endpoint)."""
     times: dict[str, list[float]] = {target.name: [] for target in targets}
     for index in range(rounds + 10):
         shift = index % len(targets)
@@ -257,10 +273,10 @@ def streaming(targets: list[Target], rounds: int) -> dict[str, Any]:
         figures[f"{name}_samples"] = len(values)
         if name != "sdk":
             figures[f"{name}_added_ms_p50"] = round(statistics.median(values) - direct, 2)
-    if "litellm" in times:
-        for name in tollgates(times):
-            figures[f"{name}_to_litellm_added_p50"] = ratio(
-                figures[f"{name}_added_ms_p50"], figures["litellm_added_ms_p50"]
+    for name in tollgates(times):
+        for label, base in baselines(name, times).items():
+            figures[f"{name}_to_{label}_added_p50"] = ratio(
+                figures[f"{name}_added_ms_p50"], figures[f"{base}_added_ms_p50"]
             )
     return figures
 
@@ -488,28 +504,38 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         figures["litellm_to_sandbox_runs_per_s"] = ratio(figures["litellm"]["runs_per_s"], sandbox)
     for name in tollgates(names):
         figures[f"{name}_to_sandbox_runs_per_s"] = ratio(figures[name]["runs_per_s"], sandbox)
-        if "litellm" in figures:
+        for label, base in baselines(name, names).items():
             for key in ("runs_per_s", "web_cpu_ms_per_run"):
-                figures[f"{name}_to_litellm_{key}"] = ratio(figures[name][key], figures["litellm"][key])
+                figures[f"{name}_to_{label}_{key}"] = ratio(figures[name][key], figures[base][key])
     return figures
 
 
 def targets(seq: dict[str, Any], stream: dict[str, Any], load: dict[str, Any], litellm: bool) -> dict[str, Any]:
     """The issue's targets for production's server (the first in BENCH_SERVERS), measured as ratios in this
-    one run (None where LiteLLM did not run)."""
+    one run (None where LiteLLM did not run). The compatible endpoint's prompt-bound call should cost about
+    what a run costs, taken here as within a fifth of the run endpoint's figures."""
     name = f"tollgate:{SERVERS[0]}"
+    anthropic, freeform = f"tollgate-anthropic:{SERVERS[0]}", f"tollgate-anthropic-freeform:{SERVERS[0]}"
     tollgate = load[name]
     cap_waits = tollgate["cap_row_lock_waits"]
+    errors = {"": load[name]["errors"], "anthropic_": load[anthropic]["errors"]}
+    errors["anthropic_freeform_"] = load[freeform]["errors"]
     checks: dict[str, tuple[Any, bool | None]] = {
         "added_p50_to_litellm <= 0.3": (seq.get(f"{name}_to_litellm_added_p50"), None),
         "runs_per_s_to_litellm >= 3": (load.get(f"{name}_to_litellm_runs_per_s"), None),
         "runs_per_s_to_sandbox >= 0.5": (load[f"{name}_to_sandbox_runs_per_s"], None),
         "stream_added_ttft_to_litellm <= 0.3": (stream.get(f"{name}_to_litellm_added_p50"), None),
-        "errors == 0": (tollgate["errors"], tollgate["errors"] == 0),
         "wal_flushes_per_run == 1": (tollgate["wal_sync_per_run"], round(tollgate["wal_sync_per_run"], 1) == 1),
         "cap_row_lock_waits == 0": (cap_waits, cap_waits == 0),
+        "anthropic_added_p50_to_run_endpoint <= 1.2": (seq[f"{anthropic}_to_run_endpoint_added_p50"], None),
+        "anthropic_stream_added_ttft_to_run_endpoint <= 1.2": (stream[f"{anthropic}_to_run_endpoint_added_p50"], None),
+        "anthropic_runs_per_s_to_run_endpoint >= 0.8": (load[f"{anthropic}_to_run_endpoint_runs_per_s"], None),
+        **{f"{label}errors == 0": (count, count == 0) for label, count in errors.items()},
     }
-    bounds = {"<= 0.3": lambda v: v <= 0.3, ">= 3": lambda v: v >= 3, ">= 0.5": lambda v: v >= 0.5}
+    bounds = {
+        "<= 0.3": lambda v: v <= 0.3, ">= 3": lambda v: v >= 3, ">= 0.5": lambda v: v >= 0.5,
+        "<= 1.2": lambda v: v <= 1.2, ">= 0.8": lambda v: v >= 0.8,
+    }  # fmt: skip
     result: dict[str, Any] = {"benchmark": "compare_targets", "server": name, "litellm_ran": litellm}
     for name, (value, met) in checks.items():
         if met is None and value is not None:
@@ -565,6 +591,7 @@ def main() -> None:
         except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
             litellm_command, litellm_note = None, f"LiteLLM not compared: {exc}"
         token = prepare(env, DATABASE)
+        freeform = freeform_token(env)
         wait_for(sandbox_port)
         tollgate = []
         for server in SERVERS:
@@ -576,6 +603,17 @@ def main() -> None:
             httpx2.post(target.url, json=target.body, headers=target.headers, timeout=300).raise_for_status()
         request = httpx2.get(f"{sandbox_url}/_sandbox/requests").json()["requests"][-1]["body"]
         request.pop("stream", None)
+        # The compatible endpoint, served by production's server beside its run endpoint, asked what a run asks.
+        production, bodies = tollgate[0], anthropic_bodies(request)
+        base_url = production.url.removesuffix(RUN_PATH) + "/anthropic"
+        compatible = [
+            sdk_target(f"tollgate-anthropic:{SERVERS[0]}", base_url, bodies["prompt-bound"], production.process, token),
+            sdk_target(
+                f"tollgate-anthropic-freeform:{SERVERS[0]}", base_url, bodies["free-form"], production.process, freeform
+            ),
+        ]
+        for target in compatible:
+            target.call()
         sequence = [sdk_target("sdk", sandbox_url, request, None)]
         if litellm_command is not None:
             try:
@@ -587,12 +625,14 @@ def main() -> None:
             except (RuntimeError, anthropic.APIError) as exc:
                 litellm_note = f"LiteLLM not compared: {exc}"
         has_litellm = len(sequence) == 2
-        sequence.extend(tollgate)
+        sequence.extend(tollgate + compatible)
         emit({
             "benchmark": "compare_setup", "litellm": litellm_note,
             "servers": {f"tollgate:{server}": described(server) for server in SERVERS},
+            "anthropic_bodies": {target.name: target.body for target in compatible},
         })  # fmt: skip
-        statements.measure(env, token)  # statements and round trips per run (pg_stat_statements is not preloaded)
+        # Statements and round trips per call (pg_stat_statements is not preloaded).
+        statements.measure(env, token, freeform)
         seq = sequential(sequence, ROUNDS)
         emit(seq)
         stream = streaming(sequence, STREAM_ROUNDS)

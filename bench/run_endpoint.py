@@ -37,6 +37,13 @@ PG = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/3")
 DATABASE = "tollgate_bench"
 VARIABLES = {"ticket": "The export button does nothing since this morning.", "customer_email": "ops@example.com"}
+# What a run renders from VARIABLES (support-summary's user template in evaluations/demo.py, each value
+# delimited as prompts/rendering.py does), before redaction: the conversation of the same call made through
+# the Anthropic-compatible endpoint.
+USER_TEXT = "Ticket from {customer_email}:\n{ticket}".format(
+    **{name: f"<{name}>\n{value}\n</{name}>" for name, value in VARIABLES.items()}
+)
+ANTHROPIC_PATH = "/anthropic/v1/messages"
 
 
 def free_port() -> int:
@@ -138,6 +145,50 @@ def prepare(env: dict[str, str], database: str = DATABASE) -> str:
     match = re.search(r"tg_prd_[0-9A-Za-z]+", output)
     assert match, output
     return match.group(0)
+
+
+def freeform_token(env: dict[str, str]) -> str:
+    """A token of a second production client, one that may make free-form calls (`freeform_models`: every
+    model a run of support-summary may be sent to) without the benchmark reaching its rate limit."""
+    code = (
+        "from django.contrib.auth.models import User; "
+        "from keys.services import api_client_create, api_token_issue; "
+        "from prompts.services import released_version_for_run; "
+        "from prompts.specs import routing_of; "
+        "version = released_version_for_run(slug='support-summary', environment='production'); "
+        "admin = User.objects.get(username='admin'); "
+        "client, _ = api_client_create(actor=admin, name='Benchmark free-form', environment='production', "
+        "owner=admin, rate_limit_per_minute=10**6, freeform=True, "
+        "freeform_models=[version.model, *routing_of(version).models()]); "
+        "print(api_token_issue(actor=admin, client=client, label='benchmark')[1])"
+    )
+    output = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    match = re.search(r"tg_prd_[0-9A-Za-z]+", output)
+    assert match, output
+    return match.group(0)
+
+
+def anthropic_bodies(request: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Messages API bodies for the Anthropic-compatible endpoint that ask the upstream what a run asked
+    (`request`: the body the sandbox received for a run): prompt-bound (`prompt:support-summary`, the rendered
+    user text), and free-form with the model and system prompt the run sent."""
+    messages = [{"role": "user", "content": USER_TEXT}]
+    return {
+        "prompt-bound": {"model": "prompt:support-summary", "max_tokens": request["max_tokens"], "messages": messages},
+        "free-form": {
+            "model": request["model"],
+            "max_tokens": request["max_tokens"],
+            "system": request["system"],
+            "messages": messages,
+        },
+    }
 
 
 def quantile(values: list[float], q: int) -> float:
