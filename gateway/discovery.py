@@ -17,8 +17,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from audit.services import audit_event_record
@@ -76,7 +76,7 @@ def discovered_prompt_count(
         **({"personal_data": True} if discovery.personal_data else {}),
     }
     rows = DiscoveredPrompt.objects.filter(environment=environment, system_hash=discovery.system_hash)
-    if not rows.update(**changes):
+    if not _counted(rows, changes):
         try:
             with transaction.atomic():
                 DiscoveredPrompt.objects.create(
@@ -88,7 +88,7 @@ def discovered_prompt_count(
                 )
         except IntegrityError:
             pass  # another call inventoried it first
-        rows.update(**changes)
+        _counted(rows, changes)
     if client is None:
         return
     link = (environment, discovery.system_hash, client.pk)
@@ -100,6 +100,19 @@ def discovered_prompt_count(
         ignore_conflicts=True,
     )
     transaction.on_commit(lambda: _link_known(link))  # a link rolled back is written again by the next call
+
+
+def _counted(rows: QuerySet[DiscoveredPrompt], changes: dict[str, Any]) -> int:
+    """Apply `changes` to the prompt's row. On PostgreSQL, outside a transaction of the caller's, the UPDATE
+    commits without waiting for its WAL flush: every call of a prompt updates the same row, and waiting for
+    the flush with its lock held queues them. The inventory is a view of the calls, not their record (the
+    ledger, flushed by the settlement, is): a crash of PostgreSQL itself may lose its last few counts."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return rows.update(**changes)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        return rows.update(**changes)
 
 
 def _link_known(link: tuple[str, str, int]) -> None:

@@ -274,7 +274,7 @@ def create_message(
     if isinstance(choice, dict) and choice.get("type") == "tool" and isinstance(choice.get("name"), str):
         content.append({"type": "tool_use", "id": new_id("toolu_"), "name": choice["name"], "input": {"text": text}})
         stop_reason, stop_sequence = "tool_use", None
-        usage["output_tokens"] += count_tokens(text) + 8
+        usage["output_tokens"] = min(body["max_tokens"], usage["output_tokens"] + count_tokens(text) + 8)
     return {
         "id": new_id("msg_"),
         "type": "message",
