@@ -60,6 +60,11 @@ class AnthropicStreamWire(StreamWire):
     def __init__(self, prepared: Prepared) -> None:
         super().__init__(prepared)
         self.blocks: dict[int, StreamRehydrator] = {}
+        self.held: list[bytes] = []  # the opening events, written with the first delta (one write, not three)
+
+    def _with_held(self, event: bytes) -> bytes:
+        written, self.held = b"".join([*self.held, event]), []
+        return written
 
     def started(self) -> Iterator[bytes]:
         yield from ()
@@ -69,15 +74,14 @@ class AnthropicStreamWire(StreamWire):
         if kind == "message_start":
             data = event.to_dict()
             data["message"]["id"] = self.prepared.run_id
-            yield sse(kind, data)
-            yield sse("ping", {"type": "ping"})
+            self.held += [sse(kind, data), sse("ping", {"type": "ping"})]
         elif kind == "content_block_start":
             block = event.content_block
             redaction = self.prepared.redaction
             self.blocks[event.index] = (
                 _JsonStringRehydrator(redaction) if block.type == "tool_use" else StreamRehydrator(redaction)
             )
-            yield sse(kind, event.to_dict())
+            self.held.append(sse(kind, event.to_dict()))
         elif kind == "content_block_delta":
             data = event.to_dict()
             delta = data["delta"]
@@ -87,31 +91,34 @@ class AnthropicStreamWire(StreamWire):
                 delta[field] = rehydrator.feed(delta[field])
                 if not delta[field]:
                     return
-            yield sse(kind, data)
+            yield self._with_held(sse(kind, data))
         elif kind == "content_block_stop":
-            yield from self._flush(event.index)
-            yield sse(kind, {"type": kind, "index": event.index})
+            yield self._with_held(self._tail(event.index) + sse(kind, {"type": kind, "index": event.index}))
         elif kind == "message_delta":
-            yield sse(kind, event.to_dict())
+            yield self._with_held(sse(kind, event.to_dict()))
         # message_stop is written once the call is settled (completed)
 
-    def _flush(self, index: int) -> Iterator[bytes]:
+    def _tail(self, index: int) -> bytes:
+        """A block's held-back end (a `<` that never became a placeholder), as its last delta."""
         rehydrator = self.blocks.pop(index, None)
         tail = rehydrator.flush() if rehydrator is not None else ""
-        if tail:
-            delta_type = "input_json_delta" if isinstance(rehydrator, _JsonStringRehydrator) else "text_delta"
-            field = "partial_json" if delta_type == "input_json_delta" else "text"
-            yield sse("content_block_delta", {"type": "content_block_delta", "index": index,
-                                              "delta": {"type": delta_type, field: tail}})  # fmt: skip
+        if not tail:
+            return b""
+        delta = (
+            {"type": "input_json_delta", "partial_json": tail}
+            if isinstance(rehydrator, _JsonStringRehydrator)
+            else {"type": "text_delta", "text": tail}
+        )
+        return sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
 
     def completed(self, answer: Answer) -> Iterator[bytes]:
-        yield sse("message_stop", {"type": "message_stop"})
+        yield self._with_held(sse("message_stop", {"type": "message_stop"}))
 
     def document(self, answer: Answer) -> dict[str, Any]:
         return message_document(self.prepared, answer)
 
     def failed(self, error: DomainError) -> bytes:
-        return sse("error", anthropic_error_body(domain_problem_body(error)))
+        return self._with_held(sse("error", anthropic_error_body(domain_problem_body(error))))
 
 
 def message_events(message: dict[str, Any]) -> Iterator[bytes]:

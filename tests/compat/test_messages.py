@@ -175,3 +175,14 @@ def test_allowing_free_form_calls_is_audited_and_takes_effect_on_the_next_reques
     assert event.changes["freeform"] == [False, True]
     assert event.changes["freeform_models"] == [[], ["claude-haiku-4-5"]]
     assert event.reason == "agent migration"
+
+
+def test_a_streamed_text_ending_in_what_could_start_a_placeholder_is_delivered_whole(world, sdk):
+    httpx2.post(f"{world['sandbox'].url}/_sandbox/config", json={"stream_chunk_chars": 2}).raise_for_status()
+    text = f"Is 2 < 3 for {EMAIL} <NOT_A"
+    with sdk().messages.stream(
+        model="prompt:support-summary", max_tokens=200, messages=[{"role": "user", "content": text}]
+    ) as stream:
+        streamed = "".join(stream.text_stream)
+
+    assert streamed == text
