@@ -319,37 +319,54 @@ def _prompt_version(client: ApiClient, model: str) -> PromptVersion:
     return version
 
 
-def messages_intake(client: ApiClient, body: Any, *, counting: bool = False) -> MessagesCall:
-    """Accept a Messages API body (or a token-counting one) for `client`, or raise the problem with it."""
-    if not isinstance(body, dict):
-        raise DomainError("The body must be a JSON object.")
+def _metadata(raw: Any) -> dict[str, str]:
+    """`metadata.user_id` as the run endpoint's `end_user`: pseudonymised; nothing else may ride along."""
+    if not isinstance(raw, dict) or set(raw) - {"user_id"}:
+        raise _invalid("metadata", "an object with at most `user_id`")
+    if not raw.get("user_id"):
+        return {}
+    return {"end_user": end_user_pseudonym(_text(raw["user_id"], "metadata.user_id"))}
+
+
+def _governed_by(client: ApiClient, body: dict[str, Any], *, counting: bool) -> PromptVersion | None:
+    """The released version a prompt-bound call runs (None: a free-form call), once the client may make the
+    call and the body names only fields of its mode."""
     model = _text(body.get("model"), "model")
     prompt_bound = model.startswith(PROMPT_PREFIX)
-    version = _prompt_version(client, model) if prompt_bound else None
-    if not prompt_bound:
+    if prompt_bound:
+        version = _prompt_version(client, model)
+        if "system" in body:
+            raise SystemPromptRefused(
+                "A prompt-bound call uses the approved system prompt of the released version; remove `system`."
+            )
+        allowed = COUNT_PROMPT_BOUND_FIELDS if counting else PROMPT_BOUND_FIELDS
+    else:
+        version = None
         if not client.freeform:
             raise FreeformNotAllowed(
                 f'This API client may only run released prompts: name one as "model": "{PROMPT_PREFIX}<slug>".'
             )
         if model not in client.freeform_models:
             raise ModelNotAllowed(f"This API client may not call the model '{model[:80]}'.")
-    if prompt_bound and "system" in body:
-        raise SystemPromptRefused(
-            "A prompt-bound call uses the approved system prompt of the released version; remove `system`."
-        )
-    allowed = (COUNT_FREEFORM_FIELDS if counting else FREEFORM_FIELDS) if not prompt_bound else (
-        COUNT_PROMPT_BOUND_FIELDS if counting else PROMPT_BOUND_FIELDS
-    )  # fmt: skip
+        allowed = COUNT_FREEFORM_FIELDS if counting else FREEFORM_FIELDS
     if unknown := sorted(set(body) - allowed):
         mode = "a prompt-bound call" if prompt_bound else "this endpoint"
         raise UnsupportedField(
             f"Not accepted on {mode}: {', '.join(name[:40] for name in unknown)} (see docs/anthropic.md).",
             extra={"errors": {name[:40]: "not accepted" for name in unknown}},
         )
+    return version
+
+
+def messages_intake(client: ApiClient, body: Any, *, counting: bool = False) -> MessagesCall:
+    """Accept a Messages API body (or a token-counting one) for `client`, or raise the problem with it."""
+    if not isinstance(body, dict):
+        raise DomainError("The body must be a JSON object.")
+    version = _governed_by(client, body, counting=counting)
     redactor = _Redactor(version)
     system: Any = None
     system_text = ""
-    if not prompt_bound and "system" in body:
+    if version is None and "system" in body:
         # Before the messages: its placeholders are then numbered by the system prompt alone, so one
         # template is one inventory entry whatever personal data the messages carry.
         system, system_text = _system(body["system"], redactor)
@@ -367,7 +384,7 @@ def messages_intake(client: ApiClient, body: Any, *, counting: bool = False) -> 
         max_tokens = client.freeform_max_tokens if counting else _max_tokens(
             body.get("max_tokens"), client.freeform_max_tokens, clamp=False
         )  # fmt: skip
-        params = {"model": model, "max_tokens": max_tokens, "messages": messages}
+        params = {"model": body["model"], "max_tokens": max_tokens, "messages": messages}
         if "system" in body:
             params["system"] = system
         if not counting:
@@ -375,13 +392,6 @@ def messages_intake(client: ApiClient, body: Any, *, counting: bool = False) -> 
         for name in ("tools", "tool_choice", "stop_sequences"):
             if name in body:
                 params[name] = _checked_list_or_object(name, body[name], redactor)
-    metadata: dict[str, str] = {}
-    if "metadata" in body:
-        raw = body["metadata"]
-        if not isinstance(raw, dict) or set(raw) - {"user_id"}:
-            raise _invalid("metadata", "an object with at most `user_id`")
-        if raw.get("user_id"):
-            metadata["end_user"] = end_user_pseudonym(_text(raw["user_id"], "metadata.user_id"))
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise _invalid("stream", "true or false")
@@ -398,7 +408,7 @@ def messages_intake(client: ApiClient, body: Any, *, counting: bool = False) -> 
         cache_ttl=cache_ttl,
         rule=rule,
         stream=stream,
-        metadata=metadata,
+        metadata=_metadata(body.get("metadata", {})),
         discovery=discovery,
     )
 
