@@ -67,7 +67,7 @@ class AnthropicStreamWire(StreamWire):
         return written
 
     def started(self) -> Iterator[bytes]:
-        yield from ()
+        yield b""  # the answer's headers go out while the upstream call is made (the events come with its first delta)
 
     def event(self, event: Any) -> Iterator[bytes]:
         kind = event.type
