@@ -245,7 +245,7 @@ class ProviderKeyAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
 
 
 class SlugListField(forms.CharField):
-    """Prompt slugs, comma- or newline-separated."""
+    """Names (prompt slugs, model ids), comma- or newline-separated."""
 
     def prepare_value(self, value: Any) -> Any:
         return ", ".join(value) if isinstance(value, list) else value
