@@ -18,7 +18,8 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import CharField, F, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from audit.services import audit_event_record
@@ -104,15 +105,14 @@ def discovered_prompt_count(
 
 def _counted(rows: QuerySet[DiscoveredPrompt], changes: dict[str, Any]) -> int:
     """Apply `changes` to the prompt's row. On PostgreSQL, outside a transaction of the caller's, the UPDATE
-    commits without waiting for its WAL flush: every call of a prompt updates the same row, and waiting for
-    the flush with its lock held queues them. The inventory is a view of the calls, not their record (the
-    ledger, flushed by the settlement, is): a crash of PostgreSQL itself may lose its last few counts."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
-        return rows.update(**changes)
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        return rows.update(**changes)
+    is its own transaction and commits without waiting for its WAL flush (set in the statement itself: one
+    round trip): every call of a prompt updates the same row, and waiting for the flush with its lock held
+    queues them. The inventory is a view of the calls, not their record (the ledger, flushed by the
+    settlement, is): a crash of PostgreSQL itself may lose its last few counts."""
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        asynchronous = RawSQL("set_config('synchronous_commit', 'off', true)", [], output_field=CharField())
+        rows = rows.alias(commit=asynchronous).filter(commit="off")
+    return rows.update(**changes)
 
 
 def _link_known(link: tuple[str, str, int]) -> None:
