@@ -270,7 +270,8 @@ class ApiClientForm(forms.ModelForm):  # type: ignore[type-arg]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["freeform_max_tokens"].required = False  # left empty: the default ceiling
+        if "freeform_max_tokens" in self.fields:  # not for a reader: the read-only page has no such field
+            self.fields["freeform_max_tokens"].required = False  # left empty: the default ceiling
 
     def clean_freeform_max_tokens(self) -> int:
         value = self.cleaned_data.get("freeform_max_tokens")

@@ -284,9 +284,10 @@ class PromptVersionAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
         if action not in _actions():
             raise PermissionDenied
         version = get_object_or_404(PromptVersion.objects.select_related("prompt"), pk=object_id)
-        if not self.has_view_permission(request, version):
+        label, permission, _, reason_required, needs_environment = _actions()[action]
+        # The action's own permission, for its page as for the button (the service checks it again).
+        if not self.has_view_permission(request, version) or not request.user.has_perm(permission):
             raise PermissionDenied
-        label, _, _, reason_required, needs_environment = _actions()[action]
         form = TransitionForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             user: User = request.user  # type: ignore[assignment]

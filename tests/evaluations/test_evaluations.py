@@ -210,7 +210,7 @@ def test_a_reviewer_runs_an_evaluation_from_the_version_page_and_sees_it_on_the_
     assert 'id="evaluation-results"' in detail
     assert "contains &quot;refund&quot;" in detail
     assert EMAIL not in detail
-    assert client.post(f"/admin/prompts/promptversion/{version.pk}/do/evaluate/").status_code == 200
+    assert client.post(f"/admin/prompts/promptversion/{version.pk}/do/evaluate/").status_code == 403
     assert EvaluationRun.objects.count() == 1
 
 
