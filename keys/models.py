@@ -203,10 +203,14 @@ class ApiClient(models.Model):
         if unknown:
             raise ValidationError({"scopes": f"Unknown scopes: {', '.join(map(str, unknown))}."})
         self.scopes = [scope for scope in Scope.values if scope in self.scopes]
+        self.networks = self.networks_cleaned()
+
+    def networks_cleaned(self) -> list[str]:
+        """The client's networks as they are stored (networks_normalized); a ValidationError names the field."""
         if not isinstance(self.networks, list):
             raise ValidationError({"networks": "A list of CIDR networks."})
         try:
-            self.networks = networks_normalized(self.networks)
+            return networks_normalized(self.networks)
         except ValidationError as exc:
             raise ValidationError({"networks": exc.messages}) from None
 

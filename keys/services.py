@@ -373,6 +373,8 @@ def api_client_create(
 def api_client_update(*, actor: User, client: ApiClient, reason: str, **changes: Any) -> ApiClient:
     require_permission(actor, "keys.change_apiclient", "change API clients")
     reason = require_reason(reason, "change an API client")
+    if "networks" in changes:  # as they are stored, so that the audit trail records what changed
+        changes["networks"] = ApiClient(networks=changes["networks"]).networks_cleaned()
     client, changed = governed_update(
         client, actor=actor, reason=reason, changes=changes, fields=CLIENT_SETTINGS, refuse=_refuse_fields
     )

@@ -168,6 +168,8 @@ def test_networks_and_scopes_are_validated(world, custodian):
 
     client = client_with(world, custodian, networks=["2001:DB8::/32", "10.0.0.0/8", "10.0.0.0/8"])
     assert client.networks == ["10.0.0.0/8", "2001:db8::/32"]
+    event = AuditEvent.objects.filter(action="api_client.update").latest("pk")
+    assert event.changes["networks"] == [[], ["10.0.0.0/8", "2001:db8::/32"]]  # as stored
 
 
 NETWORKS = ["10.1.0.0/16", "2001:db8::/32"]
