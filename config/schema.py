@@ -1,9 +1,10 @@
 """The OpenAPI schema documents every error an operation can answer, as the problem body it is.
 
 One AutoSchema for the whole API (REST_FRAMEWORK's DEFAULT_SCHEMA_CLASS). The errors every operation
-can meet follow from the operation itself: a malformed request (400), no or a bad token (401), an
-`Accept` it cannot serve (406), a body over the limit (413), a bug (500); a body of the wrong media type
-(415) where it takes a body; an unknown id (404) where its path has one. What only the view knows — a
+can meet follow from the operation itself: a malformed request (400), no or a bad token (401), a scope or
+network the API client lacks (403), an `Accept` it cannot serve (406), a body over the limit (413), a bug
+(500); a body of the wrong media type (415) where it takes a body; an unknown id (404) where its path has
+one. What only the view knows — a
 permission check, a cap, a rate limit, a conflict, the upstream — it declares as `problem_statuses`.
 """
 
@@ -29,6 +30,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "request_id": {"type": "string", "nullable": True, "description": "Also sent as X-Request-ID."},
         "errors": {"description": "400: what is wrong with each field or variable."},
         "reason": {"type": "string", "description": "401: which check of the token failed."},
+        "scope": {"type": "string", "description": "403 `scope_required`: the scope the endpoint requires."},
         "cap": {"type": "string", "description": "402: which cap (`provider_key` or `api_client`)."},
         "period": {"type": "string", "description": "402: the cap's period (`month` or `day`)."},
     },
@@ -40,7 +42,8 @@ PROBLEM_STATUSES: dict[int, str] = {
     400: "Malformed request or invalid fields (`invalid_request`, `invalid_variables`, `model_not_priced`)",
     401: "No token, or a token refused (`authentication_failed`, with `reason`)",
     402: "A spend cap would be exceeded (`spend_cap_exceeded`, with `cap` and `period`)",
-    403: "This API client may not do this (`permission_denied`)",
+    403: "This API client may not do this (`permission_denied`), its scopes do not include the endpoint's "
+    "(`scope_required`) or the request comes from outside its networks (`network_not_allowed`)",
     404: "No such resource (`not_found`, `prompt_not_found`)",
     406: "The `Accept` header names nothing this endpoint answers (`not_acceptable`)",
     409: "Conflict (`idempotency_conflict`, `illegal_transition`)",
@@ -53,7 +56,7 @@ PROBLEM_STATUSES: dict[int, str] = {
     504: "Anthropic did not answer in time (`upstream_timeout`)",
 }
 _RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}}
-_EVERY_OPERATION = (400, 401, 406, 413, 500)
+_EVERY_OPERATION = (400, 401, 403, 406, 413, 500)  # 403: every endpoint requires a scope
 
 
 class ProblemAutoSchema(AutoSchema):

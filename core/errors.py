@@ -186,6 +186,25 @@ class AuthenticationFailed(DomainError):
         self.reason = reason
 
 
+class ScopeRequired(DomainError):
+    """The API client's scopes do not include the one this endpoint requires (`scope`)."""
+
+    code = "scope_required"
+    title = "Scope required"
+    status = 403
+
+    def __init__(self, detail: str, *, scope: str | None) -> None:
+        super().__init__(detail, extra={"scope": scope})
+
+
+class NetworkNotAllowed(DomainError):
+    """The request comes from an address outside the API client's networks."""
+
+    code = "network_not_allowed"
+    title = "Network not allowed"
+    status = 403
+
+
 # Identity and access
 class SecondAdministratorRequired(DomainError):
     """A grant of access (a role, a permission, superuser status) or a password set on someone else's

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
@@ -26,6 +27,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from core.admin import ReadOnlyMixin
 from core.errors import DomainError
+from core.scopes import Scope
 from keys import services
 from keys.models import DEFAULT_BASE_URL, ApiClient, ApiToken, KeyStatus, ProviderKey
 from keys.selectors import rotation_state
@@ -262,6 +264,17 @@ class ApiClientForm(forms.ModelForm):  # type: ignore[type-arg]
     freeform_models = SlugListField(
         required=False, label="Free-form models", help_text="Model ids, comma-separated (free-form calls only)."
     )
+    scopes = forms.MultipleChoiceField(
+        choices=Scope.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="What its tokens may call; an endpoint outside them answers 403 scope_required.",
+    )
+    networks = SlugListField(
+        required=False,
+        help_text="CIDR networks its requests must come from, comma-separated (e.g. 10.20.0.0/16, 2001:db8::/48); "
+        "empty: any address. Others answer 403 network_not_allowed.",
+    )
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, help_text="Why (when editing).")
 
     class Meta:
@@ -380,8 +393,17 @@ class ApiClientAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
             raise PermissionDenied
         return client
 
-    def _page(self, request: HttpRequest, client: ApiClient, form: forms.Form, title: str, submit: str) -> HttpResponse:
+    def _page(
+        self,
+        request: HttpRequest,
+        client: ApiClient,
+        form: forms.Form,
+        title: str,
+        submit: str,
+        facts: list[tuple[str, str]] | None = None,
+    ) -> HttpResponse:
         context = {
+            "facts": facts or [],
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": title,
@@ -412,7 +434,13 @@ class ApiClientAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
                     back=reverse("admin:keys_apiclient_change", args=[client.pk]),
                     admin_site=self.admin_site,
                 )
-        return self._page(request, client, form, f"Issue a token for {client}", "Issue token")
+        max_days = settings.TOLLGATE_API_TOKEN_MAX_DAYS
+        facts = [
+            ("Scopes", ", ".join(client.scopes) or "none: the token can call nothing"),
+            ("Networks", ", ".join(client.networks) or "any address"),
+            ("Longest lifetime", f"{max_days} days (no expiry given: {max_days} days from now)"),
+        ]
+        return self._page(request, client, form, f"Issue a token for {client}", "Issue token", facts)
 
     def revoke_token_view(self, request: HttpRequest, object_id: int, token_id: int) -> HttpResponse:
         client = self._client(request, object_id)

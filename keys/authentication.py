@@ -7,12 +7,14 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from core.errors import AuthenticationFailed
+from core.context import client_ip
+from core.errors import AuthenticationFailed, DomainError
 from keys.models import ApiClient, ApiToken
 from keys.ratelimit import counts_toward_rate_limit
-from keys.services import api_token_authenticate
+from keys.services import api_client_refusal, api_token_authenticate
 
 
 class ApiTokenAuthentication(BaseAuthentication):
@@ -30,9 +32,13 @@ class ApiTokenAuthentication(BaseAuthentication):
         raw = self.presented_token(request)
         if raw is None:
             return None
+        view = request.parser_context.get("view")
         try:
             token = api_token_authenticate(
-                raw, count_rate=counts_toward_rate_limit(request, request.parser_context.get("view"))
+                raw,
+                count_rate=(lambda client: client_access_refusal(request, view, client) is None)
+                if counts_toward_rate_limit(request, view)
+                else None,
             )
         except AuthenticationFailed as exc:
             raise exceptions.AuthenticationFailed(exc.detail, code=exc.reason) from None
@@ -70,8 +76,28 @@ class AnthropicKeyAuthentication(ApiTokenAuthentication):
         return 'x-api-key realm="tollgate"'
 
 
+def client_access_refusal(request: Request, view: Any, client: ApiClient) -> DomainError | None:
+    """Why `client` may not call `view` (its `required_scope`) from this request's address, or None."""
+    return api_client_refusal(client, scope=getattr(view, "required_scope", None), address=client_ip(request))
+
+
+class ApiClientAccess(BasePermission):
+    """The API's permission (configured by default): an authenticated API client whose scopes include the
+    view's `required_scope` (a view without one is refused to every client) and, when it has networks,
+    calling from one of them (the address as core.context.client_ip determines it). Runs on every request,
+    against the token's client as authentication found it (from the hot cache too): no query of its own."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        client = request.user
+        if not isinstance(client, ApiClient):
+            return False
+        if refusal := client_access_refusal(request, view, client):
+            raise refusal
+        return True
+
+
 def request_client(request: Request) -> ApiClient:
-    """The API client a request was authenticated as: every API view requires one (IsAuthenticated), so
+    """The API client a request was authenticated as: every API view requires one (ApiClientAccess), so
     anything else is refused as unauthenticated rather than trusted."""
     client = request.user
     if not isinstance(client, ApiClient):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -14,9 +15,29 @@ from simple_history.models import HistoricalRecords
 
 from core.environments import Environment
 from core.governance import history_user
+from core.scopes import Scope
 from keys.upstreams import upstream_url_allowed
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
+
+
+def all_scopes() -> list[str]:
+    return list(Scope.values)
+
+
+def networks_normalized(networks: list[str]) -> list[str]:
+    """The CIDR networks, each written the way `ipaddress` writes it (host bits are refused), sorted and
+    without repeats; raises ValidationError naming each one that is not a network."""
+    parsed: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    errors = []
+    for network in networks:
+        try:
+            parsed.append(ipaddress.ip_network(str(network).strip()))
+        except ValueError as exc:
+            errors.append(f"{network!r}: {exc}")
+    if errors:
+        raise ValidationError("Not a network: " + "; ".join(errors))
+    return [str(n) for n in sorted(set(parsed), key=lambda n: (n.version, n.network_address, n.prefixlen))]
 
 
 class KeyStatus(models.TextChoices):
@@ -148,6 +169,12 @@ class ApiClient(models.Model):
         default=False,
         help_text="May send image and document blocks: personal data in them cannot be redacted.",
     )
+    scopes = models.JSONField(default=all_scopes, blank=True, help_text="What its tokens may call (Scope).")
+    networks = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="CIDR networks its requests must come from (e.g. 10.20.0.0/16, 2001:db8::/48); none: any.",
+    )
     webhook_secret_ciphertext = models.TextField(editable=False)
     webhook_secret_kek_id = models.CharField(max_length=32, editable=False)
     is_active = models.BooleanField(default=True, editable=False)
@@ -170,6 +197,22 @@ class ApiClient(models.Model):
     @property
     def is_authenticated(self) -> bool:
         return True
+
+    def clean(self) -> None:
+        unknown = sorted(set(self.scopes) - set(Scope.values)) if isinstance(self.scopes, list) else ["(not a list)"]
+        if unknown:
+            raise ValidationError({"scopes": f"Unknown scopes: {', '.join(map(str, unknown))}."})
+        self.scopes = [scope for scope in Scope.values if scope in self.scopes]
+        self.networks = self.networks_cleaned()
+
+    def networks_cleaned(self) -> list[str]:
+        """The client's networks as they are stored (networks_normalized); a ValidationError names the field."""
+        if not isinstance(self.networks, list):
+            raise ValidationError({"networks": "A list of CIDR networks."})
+        try:
+            return networks_normalized(self.networks)
+        except ValidationError as exc:
+            raise ValidationError({"networks": exc.messages}) from None
 
     def may_run(self, slug: str) -> bool:
         return self.all_prompts or slug in self.allowed_prompts

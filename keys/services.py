@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from functools import partial
+from functools import lru_cache, partial
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import Any
 
 from django.conf import settings
@@ -17,12 +19,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import audit_event_record
-from core.errors import AuthenticationFailed, KeyOperationRefused
+from core.errors import AuthenticationFailed, DomainError, KeyOperationRefused, NetworkNotAllowed, ScopeRequired
 from core.governance import audit_value, governed_update, require_permission, require_reason, save_with_history
 from core.hotcache import HotCache, generation_bump, observe
 from core.roles import Role
 from keys.crypto import DecryptionFailed, Sealed, associated_data, primary_key_id, seal, unseal
-from keys.models import DEFAULT_BASE_URL, ApiClient, ApiToken, KeyReminder, KeyStatus, ProviderKey
+from keys.models import DEFAULT_BASE_URL, ApiClient, ApiToken, KeyReminder, KeyStatus, ProviderKey, all_scopes
 from keys.ratelimit import WINDOW_SECONDS, rate_limit_counter
 from keys.tokens import token_digest, token_generate, token_parse
 
@@ -51,6 +53,8 @@ CLIENT_SETTINGS = (
     "freeform_models",
     "freeform_max_tokens",
     "freeform_media",
+    "scopes",
+    "networks",
 )
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
@@ -321,6 +325,8 @@ def api_client_create(
     freeform_models: list[str] | None = None,
     freeform_max_tokens: int = 4096,
     freeform_media: bool = False,
+    scopes: list[str] | None = None,
+    networks: list[str] | None = None,
 ) -> tuple[ApiClient, str]:
     """A new client and its webhook secret (returned once, to show once)."""
     require_permission(actor, "keys.add_apiclient", "create API clients")
@@ -338,6 +344,8 @@ def api_client_create(
         freeform_models=sorted(set(freeform_models or [])),
         freeform_max_tokens=freeform_max_tokens,
         freeform_media=freeform_media,
+        scopes=all_scopes() if scopes is None else list(scopes),
+        networks=list(networks or []),
         created_by=actor,
     )
     webhook_secret = _new_webhook_secret(client)
@@ -355,6 +363,8 @@ def api_client_create(
         freeform_models=client.freeform_models,
         freeform_max_tokens=freeform_max_tokens,
         freeform_media=freeform_media,
+        scopes=client.scopes,
+        networks=client.networks,
     )
     return client, webhook_secret
 
@@ -363,6 +373,8 @@ def api_client_create(
 def api_client_update(*, actor: User, client: ApiClient, reason: str, **changes: Any) -> ApiClient:
     require_permission(actor, "keys.change_apiclient", "change API clients")
     reason = require_reason(reason, "change an API client")
+    if "networks" in changes:  # as they are stored, so that the audit trail records what changed
+        changes["networks"] = ApiClient(networks=changes["networks"]).networks_cleaned()
     client, changed = governed_update(
         client, actor=actor, reason=reason, changes=changes, fields=CLIENT_SETTINGS, refuse=_refuse_fields
     )
@@ -398,10 +410,20 @@ def api_client_rotate_webhook_secret(*, actor: User, client: ApiClient, reason: 
 def api_token_issue(
     *, actor: User, client: ApiClient, label: str, expires_at: datetime | None = None
 ) -> tuple[ApiToken, str]:
-    """A new token for `client`; the plaintext is returned once and never stored."""
+    """A new token for `client`; the plaintext is returned once and never stored. It expires within
+    TOLLGATE_API_TOKEN_MAX_DAYS: no expiry given means exactly then, a later one is refused."""
     require_permission(actor, "keys.add_apitoken", "issue API tokens")
     if not label.strip():
         raise KeyOperationRefused("Give the token a label (where it will be used).")
+    now = timezone.now()
+    latest = now + token_max_lifetime()
+    if expires_at is None:
+        expires_at = latest
+    elif expires_at > latest:
+        raise KeyOperationRefused(
+            f"A token may live at most {settings.TOLLGATE_API_TOKEN_MAX_DAYS} days: "
+            f"give an expiry no later than {latest:%Y-%m-%d %H:%M} UTC."
+        )
     plaintext = token_generate(client.environment)
     parsed = token_parse(plaintext)
     assert parsed is not None  # a token we just made always parses
@@ -411,6 +433,7 @@ def api_token_issue(
         lookup_id=parsed[1],
         token_digest=token_digest(plaintext),
         created_by=actor,
+        created_at=now,
         expires_at=expires_at,
     )
     save_with_history(token, actor=actor, reason="Token issued")
@@ -431,6 +454,10 @@ def api_token_revoke(*, actor: User, token: ApiToken, reason: str) -> ApiToken:
     save_with_history(token, actor=actor, reason=reason)
     _audit_client("api_token.revoke", token.client, actor, reason, token=token.label, token_id=token.pk)
     return token
+
+
+def token_max_lifetime() -> timedelta:
+    return timedelta(days=settings.TOLLGATE_API_TOKEN_MAX_DAYS)
 
 
 _tokens: HotCache[str, ApiToken] = HotCache()
@@ -454,6 +481,11 @@ def _token_refusal(token: ApiToken, digest: str, environment: str, now: datetime
         return AuthenticationFailed("The token was revoked.", reason="revoked")
     if token.expires_at is not None and token.expires_at <= now:
         return AuthenticationFailed("The token has expired.", reason="expired")
+    if token.expires_at is None and token.created_at <= now - token_max_lifetime():
+        return AuthenticationFailed(
+            "The token was issued without an expiry and is older than the longest lifetime a token may have.",
+            reason="expired",
+        )
     if not client.is_active:
         return AuthenticationFailed("The API client is deactivated.", reason="client_inactive")
     if client.expires_at is not None and client.expires_at <= now:
@@ -463,14 +495,45 @@ def _token_refusal(token: ApiToken, digest: str, environment: str, now: datetime
     return None
 
 
-def api_token_authenticate(raw: str, *, count_rate: bool = False) -> ApiToken:
+@lru_cache(maxsize=1024)
+def _networks(networks: tuple[str, ...]) -> tuple[IPv4Network | IPv6Network, ...]:
+    return tuple(ip_network(network) for network in networks)
+
+
+def api_client_refusal(client: ApiClient, *, scope: str | None, address: str | None) -> DomainError | None:
+    """Why `client` may not call an endpoint requiring `scope` from `address`, or None. No scope (an
+    endpoint that declares none) is refused: access fails closed. With networks, an address that is not
+    known or not in one of them is refused."""
+    if scope is None or scope not in client.scopes:
+        return ScopeRequired(
+            f"This API client's scopes do not include '{scope}', which this endpoint requires."
+            if scope
+            else "This endpoint declares no scope: no API client may call it.",
+            scope=scope,
+        )
+    if client.networks:
+        try:
+            ip = ip_address(address or "")
+        except ValueError:
+            candidates: tuple[IPv4Address | IPv6Address, ...] = ()
+        else:  # an IPv4 peer of a dual-stack socket arrives as ::ffff:a.b.c.d
+            mapped = ip.ipv4_mapped if isinstance(ip, IPv6Address) else None
+            candidates = (ip,) if mapped is None else (ip, mapped)
+        networks = _networks(tuple(client.networks))
+        if not any(candidate in network for candidate in candidates for network in networks):
+            return NetworkNotAllowed("This API client's requests must come from its networks; this one does not.")
+    return None
+
+
+def api_token_authenticate(raw: str, *, count_rate: Callable[[ApiClient], bool] | None = None) -> ApiToken:
     """The live token behind `raw`, with its client; raises AuthenticationFailed saying why not.
 
     A malformed token or one with a bad checksum is refused before any database query. The digest is
     compared in constant time. The token and its client come from the hot cache (docs/contract.md §12);
-    every check below runs on every request. `count_rate`: the request counts toward the client's rate
-    limit, and when the token is cached it is counted in the round trip that reads the generation (a
-    token never changes client, so even a stale entry names the right counter).
+    every check below runs on every request. `count_rate(client)`: the request counts toward the client's
+    rate limit (the view counts and the client may call it: api_client_refusal); when the token is cached
+    it is counted in the round trip that reads the generation (a token never changes client, so even a
+    stale entry names the right counter).
     """
     parsed = token_parse(raw)
     if parsed is None:
@@ -478,10 +541,15 @@ def api_token_authenticate(raw: str, *, count_rate: bool = False) -> ApiToken:
     environment, lookup_id = parsed
     digest = token_digest(raw)
     now = timezone.now()
-    seen = _tokens.peek(lookup_id) if count_rate else None
-    # Only a request that may run counts: a wrong secret counts for nobody, and a refused (revoked, expired)
-    # token replayed must not use up its client's window.
-    if seen is not None and _token_refusal(seen, digest, environment, now) is None:
+    seen = _tokens.peek(lookup_id) if count_rate is not None else None
+    # Only a request that may run counts: a wrong secret counts for nobody, and a refused (revoked, expired,
+    # out of scope or network) token replayed must not use up its client's window.
+    if (
+        seen is not None
+        and count_rate is not None
+        and _token_refusal(seen, digest, environment, now) is None
+        and count_rate(seen.client)
+    ):
         observe(rate_limit_counter(seen.client.uid), counter_seconds=2 * WINDOW_SECONDS)
     token = _tokens.get(lookup_id, partial(_token_read, lookup_id))
     if refusal := _token_refusal(token, digest, environment, now):

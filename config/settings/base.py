@@ -101,6 +101,9 @@ TOLLGATE_PRICE_CACHE_SECONDS: float = env.float("TOLLGATE_PRICE_CACHE_SECONDS", 
 # How long each process keeps a token, a release's version or an active key it read (with REDIS_URL only;
 # governed changes are seen at once, rows edited behind the application's back within this time; 0: off).
 TOLLGATE_HOT_CACHE_SECONDS: float = env.float("TOLLGATE_HOT_CACHE_SECONDS", default=5.0)
+# The longest an API token may live: a token is issued with an expiry at most this many days ahead (none
+# given: exactly this), and a token issued without an expiry is refused once it is this old.
+TOLLGATE_API_TOKEN_MAX_DAYS: int = env.int("TOLLGATE_API_TOKEN_MAX_DAYS", default=365)
 
 TOLLGATE_MAX_REQUEST_BYTES: int = env.int("TOLLGATE_MAX_REQUEST_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = TOLLGATE_MAX_REQUEST_BYTES
@@ -380,7 +383,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["config.parsers.StrictJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": ["keys.authentication.ApiTokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Every API view declares the scope it requires (`required_scope`, keys.models.Scope): none, refused.
+    "DEFAULT_PERMISSION_CLASSES": ["keys.authentication.ApiClientAccess"],
     "DEFAULT_SCHEMA_CLASS": "config.schema.ProblemAutoSchema",
     "EXCEPTION_HANDLER": "config.exceptions.problem_exception_handler",
     "UNAUTHENTICATED_USER": None,

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from core.context import current_request_id, new_request_id
 from core.errors import PromptNotFound, RoleRequired, RunNotFound
+from core.scopes import Scope
 from gateway.api.serializers import (
     BatchInputSerializer,
     JobInputSerializer,
@@ -40,6 +41,8 @@ from usage.choices import Endpoint
 
 
 class PromptListApi(APIView):
+    required_scope = Scope.RUN
+
     @extend_schema(responses=PromptOutputSerializer(many=True), summary="Prompts this client may run")
     def get(self, request: Request) -> Response:
         client = request_client(request)
@@ -48,6 +51,7 @@ class PromptListApi(APIView):
 
 
 class PromptDetailApi(APIView):
+    required_scope = Scope.RUN
     problem_statuses = (403,)
 
     @extend_schema(responses=PromptOutputSerializer, summary="One prompt this client may run")
@@ -62,6 +66,7 @@ class PromptDetailApi(APIView):
 
 
 class PromptRunApi(APIView):
+    required_scope = Scope.RUN
     problem_statuses = (402, 403, 409, 429, 502, 503, 504)
     throttle_classes = (ClientRateLimit,)
 
@@ -161,6 +166,7 @@ def _accepted(detail: dict[str, Any], url_name: str) -> Response:
 
 
 class PromptJobApi(APIView):
+    required_scope = Scope.JOBS
     problem_statuses = (403, 429)  # the upstream's failures end the job, not the request
     throttle_classes = (ClientRateLimit,)
 
@@ -183,12 +189,15 @@ class PromptJobApi(APIView):
 
 
 class JobDetailApi(APIView):
+    required_scope = Scope.JOBS
+
     @extend_schema(responses=JobDocument, summary="A job's status and, once done, its result")
     def get(self, request: Request, job_id: str) -> Response:
         return Response(job_detail(job_for_client(client=request_client(request), job_id=job_id)))
 
 
 class PromptBatchApi(APIView):
+    required_scope = Scope.BATCHES
     problem_statuses = (402, 403, 429, 502)
     throttle_classes = (ClientRateLimit,)
 
@@ -211,12 +220,15 @@ class PromptBatchApi(APIView):
 
 
 class BatchDetailApi(APIView):
+    required_scope = Scope.BATCHES
+
     @extend_schema(responses=BatchDocument, summary="A batch's status and counts per item status")
     def get(self, request: Request, batch_id: str) -> Response:
         return Response(batch_detail(batch_current(client=request_client(request), batch_id=batch_id)))
 
 
 class BatchCancelApi(APIView):
+    required_scope = Scope.BATCHES
     problem_statuses = (409,)
 
     @extend_schema(request=None, responses=BatchDocument, summary="Cancel a batch still in progress")
@@ -226,6 +238,8 @@ class BatchCancelApi(APIView):
 
 
 class BatchResultsApi(APIView):
+    required_scope = Scope.BATCHES
+
     @extend_schema(
         responses={(200, "application/x-ndjson"): str},
         summary="One JSON line per item: custom_id, status, output or error",
@@ -238,6 +252,8 @@ class BatchResultsApi(APIView):
 
 
 class RunDetailApi(APIView):
+    required_scope = Scope.RUN
+
     @extend_schema(responses=StoredRun, summary="One of this client's runs (output as stored: redacted)")
     def get(self, request: Request, run_id: str) -> Response:
         client = request_client(request)

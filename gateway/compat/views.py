@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from core.context import current_request_id, new_request_id
 from core.errors import ModelNotFound
 from core.problems import anthropic_error_body
+from core.scopes import Scope
 from gateway.api.views import call_answer
 from gateway.batches import batch_cancel, batch_current, batch_for_client
 from gateway.compat.batches import (
@@ -34,6 +35,7 @@ class AnthropicApi(APIView):
     """Authenticates the SDK's way and answers errors in Anthropic's shape."""
 
     authentication_classes = (AnthropicKeyAuthentication,)
+    required_scope = Scope.ANTHROPIC
     schema = None  # described on its own page (docs/anthropic.md): the OpenAPI schema is Tollgate's own API
 
     def handle_exception(self, exc: Exception) -> Response:

@@ -119,9 +119,9 @@ def test_every_operation_documents_its_errors_as_problem_json(client):
     }  # fmt: skip
     for path, operations in paths.items():
         for method, operation in operations.items():
-            for status in ("400", "401", "406", "413", "500"):
+            for status in ("400", "401", "403", "406", "413", "500"):  # 403: every endpoint requires a scope
                 assert operation["responses"][status]["content"] == PROBLEM, (method, path, status)
-    assert set(paths["/api/v1/prompts"]["get"]["responses"]) == {"200", "400", "401", "406", "413", "500"}
+    assert set(paths["/api/v1/prompts"]["get"]["responses"]) == {"200", "400", "401", "403", "406", "413", "500"}
     run = paths["/api/v1/prompts/{slug}/run"]["post"]["responses"]
     assert {"200", "402", "403", "404", "409", "415", "429", "502", "503", "504"} <= set(run)
     assert "Retry-After" in run["429"]["headers"]

@@ -6,6 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.scopes import Scope
 from usage.api.serializers import (
     CostEstimateInputSerializer,
     CostEstimateOutputSerializer,
@@ -17,6 +18,8 @@ from usage.selectors import cost_estimate, usage_summary
 
 
 class CostEstimateApi(APIView):
+    required_scope = Scope.USAGE_READ
+
     @extend_schema(
         request=CostEstimateInputSerializer,
         responses=CostEstimateOutputSerializer,
@@ -36,6 +39,8 @@ class CostEstimateApi(APIView):
 
 
 class UsageApi(APIView):
+    required_scope = Scope.USAGE_READ
+
     @extend_schema(
         parameters=[
             OpenApiParameter(
