@@ -34,8 +34,6 @@ from core.errors import (
     PromptNotFound,
     RoleRequired,
     SpendCapExceeded,
-    UpstreamError,
-    UpstreamRefused,
 )
 from core.problems import domain_problem_body
 from gateway.checks import output_checks_run
@@ -688,11 +686,7 @@ def _fail(
         upstream_request_id=getattr(exc, "request_id", None) or "",
     )
     logger.warning("Upstream call failed for %s: %s (%s)", prepared.request_id, failure.code, type(exc).__name__)
-    if failure.refusal is not None and prepared.endpoint == Endpoint.ANTHROPIC:  # the caller wrote the body
-        return UpstreamRefused(f"Anthropic refused the request: {failure.refusal}")
-    return UpstreamError(
-        failure.detail, status=failure.status, code=failure.code, title=failure.title, retry_after=failure.retry_after
-    )
+    return failure.error(caller_wrote_body=prepared.endpoint == Endpoint.ANTHROPIC)
 
 
 def _record_internal_error(

@@ -19,7 +19,7 @@ from anthropic.types.messages import MessageBatchIndividualResponse
 from django.conf import settings
 from django.db import connection
 
-from core.errors import UpstreamNotAllowed
+from core.errors import DomainError, UpstreamError, UpstreamNotAllowed, UpstreamRefused
 from keys.models import ProviderKey
 from keys.services import provider_key_secret
 from keys.upstreams import upstream_url_allowed
@@ -137,6 +137,14 @@ class UpstreamFailure:
     detail: str
     retry_after: int | None = None
     refusal: str | None = None  # Anthropic's own message when it refused the body as invalid (400, 413, 422)
+
+    def error(self, *, caller_wrote_body: bool) -> DomainError:
+        """The error to answer with: the caller's 400 `upstream_refused` when Anthropic refused a body the
+        caller wrote (the Anthropic-compatible endpoint), else `UpstreamError` with this failure's code."""
+        if self.refusal is not None and caller_wrote_body:
+            return UpstreamRefused(f"Anthropic refused the request: {self.refusal}")
+        return UpstreamError(self.detail, status=self.status, code=self.code, title=self.title,
+                             retry_after=self.retry_after)  # fmt: skip
 
 
 def retries_of(exc_or_response: object) -> int:

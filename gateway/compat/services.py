@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from core.errors import UpstreamError, UpstreamRefused
 from gateway.compat.intake import PROMPT_PREFIX, MessagesCall
 from gateway.pipeline import Prepared, call_prepare, ledger_base, metadata_fields, provider_key_for
 from gateway.upstream import UPSTREAM_FAILURES, classify, message_count_tokens
@@ -63,10 +62,7 @@ def tokens_count(client: ApiClient, call: MessagesCall, *, request_id: str) -> i
         failure = classify(exc)
         call_settle(record={**record, "outcome": failure.outcome, "error_class": type(exc).__name__,
                             "latency_upstream_ms": round((time.perf_counter() - began) * 1000)})  # fmt: skip
-        if failure.refusal is not None:  # the caller wrote the body, as on POST /v1/messages
-            raise UpstreamRefused(f"Anthropic refused the request: {failure.refusal}") from None
-        raise UpstreamError(failure.detail, status=failure.status, code=failure.code, title=failure.title,
-                            retry_after=failure.retry_after) from None  # fmt: skip
+        raise failure.error(caller_wrote_body=True) from None
     elapsed = round((time.perf_counter() - began) * 1000)
     call_settle(record={**record, "outcome": Outcome.OK, "latency_upstream_ms": elapsed, "latency_total_ms": elapsed})
     return tokens
