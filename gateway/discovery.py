@@ -18,7 +18,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
 from django.db import IntegrityError, connection, transaction
-from django.db.models import CharField, F, QuerySet
+from django.db.models import Case, CharField, F, QuerySet, TextField, Value, When
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -72,7 +72,12 @@ def discovered_prompt_count(
         "cost_usd": F("cost_usd") + charged,
         "last_seen_at": now,
         "last_model": model[:100],
-        "text_redacted": discovery.text_redacted,
+        # Written again only once purged: an unchanged text is not rewritten on every call.
+        "text_redacted": Case(
+            When(text_redacted="", then=Value(discovery.text_redacted)),
+            default=F("text_redacted"),
+            output_field=TextField(),
+        ),
         "text_expires_at": now + timedelta(days=settings.TOLLGATE_BODY_RETENTION_DAYS),
         **({"personal_data": True} if discovery.personal_data else {}),
     }
