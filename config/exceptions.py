@@ -62,6 +62,16 @@ def _django_exception_as_api_exception(exc: Exception) -> Exception:
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     exc = _django_exception_as_api_exception(exc)
+    domain_error = getattr(exc, "domain_error", None)
+    if isinstance(exc, exceptions.AuthenticationFailed) and isinstance(domain_error, DomainError):
+        # A refusal of authentication with a code of its own (keys.authentication.SignatureNotAccepted).
+        auth_header = getattr(exc, "auth_header", None)
+        return Response(
+            domain_problem_body(domain_error),
+            status=domain_error.status,
+            headers={"WWW-Authenticate": auth_header} if auth_header else None,
+            content_type=PROBLEM_CONTENT_TYPE,
+        )
     if isinstance(exc, DomainError):
         retry_after = getattr(exc, "retry_after", None)
         headers = {"Retry-After": str(retry_after)} if retry_after else None

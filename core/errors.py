@@ -205,6 +205,41 @@ class NetworkNotAllowed(DomainError):
     status = 403
 
 
+class SignatureRefused(DomainError):
+    """A request of an API client that requires signed requests, refused for its signature (docs/api.md,
+    "Signed requests"). Authentication: 401, before the body is used and before the rate limit counts."""
+
+    status = 401
+
+
+class SignatureRequired(SignatureRefused):
+    """The client requires signed requests and this one lacks a signature header."""
+
+    code = "signature_required"
+    title = "Signature required"
+
+
+class SignatureStale(SignatureRefused):
+    """The signed timestamp is further from now than TOLLGATE_SIGNATURE_WINDOW_SECONDS, either way."""
+
+    code = "signature_stale"
+    title = "Signature outside its time window"
+
+
+class SignatureInvalid(SignatureRefused):
+    """A malformed signature header, or a signature that does not match the request under the client's secret."""
+
+    code = "signature_invalid"
+    title = "Signature invalid"
+
+
+class SignatureReplayed(SignatureRefused):
+    """A signature that was already accepted: each signed request is accepted once."""
+
+    code = "signature_replayed"
+    title = "Signature replayed"
+
+
 # Identity and access
 class SecondAdministratorRequired(DomainError):
     """A grant of access (a role, a permission, superuser status) or a password set on someone else's

@@ -11,10 +11,19 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from core.context import client_ip
-from core.errors import AuthenticationFailed, DomainError
+from core.errors import AuthenticationFailed, DomainError, SignatureRefused
 from keys.models import ApiClient, ApiToken
 from keys.ratelimit import counts_toward_rate_limit
-from keys.services import api_client_refusal, api_token_authenticate
+from keys.services import api_client_refusal, api_token_authenticate, request_signature_refusal
+
+
+class SignatureNotAccepted(exceptions.AuthenticationFailed):
+    """A signature refusal as DRF's authentication failure (so the request ends unauthenticated, with
+    `WWW-Authenticate`), answered with the refusal's own code (config.exceptions)."""
+
+    def __init__(self, refusal: SignatureRefused) -> None:
+        super().__init__(refusal.detail, code=refusal.code)
+        self.domain_error = refusal
 
 
 class ApiTokenAuthentication(BaseAuthentication):
@@ -33,15 +42,18 @@ class ApiTokenAuthentication(BaseAuthentication):
         if raw is None:
             return None
         view = request.parser_context.get("view")
+
+        def may_count(client: ApiClient) -> bool:
+            return client_access_refusal(request, view, client) is None and signature_refusal(request, client) is None
+
         try:
             token = api_token_authenticate(
-                raw,
-                count_rate=(lambda client: client_access_refusal(request, view, client) is None)
-                if counts_toward_rate_limit(request, view)
-                else None,
+                raw, count_rate=may_count if counts_toward_rate_limit(request, view) else None
             )
         except AuthenticationFailed as exc:
             raise exceptions.AuthenticationFailed(exc.detail, code=exc.reason) from None
+        if refusal := signature_refusal(request, token.client):
+            raise SignatureNotAccepted(refusal)
         return token.client, token
 
     def presented_token(self, request: Request) -> str | None:
@@ -74,6 +86,29 @@ class AnthropicKeyAuthentication(ApiTokenAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'x-api-key realm="tollgate"'
+
+
+def signature_refusal(request: Request, client: ApiClient) -> SignatureRefused | None:
+    """Why this request is refused for its signature (keys.services.request_signature_refusal), or None.
+
+    Checked once per request and client row: an accepted signature is remembered as used, so the rate
+    limit's look (with the cached client) and authentication's (with the token's) must share one answer.
+    Runs in authentication, before a view or a parser reads the body: the body hashed is the bytes Django
+    received (HttpRequest.body, which DRF's parsers then read again from memory).
+    """
+    http = request._request
+    checked: dict[tuple[object, ...], SignatureRefused | None] = http.__dict__.setdefault("_tollgate_signatures", {})
+    key = (client.uid, client.signature_required, client.signing_secret_ciphertext)
+    if key not in checked:
+        checked[key] = request_signature_refusal(
+            client=client,
+            method=http.method or "",
+            path=http.path,
+            query=str(http.META.get("QUERY_STRING", "")),
+            headers=http.headers,
+            body=lambda: http.body,
+        )
+    return checked[key]
 
 
 def client_access_refusal(request: Request, view: Any, client: ApiClient) -> DomainError | None:

@@ -177,13 +177,29 @@ class ApiClient(models.Model):
     )
     webhook_secret_ciphertext = models.TextField(editable=False)
     webhook_secret_kek_id = models.CharField(max_length=32, editable=False)
+    # Signed requests (docs/api.md): when required, every request must carry an HMAC of itself under the
+    # client's signing secret, which Tollgate generates, shows once and keeps encrypted (keys.crypto).
+    signature_required = models.BooleanField(
+        "signed requests required",
+        default=False,
+        help_text="Every request must be signed with the client's signing secret (generate one first).",
+    )
+    signing_secret_ciphertext = models.TextField(blank=True, default="", editable=False)
+    signing_secret_kek_id = models.CharField(max_length=32, blank=True, default="", editable=False)
+    signing_secret_created_at = models.DateTimeField(null=True, blank=True, editable=False)
     is_active = models.BooleanField(default=True, editable=False)
     expires_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     history = HistoricalRecords(
-        get_user=history_user, excluded_fields=["webhook_secret_ciphertext", "webhook_secret_kek_id"]
+        get_user=history_user,
+        excluded_fields=[
+            "webhook_secret_ciphertext",
+            "webhook_secret_kek_id",
+            "signing_secret_ciphertext",
+            "signing_secret_kek_id",
+        ],
     )
 
     class Meta:
@@ -204,6 +220,10 @@ class ApiClient(models.Model):
             raise ValidationError({"scopes": f"Unknown scopes: {', '.join(map(str, unknown))}."})
         self.scopes = [scope for scope in Scope.values if scope in self.scopes]
         self.networks = self.networks_cleaned()
+        if self.signature_required and not self.has_signing_secret:
+            raise ValidationError(
+                {"signature_required": "Generate the client's signing secret first (Rotate signing secret)."}
+            )
 
     def networks_cleaned(self) -> list[str]:
         """The client's networks as they are stored (networks_normalized); a ValidationError names the field."""
@@ -213,6 +233,10 @@ class ApiClient(models.Model):
             return networks_normalized(self.networks)
         except ValidationError as exc:
             raise ValidationError({"networks": exc.messages}) from None
+
+    @property
+    def has_signing_secret(self) -> bool:
+        return bool(self.signing_secret_ciphertext)
 
     def may_run(self, slug: str) -> bool:
         return self.all_prompts or slug in self.allowed_prompts

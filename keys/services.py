@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
+import re
 import secrets
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache, partial
@@ -14,18 +17,32 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import transaction
+from django.http.request import RawPostDataException
 from django.utils import timezone
 
 from audit.services import audit_event_record
-from core.errors import AuthenticationFailed, DomainError, KeyOperationRefused, NetworkNotAllowed, ScopeRequired
+from core.errors import (
+    AuthenticationFailed,
+    DomainError,
+    KeyOperationRefused,
+    NetworkNotAllowed,
+    ScopeRequired,
+    SignatureInvalid,
+    SignatureRefused,
+    SignatureReplayed,
+    SignatureRequired,
+    SignatureStale,
+)
 from core.governance import audit_value, governed_update, require_permission, require_reason, save_with_history
 from core.hotcache import HotCache, generation_bump, observe
 from core.roles import Role
 from keys.crypto import DecryptionFailed, Sealed, associated_data, primary_key_id, seal, unseal
 from keys.models import DEFAULT_BASE_URL, ApiClient, ApiToken, KeyReminder, KeyStatus, ProviderKey, all_scopes
 from keys.ratelimit import WINDOW_SECONDS, rate_limit_counter
+from keys.signing import NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, canonical_string, signature
 from keys.tokens import token_digest, token_generate, token_parse
 
 logger = logging.getLogger(__name__)
@@ -55,6 +72,7 @@ CLIENT_SETTINGS = (
     "freeform_media",
     "scopes",
     "networks",
+    "signature_required",
 )
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
@@ -406,6 +424,101 @@ def api_client_rotate_webhook_secret(*, actor: User, client: ApiClient, reason: 
     return secret
 
 
+def _signing_aad(client: ApiClient) -> bytes:
+    return associated_data(kind="signing_secret", row=str(client.uid), environment=client.environment)
+
+
+def api_client_signing_secret(*, client: ApiClient) -> str:
+    """The request signing secret, for verifying a signed request. DecryptionFailed when it does not unseal
+    (or the client has none)."""
+    if not client.has_signing_secret:
+        raise DecryptionFailed("the API client has no signing secret")
+    return unseal(Sealed(client.signing_secret_ciphertext, client.signing_secret_kek_id), aad=_signing_aad(client))
+
+
+@transaction.atomic
+def api_client_rotate_signing_secret(*, actor: User, client: ApiClient, reason: str) -> str:
+    """A new request signing secret for `client` (its first, or one replacing the old at once: a request
+    signed with the old one is refused from the next request on). Returned once, to show once."""
+    require_permission(actor, "keys.change_apiclient", "rotate request signing secrets")
+    reason = require_reason(reason, "rotate a request signing secret")
+    client = ApiClient.objects.select_for_update().get(pk=client.pk)
+    replaced = client.has_signing_secret
+    secret = "tgsig_" + secrets.token_urlsafe(32)
+    sealed = seal(secret, aad=_signing_aad(client))
+    client.signing_secret_ciphertext, client.signing_secret_kek_id = sealed.ciphertext, sealed.key_id
+    client.signing_secret_created_at = timezone.now()
+    save_with_history(client, actor=actor, reason=reason)
+    _audit_client("api_client.signing_secret_rotate", client, actor, reason, replaced=replaced)
+    return secret
+
+
+_SIGNED_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_SIGNED_NONCE = re.compile(r"[A-Za-z0-9_-]{8,128}")
+_SIGNATURE = re.compile(r"v1=[0-9a-f]{64}")
+
+
+def request_signature_refusal(
+    *,
+    client: ApiClient,
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    body: Callable[[], bytes],
+) -> SignatureRefused | None:
+    """Why this request of `client` is refused for its signature (docs/api.md, "Signed requests"), or None:
+    always None for a client that does not require signed requests.
+
+    `path` is percent-decoded, `query` as sent; `body()` reads the exact bytes received, and is called only
+    once the headers are well-formed and in time. The signature is compared in constant time; an accepted
+    one is remembered in the cache (Redis in production) for twice the window, so that it is accepted once
+    (a timestamp can be up to the window ahead of the first time it is seen, and up to the window behind
+    the last)."""
+    if not client.signature_required:
+        return None
+    timestamp, nonce, presented = (headers.get(name) for name in (TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER))
+    if timestamp is None or nonce is None or presented is None:
+        return SignatureRequired(
+            f"This API client requires signed requests: send {TIMESTAMP_HEADER}, {NONCE_HEADER} and {SIGNATURE_HEADER}."
+        )
+    if not _SIGNED_TIMESTAMP.fullmatch(timestamp):
+        return SignatureInvalid(f"{TIMESTAMP_HEADER} must be the time in whole seconds since the Unix epoch.")
+    if not _SIGNED_NONCE.fullmatch(nonce):
+        return SignatureInvalid(f"{NONCE_HEADER} must be 8 to 128 letters, digits, '-' or '_'.")
+    if not _SIGNATURE.fullmatch(presented):
+        return SignatureInvalid(f"{SIGNATURE_HEADER} must be 'v1=' and 64 lowercase hexadecimal digits.")
+    window: int = settings.TOLLGATE_SIGNATURE_WINDOW_SECONDS
+    if abs(time.time() - int(timestamp)) > window:
+        return SignatureStale(
+            f"{TIMESTAMP_HEADER} is more than {window} seconds from Tollgate's clock: sign each request when it "
+            "is sent (a retry too), with a synchronized clock."
+        )
+    invalid = SignatureInvalid("The signature does not match this request under the client's signing secret.")
+    try:
+        secret = api_client_signing_secret(client=client)
+        received = body()
+    except DecryptionFailed as exc:  # like a provider key's: a security event, recorded durably
+        logger.critical("The signing secret of API client %s failed to decrypt: %s", client.pk, exc)
+        with transaction.atomic():
+            audit_event_record(
+                action="security.decryption_failed",
+                actor_repr="system",
+                target=client,
+                changes={"kek_id": client.signing_secret_kek_id, "error": str(exc)},
+            )
+        return invalid
+    except RawPostDataException:  # the body was consumed as a stream before this check: a bug, fail closed
+        logger.error("A signed request's body was read before its signature was checked")
+        return invalid
+    canonical = canonical_string(method=method, path=path, query=query, timestamp=timestamp, nonce=nonce, body=received)
+    if not hmac.compare_digest(signature(secret, canonical), presented):
+        return invalid
+    if not cache.add(f"signature:{client.uid}:{presented[3:]}", 1, timeout=2 * window + 1):
+        return SignatureReplayed("This signature was already accepted: sign each request, a retry too, afresh.")
+    return None
+
+
 @transaction.atomic
 def api_token_issue(
     *, actor: User, client: ApiClient, label: str, expires_at: datetime | None = None
@@ -566,7 +679,7 @@ def api_token_authenticate(raw: str, *, count_rate: Callable[[ApiClient], bool] 
 def reencrypt_secrets() -> dict[str, int]:
     """Re-seal every stored secret under the primary key-encryption key. Returns counts per kind."""
     primary = primary_key_id()
-    counts = {"provider_keys": 0, "webhook_secrets": 0}
+    counts = {"provider_keys": 0, "webhook_secrets": 0, "signing_secrets": 0}
     for key in ProviderKey.objects.exclude(secret_kek_id=primary).iterator():
         with transaction.atomic():
             sealed = seal(provider_key_secret(key=key), aad=_key_aad(key))
@@ -583,6 +696,15 @@ def reencrypt_secrets() -> dict[str, int]:
             )
             generation_bump()
             counts["webhook_secrets"] += 1
+    signing = ApiClient.objects.exclude(signing_secret_ciphertext="").exclude(signing_secret_kek_id=primary)
+    for client in signing.iterator():
+        with transaction.atomic():
+            sealed = seal(api_client_signing_secret(client=client), aad=_signing_aad(client))
+            ApiClient.objects.filter(pk=client.pk).update(
+                signing_secret_ciphertext=sealed.ciphertext, signing_secret_kek_id=sealed.key_id
+            )
+            generation_bump()
+            counts["signing_secrets"] += 1
     if any(counts.values()):
         with transaction.atomic():
             audit_event_record(

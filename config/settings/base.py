@@ -104,6 +104,11 @@ TOLLGATE_HOT_CACHE_SECONDS: float = env.float("TOLLGATE_HOT_CACHE_SECONDS", defa
 # The longest an API token may live: a token is issued with an expiry at most this many days ahead (none
 # given: exactly this), and a token issued without an expiry is refused once it is this old.
 TOLLGATE_API_TOKEN_MAX_DAYS: int = env.int("TOLLGATE_API_TOKEN_MAX_DAYS", default=365)
+# Signed requests (docs/api.md): how far a signature's timestamp may be from now, either way, and how long
+# an accepted signature is remembered (in the cache: Redis in production) so that it is accepted once.
+TOLLGATE_SIGNATURE_WINDOW_SECONDS: int = env.int("TOLLGATE_SIGNATURE_WINDOW_SECONDS", default=300)
+if TOLLGATE_SIGNATURE_WINDOW_SECONDS < 1:
+    raise ImproperlyConfigured("TOLLGATE_SIGNATURE_WINDOW_SECONDS must be at least 1.")
 
 TOLLGATE_MAX_REQUEST_BYTES: int = env.int("TOLLGATE_MAX_REQUEST_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = TOLLGATE_MAX_REQUEST_BYTES
