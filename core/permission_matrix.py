@@ -26,13 +26,22 @@ ADMIN_PRINCIPALS: tuple[str, ...] = (
     "superuser",
 )
 # Each API principal is an API client of the environment the prompt `support-summary` is released to.
-API_PRINCIPALS: tuple[str, ...] = ("anonymous", "prompt-bound", "free-form", "other prompts only", "inactive")
+API_PRINCIPALS: tuple[str, ...] = (
+    "anonymous",
+    "prompt-bound",
+    "free-form",
+    "other prompts only",
+    "inactive",
+    "signature required, unsigned",
+)
 API_PRINCIPAL_HELP: dict[str, str] = {
     "anonymous": "no token",
     "prompt-bound": "may run `support-summary` (its allowed prompts), no free-form calls",
     "free-form": "free-form calls on (model `claude-haiku-4-5`), no prompt",
     "other prompts only": "may run other prompts, not `support-summary`",
     "inactive": "a client that was deactivated (its token otherwise valid)",
+    "signature required, unsigned": "may run every prompt, but requires signed requests and sends none "
+    "(401 `signature_required`; [signed requests](api.md#signed-requests))",
 }
 
 # Placeholders in braces stand for an object the walk makes; `{draft}` is a draft version, `{in_review}` a
@@ -115,6 +124,7 @@ ADMIN_PAGES: dict[str, tuple[int, ...]] = {
     "/admin/keys/apiclient/{apiclient}/tokens/{apitoken}/revoke/": (302, 403, 403, 403, 200, 403, 200),
     "/admin/keys/apiclient/{apiclient}/active/": (302, 403, 403, 403, 200, 403, 200),
     "/admin/keys/apiclient/{apiclient}/webhook-secret/": (302, 403, 403, 403, 200, 403, 200),
+    "/admin/keys/apiclient/{apiclient}/signing-secret/": (302, 403, 403, 403, 200, 403, 200),
     "/admin/keys/apitoken/": (302, 403, 403, 403, 200, 200, 200),
     "/admin/keys/apitoken/add/": (302, 403, 403, 403, 403, 403, 403),
     "/admin/keys/apitoken/{apitoken}/change/": (302, 403, 403, 403, 200, 200, 200),
@@ -200,33 +210,33 @@ ADMIN_PAGES: dict[str, tuple[int, ...]] = {
 # (method, path, body) → the status per API principal. The body is the kind the walk sends: a run's
 # variables, a Messages body naming the prompt (`prompt-bound`) or a model (`free-form`), a batch of one.
 API_ENDPOINTS: dict[tuple[str, str, str], tuple[int, ...]] = {
-    ("GET", "/api/v1/prompts", ""): (401, 200, 200, 200, 401),
-    ("GET", "/api/v1/prompts/support-summary", ""): (401, 200, 403, 403, 401),
-    ("POST", "/api/v1/prompts/support-summary/run", "run"): (401, 200, 403, 403, 401),
-    ("POST", "/api/v1/prompts/support-summary/jobs", "job"): (401, 202, 403, 403, 401),
-    ("POST", "/api/v1/prompts/support-summary/batches", "batch"): (401, 202, 403, 403, 401),
-    ("GET", "/api/v1/runs/{run_id}", ""): (401, 200, 404, 404, 401),
-    ("GET", "/api/v1/jobs/{job_id}", ""): (401, 200, 404, 404, 401),
-    ("GET", "/api/v1/batches/{batch_id}", ""): (401, 200, 404, 404, 401),
-    ("GET", "/api/v1/batches/{batch_id}/results", ""): (401, 200, 404, 404, 401),
-    ("POST", "/api/v1/batches/{batch_id}/cancel", ""): (401, 200, 404, 404, 401),
-    ("POST", "/api/v1/cost/estimate", "estimate"): (401, 200, 200, 200, 401),
-    ("GET", "/api/v1/usage", ""): (401, 200, 200, 200, 401),
-    ("GET", "/api/schema/", ""): (401, 200, 200, 200, 401),
-    ("GET", "/api/docs/", ""): (302, 302, 302, 302, 302),
-    ("POST", "/anthropic/v1/messages", "prompt-bound"): (401, 200, 403, 403, 401),
-    ("POST", "/anthropic/v1/messages", "free-form"): (401, 403, 200, 403, 401),
-    ("POST", "/anthropic/v1/messages/count_tokens", "prompt-bound count"): (401, 200, 403, 403, 401),
-    ("POST", "/anthropic/v1/messages/count_tokens", "free-form count"): (401, 403, 200, 403, 401),
-    ("POST", "/anthropic/v1/messages/batches", "prompt-bound batch"): (401, 200, 403, 403, 401),
-    ("POST", "/anthropic/v1/messages/batches", "free-form batch"): (401, 400, 400, 400, 401),
-    ("GET", "/anthropic/v1/messages/batches", ""): (401, 200, 200, 200, 401),
-    ("GET", "/anthropic/v1/messages/batches/{message_batch_id}", ""): (401, 200, 404, 404, 401),
-    ("GET", "/anthropic/v1/messages/batches/{message_batch_id}/results", ""): (401, 400, 404, 404, 401),
-    ("POST", "/anthropic/v1/messages/batches/{message_batch_id}/cancel", ""): (401, 200, 404, 404, 401),
-    ("GET", "/anthropic/v1/models", ""): (401, 200, 200, 200, 401),
-    ("GET", "/anthropic/v1/models/prompt:support-summary", ""): (401, 200, 404, 404, 401),
-    ("GET", "/anthropic/v1/models/claude-haiku-4-5", ""): (401, 404, 200, 404, 401),
+    ("GET", "/api/v1/prompts", ""): (401, 200, 200, 200, 401, 401),
+    ("GET", "/api/v1/prompts/support-summary", ""): (401, 200, 403, 403, 401, 401),
+    ("POST", "/api/v1/prompts/support-summary/run", "run"): (401, 200, 403, 403, 401, 401),
+    ("POST", "/api/v1/prompts/support-summary/jobs", "job"): (401, 202, 403, 403, 401, 401),
+    ("POST", "/api/v1/prompts/support-summary/batches", "batch"): (401, 202, 403, 403, 401, 401),
+    ("GET", "/api/v1/runs/{run_id}", ""): (401, 200, 404, 404, 401, 401),
+    ("GET", "/api/v1/jobs/{job_id}", ""): (401, 200, 404, 404, 401, 401),
+    ("GET", "/api/v1/batches/{batch_id}", ""): (401, 200, 404, 404, 401, 401),
+    ("GET", "/api/v1/batches/{batch_id}/results", ""): (401, 200, 404, 404, 401, 401),
+    ("POST", "/api/v1/batches/{batch_id}/cancel", ""): (401, 200, 404, 404, 401, 401),
+    ("POST", "/api/v1/cost/estimate", "estimate"): (401, 200, 200, 200, 401, 401),
+    ("GET", "/api/v1/usage", ""): (401, 200, 200, 200, 401, 401),
+    ("GET", "/api/schema/", ""): (401, 200, 200, 200, 401, 401),
+    ("GET", "/api/docs/", ""): (302, 302, 302, 302, 302, 302),
+    ("POST", "/anthropic/v1/messages", "prompt-bound"): (401, 200, 403, 403, 401, 401),
+    ("POST", "/anthropic/v1/messages", "free-form"): (401, 403, 200, 403, 401, 401),
+    ("POST", "/anthropic/v1/messages/count_tokens", "prompt-bound count"): (401, 200, 403, 403, 401, 401),
+    ("POST", "/anthropic/v1/messages/count_tokens", "free-form count"): (401, 403, 200, 403, 401, 401),
+    ("POST", "/anthropic/v1/messages/batches", "prompt-bound batch"): (401, 200, 403, 403, 401, 401),
+    ("POST", "/anthropic/v1/messages/batches", "free-form batch"): (401, 400, 400, 400, 401, 401),
+    ("GET", "/anthropic/v1/messages/batches", ""): (401, 200, 200, 200, 401, 401),
+    ("GET", "/anthropic/v1/messages/batches/{message_batch_id}", ""): (401, 200, 404, 404, 401, 401),
+    ("GET", "/anthropic/v1/messages/batches/{message_batch_id}/results", ""): (401, 400, 404, 404, 401, 401),
+    ("POST", "/anthropic/v1/messages/batches/{message_batch_id}/cancel", ""): (401, 200, 404, 404, 401, 401),
+    ("GET", "/anthropic/v1/models", ""): (401, 200, 200, 200, 401, 401),
+    ("GET", "/anthropic/v1/models/prompt:support-summary", ""): (401, 200, 404, 404, 401, 401),
+    ("GET", "/anthropic/v1/models/claude-haiku-4-5", ""): (401, 404, 200, 404, 401, 401),
 }
 
 # Pages the walk leaves out: the admin's login, logout and helpers every signed-in person uses, the

@@ -1,7 +1,7 @@
 """Provider keys and API clients in the admin, for key custodians.
 
-Secrets are write-only: a key's secret is typed once into a password field, and a token or webhook
-secret appears once, on the page that answers the request that made it (never in a message, a
+Secrets are write-only: a key's secret is typed once into a password field, and a token, webhook or
+request signing secret appears once, on the page that answers the request that made it (never in a message, a
 redirect or a cache). Every change goes through `keys.services`.
 """
 
@@ -275,6 +275,12 @@ class ApiClientForm(forms.ModelForm):  # type: ignore[type-arg]
         help_text="CIDR networks its requests must come from, comma-separated (e.g. 10.20.0.0/16, 2001:db8::/48); "
         "empty: any address. Others answer 403 network_not_allowed.",
     )
+    signature_required = forms.BooleanField(
+        required=False,
+        label="Signed requests required",
+        help_text="Every request must carry an HMAC signature made with the client's signing secret (docs: REST "
+        "API, signed requests); unsigned ones answer 401 signature_required. Generate the secret first.",
+    )
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, help_text="Why (when editing).")
 
     class Meta:
@@ -294,6 +300,11 @@ class ApiClientForm(forms.ModelForm):  # type: ignore[type-arg]
         cleaned = super().clean() or {}
         if self.instance.pk and not (cleaned.get("reason") or "").strip():
             self.add_error("reason", "Say why the client changes: the reason goes into its history.")
+        if cleaned.get("signature_required") and not self.instance.has_signing_secret:
+            self.add_error(
+                "signature_required",
+                "Generate the client's signing secret first (Rotate signing secret, once the client exists).",
+            )
         return cleaned
 
 
@@ -330,11 +341,20 @@ class ApiClientAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
         return obj.live  # type: ignore[attr-defined, no-any-return]
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiClient | None = None) -> list[str]:
-        return ["environment", "is_active", "created_by", "created_at"] if obj is not None else []
+        return ["environment", "signing_secret", "is_active", "created_by", "created_at"] if obj is not None else []
 
     def get_fields(self, request: HttpRequest, obj: ApiClient | None = None) -> list[str]:
         fields = list(ApiClientForm.Meta.fields)
-        return fields if obj is None else [*fields, "reason", "is_active", "created_by", "created_at"]
+        if obj is None:
+            return fields
+        return [*fields, "signing_secret", "reason", "is_active", "created_by", "created_at"]
+
+    @admin.display(description="signing secret")
+    def signing_secret(self, obj: ApiClient) -> str:
+        """Whether the client has a request signing secret and since when; never the secret."""
+        if obj.signing_secret_created_at is None:
+            return "none (Rotate signing secret makes one)"
+        return f"set {obj.signing_secret_created_at:%Y-%m-%d %H:%M} UTC"
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # clients are deactivated, never deleted
@@ -383,6 +403,9 @@ class ApiClientAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
             path("<int:object_id>/active/", view(self.set_active_view), name="keys_apiclient_set_active"),
             path(
                 "<int:object_id>/webhook-secret/", view(self.webhook_secret_view), name="keys_apiclient_webhook_secret"
+            ),
+            path(
+                "<int:object_id>/signing-secret/", view(self.signing_secret_view), name="keys_apiclient_signing_secret"
             ),
             *super().get_urls(),
         ]
@@ -484,6 +507,38 @@ class ApiClientAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
                 admin_site=self.admin_site,
             )
         return self._page(request, client, form, f"Rotate the webhook secret of {client}", "Rotate secret")
+
+    def signing_secret_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        client = self._client(request, object_id)
+        form = ReasonForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                secret = services.api_client_rotate_signing_secret(
+                    actor=_user(request), client=client, reason=form.cleaned_data["reason"]
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.detail)
+            else:
+                return shown_once(
+                    request,
+                    title=f"New request signing secret for {client}",
+                    items=[("Request signing secret", secret)],
+                    back=reverse("admin:keys_apiclient_change", args=[client.pk]),
+                    admin_site=self.admin_site,
+                )
+        facts = [
+            ("Signed requests", "required" if client.signature_required else "not required"),
+            (
+                "On rotation",
+                "the current secret stops working at once: requests signed with it answer 401 signature_invalid",
+            )
+            if client.has_signing_secret
+            else ("On generation", "the secret is shown once, on the next page"),
+        ]
+        verb = "Rotate" if client.has_signing_secret else "Generate"
+        return self._page(
+            request, client, form, f"{verb} the request signing secret of {client}", f"{verb} secret", facts
+        )
 
 
 @admin.register(ApiToken)

@@ -345,8 +345,10 @@ def api_client_create(
     freeform_media: bool = False,
     scopes: list[str] | None = None,
     networks: list[str] | None = None,
+    signature_required: bool = False,
 ) -> tuple[ApiClient, str]:
-    """A new client and its webhook secret (returned once, to show once)."""
+    """A new client and its webhook secret (returned once, to show once). It has no request signing secret
+    yet (api_client_rotate_signing_secret makes one), so it cannot require signed requests yet."""
     require_permission(actor, "keys.add_apiclient", "create API clients")
     client = ApiClient(
         name=name,
@@ -364,6 +366,7 @@ def api_client_create(
         freeform_media=freeform_media,
         scopes=all_scopes() if scopes is None else list(scopes),
         networks=list(networks or []),
+        signature_required=signature_required,
         created_by=actor,
     )
     webhook_secret = _new_webhook_secret(client)
@@ -383,6 +386,7 @@ def api_client_create(
         freeform_media=freeform_media,
         scopes=client.scopes,
         networks=client.networks,
+        signature_required=signature_required,
     )
     return client, webhook_secret
 

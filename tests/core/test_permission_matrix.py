@@ -96,8 +96,11 @@ def api_principals(world, custodian) -> dict[str, str | None]:
     _, other = _client(custodian, name="other", allowed_prompts=["another-prompt"])
     inactive_client, inactive = _client(custodian, name="gone", all_prompts=True)
     key_services.api_client_set_active(actor=custodian, client=inactive_client, active=False, reason="left")
+    signing_client, unsigned = _client(custodian, name="signing", all_prompts=True)
+    key_services.api_client_rotate_signing_secret(actor=custodian, client=signing_client, reason="sign")
+    key_services.api_client_update(actor=custodian, client=signing_client, reason="sign", signature_required=True)
     return {"anonymous": None, "prompt-bound": bound, "free-form": freeform, "other prompts only": other,
-            "inactive": inactive}  # fmt: skip
+            "inactive": inactive, "signature required, unsigned": unsigned}  # fmt: skip
 
 
 def _history_id(instance: Any) -> int:
