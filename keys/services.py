@@ -457,7 +457,7 @@ def api_client_rotate_signing_secret(*, actor: User, client: ApiClient, reason: 
     return secret
 
 
-_SIGNED_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_SIGNED_TIMESTAMP = re.compile(r"[0-9]{1,16}")
 _SIGNED_NONCE = re.compile(r"[A-Za-z0-9_-]{8,128}")
 _SIGNATURE = re.compile(r"v1=[0-9a-f]{64}")
 
