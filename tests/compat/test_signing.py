@@ -64,7 +64,7 @@ def signed_sdk(signing, wsgi, *, secret=None, transport=None, max_retries=0, clo
     )
 
 
-def refused(client, code: str, **call) -> anthropic.AuthenticationError:
+def refused(client, code, **call):
     with pytest.raises(anthropic.AuthenticationError) as caught:
         client.messages.create(**{**CALL, **call})
     error = caught.value

@@ -339,7 +339,7 @@ def test_the_secret_is_sealed_audited_and_never_stored_in_clear(world, custodian
     stored = json.dumps(
         [
             list(AuditEvent.objects.values()),
-            list(ApiClient.history.values()),  # type: ignore[attr-defined]
+            list(ApiClient.history.values()),
         ],
         default=str,
     )
