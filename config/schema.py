@@ -40,7 +40,9 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 # What each status means for an API caller (the response's description in the schema).
 PROBLEM_STATUSES: dict[int, str] = {
     400: "Malformed request or invalid fields (`invalid_request`, `invalid_variables`, `model_not_priced`)",
-    401: "No token, or a token refused (`authentication_failed`, with `reason`)",
+    401: "No token, or a token refused (`authentication_failed`, with `reason`); for a client that requires signed "
+    "requests, a signature missing, out of its time window, wrong or replayed (`signature_required`, "
+    "`signature_stale`, `signature_invalid`, `signature_replayed`)",
     402: "A spend cap would be exceeded (`spend_cap_exceeded`, with `cap` and `period`)",
     403: "This API client may not do this (`permission_denied`), its scopes do not include the endpoint's "
     "(`scope_required`) or the request comes from outside its networks (`network_not_allowed`)",
