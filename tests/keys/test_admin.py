@@ -142,3 +142,50 @@ def test_the_key_list_shows_this_months_spend_against_the_cap(client, custodian,
     client.force_login(custodian)
 
     assert "125.50 / 500.00 (25 %)" in client.get("/admin/keys/providerkey/").content.decode()
+
+
+def change_client(client, api_client, **fields):
+    data = {
+        "name": api_client.name,
+        "team": api_client.team,
+        "owner": api_client.owner_id,
+        "all_prompts": "on",
+        "allowed_prompts": "",
+        "rate_limit_per_minute": str(api_client.rate_limit_per_minute),
+        "monthly_cap_usd": "",
+        "expires_at": "",
+        "freeform_models": "",
+        "freeform_max_tokens": "4096",
+        "scopes": list(api_client.scopes),
+        "networks": "",
+        "reason": "harden the client",
+        **fields,
+    }
+    return client.post(
+        f"/admin/keys/apiclient/{api_client.pk}/change/", {k: v for k, v in data.items() if v is not None}
+    )
+
+
+def test_a_custodian_generates_a_signing_secret_and_then_requires_signatures(client, custodian, api_client):
+    client.force_login(custodian)
+    page = f"/admin/keys/apiclient/{api_client.pk}/change/"
+    assert "Generate signing secret" in client.get(page).content.decode()
+
+    refused = change_client(client, api_client, signature_required="on")
+    assert refused.status_code == 200  # the form again, with the error
+    assert "Generate the client" in refused.content.decode()
+    assert ApiClient.objects.get(pk=api_client.pk).signature_required is False
+
+    assert "Generate secret" in client.get(f"/admin/keys/apiclient/{api_client.pk}/signing-secret/").content.decode()
+    response = client.post(f"/admin/keys/apiclient/{api_client.pk}/signing-secret/", {"reason": "sign requests"})
+    secret = re.search(r"tgsig_[A-Za-z0-9_-]{43}", response.content.decode()).group(0)
+    assert "no-store" in response["Cache-Control"]
+
+    assert change_client(client, api_client, signature_required="on").status_code == 302
+    changed = ApiClient.objects.get(pk=api_client.pk)
+    assert changed.signature_required is True
+    html = client.get(page).content.decode()
+    assert secret not in html
+    assert "Rotate signing secret" in html
+    assert f"set {changed.signing_secret_created_at:%Y-%m-%d}" in html
+    assert secret not in client.get(f"{page.removesuffix('change/')}history/").content.decode()
