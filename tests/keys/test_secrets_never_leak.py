@@ -10,7 +10,9 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient as HttpClient
 
+from keys import services
 from keys.models import ApiClient, ProviderKey
+from keys.signing import signed_headers
 from tests.keys.conftest import CANARY_SECRET
 
 pytestmark = pytest.mark.django_db
@@ -59,7 +61,25 @@ def planted(client, custodian, caplog):
     issued = client.post(f"/admin/keys/apiclient/{api_client.pk}/tokens/new/", {"label": "svc prod"})
     token = re.search(r"tg_prd_[0-9A-Za-z]{38}", issued.content.decode()).group(0)
     HttpClient().get("/api/v1/prompts", HTTP_AUTHORIZATION=f"Bearer {token}")
-    return {"provider key": CANARY_SECRET, "webhook secret": webhook_secret, "token": token}
+    generated = client.post(f"/admin/keys/apiclient/{api_client.pk}/signing-secret/", {"reason": "sign"})
+    signing_secret = re.search(r"tgsig_[A-Za-z0-9_-]{43}", generated.content.decode()).group(0)
+    services.api_client_update(actor=custodian, client=api_client, reason="sign", signature_required=True)
+    statuses = []
+    for secret in (signing_secret, "tgsig_wrong"):  # one request signed right, one wrong: both logged
+        headers = signed_headers(secret, method="GET", path="/api/v1/prompts", query="", body=b"")
+        response = HttpClient().get(
+            "/api/v1/prompts",
+            HTTP_AUTHORIZATION=f"Bearer {token}",
+            **{"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()},
+        )
+        statuses.append(response.status_code)
+    assert statuses == [200, 401]
+    return {
+        "provider key": CANARY_SECRET,
+        "webhook secret": webhook_secret,
+        "token": token,
+        "signing secret": signing_secret,
+    }
 
 
 def test_secrets_are_not_in_the_database_in_plaintext(planted):
