@@ -1,4 +1,5 @@
-"""The one authentication choke point of the REST API: bearer tokens of API clients."""
+"""The one authentication choke point of the REST API: bearer tokens of API clients, and the signatures of
+the clients that require signed requests."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ class ApiTokenAuthentication(BaseAuthentication):
     The token and its client may come from the hot cache, which every change of them invalidates: a
     revoked token or a deactivated client is refused on its very next request (docs/contract.md §12).
     On a view that counts toward the client's rate limit, the request is counted here, in the same Redis
-    round trip that checks the cache.
+    round trip that checks the cache. For a client that requires signed requests, the signature is checked
+    here too (signature_refusal), before any view or parser reads the body; a refused one is not counted.
     """
 
     keyword = "Bearer"
