@@ -8,5 +8,6 @@ class IdentityConfig(AppConfig):
     verbose_name = "Identity and access"
 
     def ready(self) -> None:
-        # Connect the receivers that guard grants of access, and those that audit failed sign-ins.
-        from identity import guard, signin  # noqa: F401
+        # Connect the receivers that guard grants of access, those that audit failed sign-ins, and those
+        # that end the sessions of people who lose access.
+        from identity import guard, session_receivers, signin  # noqa: F401
