@@ -54,8 +54,8 @@ class World:
     def __init__(self, users: list[User]) -> None:
         self.users = users
         self.roles = {index: set(users[index].groups.values_list("name", flat=True)) for index in PEOPLE}
-        self.active = {index: True for index in PEOPLE}
-        self.staff = {index: True for index in PEOPLE}
+        self.active = dict.fromkeys(PEOPLE, True)
+        self.staff = dict.fromkeys(PEOPLE, True)
         self.sessions: dict[str, int] = {}  # alive session key → person
 
     def lose(self, people: set[int]) -> None:
