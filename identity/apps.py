@@ -9,5 +9,10 @@ class IdentityConfig(AppConfig):
 
     def ready(self) -> None:
         # Connect the receivers that guard grants of access, those that audit failed sign-ins, and those
-        # that end the sessions of people who lose access.
-        from identity import guard, session_receivers, signin  # noqa: F401
+        # that end the sessions of people who lose access; and its tasks (the beat queues them by name).
+        from identity import (  # noqa: F401
+            guard,
+            session_receivers,
+            signin,
+            tasks,
+        )

@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 from qsessions.models import Session
@@ -172,6 +172,19 @@ def sessions_end_for_users(*, user_ids: Iterable[int], cause: str) -> int:
     for user in User.objects.filter(pk__in=counts):
         _record(user=user, count=counts[user.pk], cause=cause)
     return sum(counts.values())
+
+
+def sessions_clear_ended() -> int:
+    """Delete the rows of sessions that can no longer be used (past either limit, or expired): their holders
+    were signed out by the limits, whether or not they came back to be told. Returns how many."""
+    now = timezone.now()
+    ended = Session.objects.filter(
+        Q(expire_date__lte=now)
+        | Q(updated_at__lte=now - idle_limit() - timedelta(seconds=SEEN_REFRESH_SECONDS))
+        | Q(created_at__lte=now - lifetime_limit())
+    )
+    count: int = ended.delete()[0]
+    return count
 
 
 @transaction.atomic

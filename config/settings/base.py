@@ -250,6 +250,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "worker-heartbeat": {"task": "usage.tasks.worker_heartbeat", "schedule": 60.0},
     "key-rotation-reminders": {"task": "keys.tasks.rotation_reminders", "schedule": crontab(hour=7, minute=0)},
+    "sessions-clear": {"task": "identity.tasks.sessions_clear", "schedule": crontab(minute=20)},
     "spend-reservations-reap": {"task": "usage.tasks.reservations_reap", "schedule": 300.0},
     "request-log-purge": {"task": "prompts.tasks.request_bodies_purge", "schedule": crontab(minute=15)},
     "batches-poll": {"task": "prompts.tasks.batches_poll", "schedule": TOLLGATE_BATCH_POLL_SECONDS},

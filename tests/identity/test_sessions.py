@@ -21,6 +21,7 @@ from core.errors import RoleRequired
 from core.roles import Role
 from identity import sessions as session_services
 from identity.sessions import SessionEnd, session_ref
+from identity.tasks import sessions_clear
 from tests.audit.test_coverage import form_data
 from tests.factories import UserFactory
 
@@ -332,3 +333,16 @@ def test_a_queryset_update_sends_no_signal_but_the_request_time_checks_hold(audi
     assert "Ended 1 session(s)" in out.getvalue()
     assert not Session.objects.filter(user=auditor).exists()
     assert AuditEvent.objects.get(action="session.end").actor_repr == "cli:sessions_end"
+
+
+def test_the_rows_of_ended_sessions_are_cleared(auditor, approver):
+    with time_machine.travel(START, tick=False) as traveller:
+        signed_in(auditor)
+        traveller.shift(timedelta(minutes=20))
+        active = signed_in(approver)
+        traveller.shift(timedelta(minutes=15))  # the auditor's idle past the timeout, the approver's not
+
+        sessions_clear.delay()
+
+        assert list(Session.objects.values_list("user_id", flat=True)) == [approver.pk]
+        assert is_signed_in(active)
