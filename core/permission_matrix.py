@@ -64,6 +64,9 @@ ADMIN_PAGES: dict[str, tuple[int, ...]] = {
     "/admin/auth/user/{user}/delete/": (302, 403, 403, 403, 403, 403, 200),
     "/admin/auth/user/{user}/history/": (302, 403, 403, 403, 403, 403, 200),
     "/admin/auth/user/{user}/password/": (302, 403, 403, 403, 403, 403, 200),
+    # One's own sessions (each person's own page); another person's are a superuser's (docs/admin.md, Sessions).
+    "/admin/auth/user/sessions/": (302, 200, 200, 200, 200, 200, 200),
+    "/admin/auth/user/{user}/sessions/": (302, 403, 403, 403, 403, 403, 200),
     "/admin/auth/group/": (302, 403, 403, 403, 403, 403, 200),
     "/admin/auth/group/add/": (302, 403, 403, 403, 403, 403, 200),
     "/admin/auth/group/{group}/change/": (302, 403, 403, 403, 403, 403, 200),

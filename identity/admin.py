@@ -19,12 +19,14 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from qsessions.admin import Session as QSession  # importing it registers the admin unregistered below
 
 from core.errors import DomainError
 from core.roles import Role
 from identity import services
 from identity.guard import GRANT_RULE, HOLDER_ONLY_RULE, ROLE_NAME_RULE, password_set_allowed
 from identity.models import AccessRequest, AccessRequestStatus
+from identity.session_admin import session_urls
 
 
 def _user(request: HttpRequest) -> User:
@@ -60,11 +62,16 @@ class GuardedUserChangeForm(UserChangeForm):  # type: ignore[type-arg]
 
 
 admin.site.unregister(User)
+# django-qsessions' own admin of sessions shows their keys (credentials) and data: sessions are seen and ended
+# on the Sessions pages instead (identity.session_admin). Its module is imported above, so it is registered.
+admin.site.unregister(QSession)
 
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):  # type: ignore[type-arg]
     form = GuardedUserChangeForm
+    # Links a superuser to the person's sessions (docs/admin.md, Sessions).
+    change_form_template = "admin/identity/user/change_form.html"
     fieldsets = (
         (None, {"fields": ("username", "password")}),
         ("Personal info", {"fields": ("first_name", "last_name", "email")}),
@@ -81,6 +88,9 @@ class UserAdmin(DjangoUserAdmin):  # type: ignore[type-arg]
         ),
         ("Important dates", {"fields": ("last_login", "date_joined")}),
     )
+
+    def get_urls(self) -> list[URLPattern]:
+        return [*session_urls(self.admin_site), *super().get_urls()]
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
         subject = self.get_object(request, id)

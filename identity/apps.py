@@ -8,5 +8,11 @@ class IdentityConfig(AppConfig):
     verbose_name = "Identity and access"
 
     def ready(self) -> None:
-        # Connect the receivers that guard grants of access, and those that audit failed sign-ins.
-        from identity import guard, signin  # noqa: F401
+        # Connect the receivers that guard grants of access, those that audit failed sign-ins, and those
+        # that end the sessions of people who lose access; and its tasks (the beat queues them by name).
+        from identity import (  # noqa: F401
+            guard,
+            session_receivers,
+            signin,
+            tasks,
+        )

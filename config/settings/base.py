@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -134,7 +135,9 @@ INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
-    "django.contrib.sessions",
+    # Sessions with their holder, address and browser (django-qsessions), so that they can be listed and
+    # ended per person (docs/admin.md, Sessions). Replaces django.contrib.sessions.
+    "qsessions",
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
@@ -165,11 +168,14 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # django-qsessions' middleware, recording the address config.middleware trusts (TOLLGATE_TRUSTED_PROXIES).
+    "identity.session_middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Ends a session past its idle timeout or its lifetime (TOLLGATE_SESSION_*), with a message.
+    "identity.session_middleware.SessionLimitsMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
@@ -249,6 +255,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "worker-heartbeat": {"task": "usage.tasks.worker_heartbeat", "schedule": 60.0},
     "key-rotation-reminders": {"task": "keys.tasks.rotation_reminders", "schedule": crontab(hour=7, minute=0)},
+    "sessions-clear": {"task": "identity.tasks.sessions_clear", "schedule": crontab(minute=20)},
     "spend-reservations-reap": {"task": "usage.tasks.reservations_reap", "schedule": 300.0},
     "request-log-purge": {"task": "prompts.tasks.request_bodies_purge", "schedule": crontab(minute=15)},
     "batches-poll": {"task": "prompts.tasks.batches_poll", "schedule": TOLLGATE_BATCH_POLL_SECONDS},
@@ -292,6 +299,22 @@ AXES_ENABLE_ADMIN = False
 # No configuration banner at every start-up (failure and lockout warnings are still logged).
 AXES_VERBOSE = False
 
+# --- Admin sessions (docs/admin.md, Sessions) --------------------------------------------------------------
+# A session ends after IDLE minutes without a request, and at the latest MAX hours after its sign-in, checked
+# on the server at every request (identity.session_middleware). These two are the only session lifetimes:
+# the cookie lasts as long as the longest a session may (DJANGO_SESSION_COOKIE_AGE is replaced by them).
+TOLLGATE_SESSION_IDLE_MINUTES: int = env.int("TOLLGATE_SESSION_IDLE_MINUTES", default=30)
+TOLLGATE_SESSION_MAX_HOURS: int = env.int("TOLLGATE_SESSION_MAX_HOURS", default=12)
+if TOLLGATE_SESSION_IDLE_MINUTES < 1 or TOLLGATE_SESSION_MAX_HOURS < 1:
+    raise ImproperlyConfigured("TOLLGATE_SESSION_IDLE_MINUTES and TOLLGATE_SESSION_MAX_HOURS are at least 1.")
+if "DJANGO_SESSION_COOKIE_AGE" in os.environ:
+    raise ImproperlyConfigured(
+        "DJANGO_SESSION_COOKIE_AGE is replaced by TOLLGATE_SESSION_MAX_HOURS (a session's lifetime) and "
+        "TOLLGATE_SESSION_IDLE_MINUTES (its idle timeout): set those instead (docs/configuration.md)."
+    )
+SESSION_ENGINE = "qsessions.backends.db"
+SESSION_COOKIE_AGE = TOLLGATE_SESSION_MAX_HOURS * 60 * 60
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -324,7 +347,6 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Security (check --deploy is clean when DEBUG is false) ---------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=8 * 60 * 60)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
