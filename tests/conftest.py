@@ -219,6 +219,19 @@ def _fresh_price_cache() -> None:
     price_cache_clear()
 
 
+@pytest.fixture
+def one_rate_window() -> Iterator[None]:
+    """The test starts at the beginning of a rate-limit window (keys.ratelimit: fixed one-minute windows),
+    so the requests it counts fall in one window however slowly a loaded machine runs them."""
+    import time_machine
+
+    from keys.ratelimit import WINDOW_SECONDS
+
+    start = (time.time() // WINDOW_SECONDS + 1) * WINDOW_SECONDS + 0.1
+    with time_machine.travel(start, tick=True):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fresh_hot_cache() -> None:
     """Tokens, releases and keys are cached per process (with Redis); a test's rows are rolled back without

@@ -62,7 +62,7 @@ def test_a_body_too_large_is_refused_before_it_is_read(world, sdk, settings):
     assert sandbox_requests(world) == []
 
 
-def test_over_the_rate_limit_is_a_rate_limit_error_with_retry_after(world, sdk, custodian, settings):
+def test_over_the_rate_limit_is_a_rate_limit_error_with_retry_after(world, sdk, custodian, settings, one_rate_window):
     key_services.api_client_update(actor=custodian, client=world["client"], reason="slow", rate_limit_per_minute=1)
     client = sdk()
     client.messages.create(**BODY)

@@ -188,7 +188,7 @@ def test_a_zero_ttl_caches_nothing(world, settings):
     assert len(reads_of_cached_rows(queries.captured_queries)) >= 3
 
 
-def test_a_client_over_its_rate_is_limited_with_a_warm_cache(world, custodian):
+def test_a_client_over_its_rate_is_limited_with_a_warm_cache(world, custodian, one_rate_window):
     key_services.api_client_update(actor=custodian, client=world["client"], reason="slow", rate_limit_per_minute=3)
 
     statuses = [run(world).status_code for _ in range(5)]
@@ -294,7 +294,7 @@ def test_each_run_reflects_the_state_as_of_its_start(
         world["http"].credentials(**original)
 
 
-def test_a_wrong_secret_under_a_cached_tokens_lookup_id_counts_toward_no_rate(world, custodian):
+def test_a_wrong_secret_under_a_cached_tokens_lookup_id_counts_toward_no_rate(world, custodian, one_rate_window):
     """The rate is counted before the cached token is checked against the generation: only a request
     carrying the token's very secret may count toward its client's window."""
     key_services.api_client_update(actor=custodian, client=world["client"], reason="slow", rate_limit_per_minute=2)

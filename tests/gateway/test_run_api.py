@@ -201,7 +201,7 @@ def test_an_idempotent_retry_makes_no_second_call_and_a_changed_body_conflicts(w
     assert len(sandbox_requests(world)) == 1
 
 
-def test_a_client_over_its_rate_is_told_when_to_retry(world, custodian):
+def test_a_client_over_its_rate_is_told_when_to_retry(world, custodian, one_rate_window):
     key_services.api_client_update(actor=custodian, client=world["client"], reason="slow", rate_limit_per_minute=2)
 
     statuses = [run(world).status_code for _ in range(3)]

@@ -245,7 +245,7 @@ def test_turning_the_requirement_off_takes_effect_on_the_next_request(signing, c
     assert send(signing["http"], "GET", "/api/v1/prompts").status_code == 200
 
 
-def test_refused_signatures_do_not_use_up_the_rate_limit(signing, custodian):
+def test_refused_signatures_do_not_use_up_the_rate_limit(signing, custodian, one_rate_window):
     services.api_client_update(actor=custodian, client=signing["client"], reason="x", rate_limit_per_minute=1)
     for _ in range(3):  # the first puts the token in the hot cache: the others take the counting path
         assert_refused(send(signing["http"], "POST", RUN, RUN_BODY), "signature_required")
