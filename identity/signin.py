@@ -48,6 +48,8 @@ def _tried_username(credentials: dict[str, Any] | None) -> str:
 def on_login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
     if getattr(request, "tollgate_locked_before", False):
         return  # counted by django-axes (which keeps the source locked), not appended to the chain
+    if getattr(request, "tollgate_password_refused", False) or getattr(request, "tollgate_sso_refused", ""):
+        return  # the refusal itself is in the trail (identity.backends, identity.sso)
     username = _tried_username(credentials)
     audit_event_record(
         action="auth.login_failed",
