@@ -316,3 +316,28 @@ def test_the_beat_task_runs_the_same_check(provider):
     sso_accounts_deactivate.delay()
 
     assert not User.objects.get(pk=stale.pk).is_active
+
+
+# --- four eyes ----------------------------------------------------------------------------------------------
+
+
+def test_access_requests_for_roles_of_sso_accounts_are_refused_while_sso_is_on(client, provider, superuser):
+    from django.contrib.auth.models import Group
+
+    from core.errors import AccessRequestRefused
+    from identity.services import access_request_create
+
+    provider.person_set("sub-olga", preferred_username="olga", groups=["tollgate-authors"])
+    sso_sign_in(client, provider, "sub-olga")
+    olga = User.objects.get(username="olga")
+
+    with pytest.raises(AccessRequestRefused, match="identity provider"):
+        access_request_create(
+            actor=superuser,
+            subject=olga,
+            kind="role",
+            group=Group.objects.get(name=Role.PROMPT_APPROVERS.value),
+            reason="reviews prompts",
+        )
+    # Superuser status is not mapped: it stays with access requests.
+    assert access_request_create(actor=superuser, subject=olga, kind="superuser", reason="on call").pk
