@@ -162,4 +162,6 @@ class OidcBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
             return sso.sso_sign_in(claims=claims)
         except SingleSignOnRefused as exc:
             self.request.tollgate_sso_refused = exc.detail
+            # The provider vouched for this person: not a guess, not counted towards a lockout (identity.signin).
+            self.request.tollgate_sso_vouched = True
             return None

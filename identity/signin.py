@@ -79,6 +79,13 @@ def on_locked_out(
     )
 
 
+def lockout_exempt(request: HttpRequest, credentials: Any = None) -> bool:
+    """django-axes's whitelist: a single sign-on the provider vouched for but Tollgate refused (no role
+    mapped, a deactivated account) is no guess at a password, and does not count towards a lockout — or
+    colleagues without a role behind one address would lock everyone there out."""
+    return bool(getattr(request, "tollgate_sso_vouched", False))
+
+
 def lockout_response(request: HttpRequest, original_response: Any = None, credentials: Any = None) -> HttpResponse:
     """The sign-in page of a locked-out source (429): says so, and for how long."""
     minutes = max(1, round(settings.AXES_COOLOFF_TIME.total_seconds() / 60))

@@ -320,6 +320,7 @@ AXES_CLIENT_IP_CALLABLE = "identity.signin.lockout_source"
 # between guesses at a colleague's would otherwise never reach the limit. Failures expire with the cool-off.
 AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_CALLABLE = "identity.signin.lockout_response"
+AXES_WHITELIST_CALLABLE = "identity.signin.lockout_exempt"
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
 # Lockouts are in the audit trail; an administrator lifts one on the host (`manage.py axes_reset_username`).
 AXES_ENABLE_ADMIN = False

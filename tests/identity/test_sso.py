@@ -341,3 +341,11 @@ def test_access_requests_for_roles_of_sso_accounts_are_refused_while_sso_is_on(c
         )
     # Superuser status is not mapped: it stays with access requests.
     assert access_request_create(actor=superuser, subject=olga, kind="superuser", reason="on call").pk
+
+
+def test_refused_sso_sign_ins_do_not_lock_out_the_address(client, provider, auditor):
+    provider.person_set("sub-nobody", preferred_username="nobody", groups=["sales"])
+    for _ in range(8):  # more than TOLLGATE_LOGIN_FAILURE_LIMIT
+        assert sso_sign_in(Client(), provider, "sub-nobody").status_code == 403
+
+    assert _password_sign_in(client, auditor.username).status_code == 302
