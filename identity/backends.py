@@ -13,7 +13,7 @@ from axes.backends import AxesStandaloneBackend
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend as DjangoModelBackend
-from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied, SuspiciousOperation
 from django.http import HttpRequest
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
@@ -95,7 +95,7 @@ class OidcBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
         try:
             super().__init__()
             return super().authenticate(request, **kwargs)
-        except (requests.RequestException, ValueError) as exc:
+        except (requests.RequestException, ValueError, ImproperlyConfigured) as exc:
             # The provider unreachable, or refusing the code (expired, replayed, another client's): no sign-in.
             # Not in the audit trail: anyone can send a made-up code.
             logger.warning("single sign-on failed at the provider: %s", exc.__class__.__name__)
@@ -104,8 +104,8 @@ class OidcBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
 
     def verify_token(self, token: str, **kwargs: Any) -> dict[str, Any]:
         payload: dict[str, Any] = super().verify_token(token, **kwargs)
-        if kwargs.get("nonce") is None:
-            return payload  # a user info answer sent as a JWT (no nonce, no audience)
+        if "nonce" not in kwargs:
+            return payload  # a user info answer sent as a JWT (no nonce, no audience); an ID token has one
         if str(payload.get("iss", "")).rstrip("/") != sso.sso_issuer():
             raise SuspiciousOperation("The ID token was issued by another issuer.")
         audience = payload.get("aud")

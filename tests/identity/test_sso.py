@@ -349,3 +349,21 @@ def test_refused_sso_sign_ins_do_not_lock_out_the_address(client, provider, audi
         assert sso_sign_in(Client(), provider, "sub-nobody").status_code == 403
 
     assert _password_sign_in(client, auditor.username).status_code == 302
+
+
+def test_an_unreachable_provider_is_said_so_not_an_error_page(client, provider):
+    with provider.settings(TOLLGATE_OIDC_ISSUER="http://127.0.0.1:9"):
+        response = client.get("/oidc/authenticate/")
+
+    assert response.status_code == 502
+    assert "cannot be reached" in response.content.decode()
+
+
+def test_the_issuer_may_be_written_with_a_trailing_slash(client, provider):
+    provider.person_set("sub-pat", preferred_username="pat", groups=["tollgate-authors"])
+
+    with provider.settings(TOLLGATE_OIDC_ISSUER=f"{provider.issuer}/"):
+        response = sso_sign_in(client, provider, "sub-pat")
+
+    assert response.status_code == 302
+    assert OidcIdentity.objects.get(subject="sub-pat").issuer == provider.issuer
