@@ -10,4 +10,9 @@ class IdentityConfig(AppConfig):
     def ready(self) -> None:
         # Connect the receivers that guard grants of access and those that audit failed sign-ins; register the
         # checks of single sign-on's settings.
-        from identity import checks, guard, signin  # noqa: F401
+        from identity import (  # noqa: F401
+            checks,
+            guard,
+            signin,
+            tasks,
+        )
