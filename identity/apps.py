@@ -9,10 +9,5 @@ class IdentityConfig(AppConfig):
 
     def ready(self) -> None:
         # Connect the receivers that guard grants of access and those that audit failed sign-ins; register the
-        # checks of single sign-on's settings.
-        from identity import (  # noqa: F401
-            checks,
-            guard,
-            signin,
-            tasks,
-        )
+        # checks of single sign-on's settings and the tasks the beat queues by name.
+        from identity import checks, guard, signin, tasks  # noqa: F401
