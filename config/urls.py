@@ -41,5 +41,7 @@ urlpatterns = [
         r"^admin/prompts/(?P<page>evaluation(?:case|run)/.*)$",
         RedirectView.as_view(url="/admin/evaluations/%(page)s", permanent=True, query_string=True),
     ),
+    # Single sign-on over OpenID Connect (docs/admin.md, Single sign-on): 404 unless configured.
+    path("oidc/", include("identity.urls")),
     path("admin/", admin.site.urls),
 ]

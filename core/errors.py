@@ -258,6 +258,15 @@ class AccessRequestRefused(DomainError):
     status = 409
 
 
+class SingleSignOnRefused(DomainError):
+    """A single sign-on whose claims cannot be accepted: no role mapped, an unusable or taken user name,
+    a deactivated account (docs/admin.md, Single sign-on)."""
+
+    code = "sso_refused"
+    title = "Single sign-on refused"
+    status = 403
+
+
 # The gateway: runs, jobs, batches, webhooks
 
 

@@ -242,11 +242,13 @@ API_ENDPOINTS: dict[tuple[str, str, str], tuple[int, ...]] = {
     ("GET", "/anthropic/v1/models/claude-haiku-4-5", ""): (401, 404, 200, 404, 401, 401),
 }
 
-# Pages the walk leaves out: the admin's login, logout and helpers every signed-in person uses, the
-# operations endpoints (docs/operations.md), and the catch-alls that answer 404 under /api/ and /anthropic/.
+# Pages the walk leaves out: the admin's login, logout and helpers every signed-in person uses, single
+# sign-on's start and callback (sign-in pages for anyone, 404 unless configured: tests/identity/test_sso.py),
+# the operations endpoints (docs/operations.md), and the catch-alls that answer 404 under /api/ and /anthropic/.
 NOT_WALKED: frozenset[str] = frozenset({
     "admin:login", "admin:logout", "admin:password_change_done", "admin:view_on_site", "admin:jsi18n",
-    "admin:autocomplete", "healthz", "readyz", "metrics", "api-not-found", "anthropic-not-found",
+    "admin:autocomplete", "oidc_authentication_init", "oidc_authentication_callback",
+    "healthz", "readyz", "metrics", "api-not-found", "anthropic-not-found",
 })  # fmt: skip
 
 _CELLS = {200: "yes", 302: "login", 401: "401", 403: "—"}
@@ -308,9 +310,10 @@ def markdown() -> str:
     ]
     lines += [
         "",
-        "Not walked: the admin's login and logout pages and its helpers, `/healthz`, `/readyz` and",
-        "`/metrics` ([operations](operations.md)), and the catch-alls answering 404 under `/api/` and",
-        "`/anthropic/`.",
+        "Not walked: the admin's login and logout pages and its helpers, single sign-on's",
+        "`/oidc/authenticate/` and `/oidc/callback/` (sign-in pages for anyone, 404 unless configured:",
+        "[single sign-on](admin.md#single-sign-on)), `/healthz`, `/readyz` and `/metrics`",
+        "([operations](operations.md)), and the catch-alls answering 404 under `/api/` and `/anthropic/`.",
         "",
     ]
     return "\n".join(lines)

@@ -9,8 +9,10 @@ class IdentityConfig(AppConfig):
 
     def ready(self) -> None:
         # Connect the receivers that guard grants of access, those that audit failed sign-ins, and those
-        # that end the sessions of people who lose access; and its tasks (the beat queues them by name).
+        # that end the sessions of people who lose access; register the checks of single sign-on's settings
+        # and the tasks the beat queues by name.
         from identity import (  # noqa: F401
+            checks,
             guard,
             session_receivers,
             signin,

@@ -70,3 +70,25 @@ class AccessRequest(models.Model):
         if self.kind == AccessKind.PERMISSION and self.permission is not None:
             return f"Permission {self.permission.content_type.app_label}.{self.permission.codename}"
         return "Superuser status"
+
+
+class OidcIdentity(models.Model):
+    """The link between a person and their account at the identity provider (docs/admin.md, Single sign-on):
+    the provider's issuer and its subject identifier (`sub`), which the provider never reassigns. A sign-in
+    finds its account by this pair only — never by e-mail address or user name, which the provider's users
+    may be able to change."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="oidc_identity", editable=False
+    )
+    issuer = models.CharField(max_length=255, editable=False)
+    subject = models.CharField(max_length=255, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_sign_in_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = "single sign-on identity"
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="oidc_identity_unique_subject")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"

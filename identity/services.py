@@ -10,7 +10,26 @@ from django.utils import timezone
 from audit.services import audit_event_record
 from core.context import access_change
 from core.errors import AccessRequestRefused, ReasonRequired, RoleRequired
-from identity.models import AccessKind, AccessRequest, AccessRequestStatus
+from identity.models import AccessKind, AccessRequest, AccessRequestStatus, OidcIdentity
+from identity.sso import sso_enabled, superuser_follows_claims
+
+
+def access_follows_provider(*, subject: User, kind: str) -> bool:
+    """Whether this access of `subject` is set by the identity provider at each sign-in (identity.sso): the
+    roles of an account signed in through single sign-on, and its superuser status when the role map names
+    "superuser". Such access is granted at the provider, not by access requests, which it would undo."""
+    if not sso_enabled() or not OidcIdentity.objects.filter(user=subject).exists():
+        return False
+    return kind == AccessKind.ROLE or (kind == AccessKind.SUPERUSER and superuser_follows_claims())
+
+
+def _refuse_if_provider_managed(*, subject: User, kind: str) -> None:
+    if access_follows_provider(subject=subject, kind=kind):
+        what = "superuser status" if kind == AccessKind.SUPERUSER else "roles"
+        raise AccessRequestRefused(
+            f"{subject} signs in through single sign-on: their {what} follow the identity provider's groups. "
+            "Add them to the group there."
+        )
 
 
 def access_held(*, subject: User, kind: str, group: Group | None, permission: Permission | None) -> bool:
@@ -69,6 +88,7 @@ def access_request_create(
         raise AccessRequestRefused("A role request names a group; a permission request names a permission.")
     if not subject.is_active:
         raise AccessRequestRefused(f"{subject} is deactivated: access is not granted to inactive accounts.")
+    _refuse_if_provider_managed(subject=subject, kind=kind)
     if access_held(subject=subject, kind=kind, group=group, permission=permission):
         raise AccessRequestRefused(f"{subject} already holds this.")
     pending = AccessRequest.objects.filter(
@@ -115,6 +135,7 @@ def access_request_approve(*, actor: User, access_request: AccessRequest, note: 
     subject = User.objects.select_for_update().get(pk=access_request.subject_id)
     if not subject.is_active:
         raise AccessRequestRefused(f"{subject} was deactivated since the request was filed.")
+    _refuse_if_provider_managed(subject=subject, kind=access_request.kind)
     what = _what(kind=access_request.kind, group=access_request.group, permission=access_request.permission)
     audit_event_record(
         action="access_request.approve", actor=actor, target=access_request, changes=what, reason=note.strip()

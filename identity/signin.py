@@ -48,6 +48,8 @@ def _tried_username(credentials: dict[str, Any] | None) -> str:
 def on_login_failed(sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any) -> None:
     if getattr(request, "tollgate_locked_before", False):
         return  # counted by django-axes (which keeps the source locked), not appended to the chain
+    if getattr(request, "tollgate_password_refused", False) or getattr(request, "tollgate_sso_refused", ""):
+        return  # the refusal itself is in the trail (identity.backends, identity.sso)
     username = _tried_username(credentials)
     audit_event_record(
         action="auth.login_failed",
@@ -75,6 +77,13 @@ def on_locked_out(
         changes={"username": name, "ip_address": ip_address},
         reason="too many failed sign-ins",
     )
+
+
+def lockout_exempt(request: HttpRequest, credentials: Any = None) -> bool:
+    """django-axes's whitelist: a single sign-on the provider vouched for but Tollgate refused (no role
+    mapped, a deactivated account) is no guess at a password, and does not count towards a lockout — or
+    colleagues without a role behind one address would lock everyone there out."""
+    return bool(getattr(request, "tollgate_sso_vouched", False))
 
 
 def lockout_response(request: HttpRequest, original_response: Any = None, credentials: Any = None) -> HttpResponse:

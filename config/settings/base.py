@@ -262,6 +262,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Five minutes past the hour, so that appends begun before the hour have committed.
     "audit-checkpoints": {"task": "audit.tasks.checkpoints_write", "schedule": crontab(minute=5)},
     "monitor-alerts": {"task": "usage.tasks.monitor_alerts_check", "schedule": crontab(minute=2)},
+    "sso-inactive-accounts": {"task": "identity.tasks.sso_accounts_deactivate", "schedule": crontab(hour=5, minute=40)},
     "weekly-evaluations": {
         "task": "prompts.tasks.evaluations_weekly",
         "schedule": crontab(day_of_week="mon", hour=6, minute=30),
@@ -276,8 +277,46 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
-# identity.backends: the lockout check (django-axes), then Django's (which may re-hash the holder's password).
-AUTHENTICATION_BACKENDS = ["identity.backends.LockoutBackend", "identity.backends.ModelBackend"]
+# identity.backends: the lockout check (django-axes), then Django's (which may re-hash the holder's password),
+# then single sign-on (inert unless TOLLGATE_OIDC_ISSUER is set).
+AUTHENTICATION_BACKENDS = [
+    "identity.backends.LockoutBackend",
+    "identity.backends.ModelBackend",
+    "identity.backends.OidcBackend",
+]
+
+# --- Single sign-on over OpenID Connect (docs/admin.md, Single sign-on) ---------------------------------------
+# Off unless the issuer is set. The endpoints come from the issuer's /.well-known/openid-configuration unless
+# given here. ID tokens are signed with RS256 and checked against the provider's JWKS.
+TOLLGATE_OIDC_ISSUER: str = env.str("TOLLGATE_OIDC_ISSUER", default="").rstrip("/")
+TOLLGATE_OIDC_CLIENT_ID: str = env.str("TOLLGATE_OIDC_CLIENT_ID", default="")
+TOLLGATE_OIDC_CLIENT_SECRET: str = secret_optional("TOLLGATE_OIDC_CLIENT_SECRET")
+TOLLGATE_OIDC_AUTHORIZATION_ENDPOINT: str = env.str("TOLLGATE_OIDC_AUTHORIZATION_ENDPOINT", default="")
+TOLLGATE_OIDC_TOKEN_ENDPOINT: str = env.str("TOLLGATE_OIDC_TOKEN_ENDPOINT", default="")
+TOLLGATE_OIDC_USERINFO_ENDPOINT: str = env.str("TOLLGATE_OIDC_USERINFO_ENDPOINT", default="")
+TOLLGATE_OIDC_JWKS_ENDPOINT: str = env.str("TOLLGATE_OIDC_JWKS_ENDPOINT", default="")
+TOLLGATE_OIDC_SCOPES: str = env.str("TOLLGATE_OIDC_SCOPES", default="openid email profile")
+# The claim a new account's user name is taken from (the first of these the claims carry).
+TOLLGATE_OIDC_USERNAME_CLAIMS: list[str] = env.list(
+    "TOLLGATE_OIDC_USERNAME_CLAIMS", default=["preferred_username", "email"]
+)
+# The claim listing the person's groups at the provider, and which of those groups are which Tollgate role
+# (JSON: {"provider group": "Prompt authors", …}; a value may be a list of roles, or "superuser").
+TOLLGATE_OIDC_ROLES_CLAIM: str = env.str("TOLLGATE_OIDC_ROLES_CLAIM", default="groups")
+TOLLGATE_OIDC_ROLE_MAP: dict[str, Any] = env.json("TOLLGATE_OIDC_ROLE_MAP", default={})
+# Accounts signed in through the provider are deactivated after this many days without a sign-in (0: never).
+TOLLGATE_OIDC_DEACTIVATE_AFTER_DAYS: int = env.int("TOLLGATE_OIDC_DEACTIVATE_AFTER_DAYS", default=90)
+TOLLGATE_OIDC_TIMEOUT: float = env.float("TOLLGATE_OIDC_TIMEOUT", default=10.0)
+if TOLLGATE_OIDC_ISSUER:
+    if not (TOLLGATE_OIDC_CLIENT_ID and TOLLGATE_OIDC_CLIENT_SECRET):
+        raise ImproperlyConfigured("Single sign-on needs TOLLGATE_OIDC_CLIENT_ID and TOLLGATE_OIDC_CLIENT_SECRET.")
+    if not DEBUG and not TOLLGATE_OIDC_ISSUER.startswith("https://"):
+        raise ImproperlyConfigured("TOLLGATE_OIDC_ISSUER is an https:// address.")
+# Password sign-in: with "off", only the break-glass accounts (user names) sign in with a password.
+TOLLGATE_PASSWORD_SIGNIN: bool = env.bool("TOLLGATE_PASSWORD_SIGNIN", default=True)
+TOLLGATE_BREAK_GLASS_USERS: list[str] = [
+    name.strip() for name in env.list("TOLLGATE_BREAK_GLASS_USERS", default=[]) if name.strip()
+]
 
 # --- Sign-in lockout (django-axes; docs/admin.md, Sign-in lockout) ------------------------------------------
 # After LIMIT failures from one address for one account, or from one address for any accounts, that source
@@ -293,6 +332,7 @@ AXES_CLIENT_IP_CALLABLE = "identity.signin.lockout_source"
 # between guesses at a colleague's would otherwise never reach the limit. Failures expire with the cool-off.
 AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_CALLABLE = "identity.signin.lockout_response"
+AXES_WHITELIST_CALLABLE = "identity.signin.lockout_exempt"
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
 # Lockouts are in the audit trail; an administrator lifts one on the host (`manage.py axes_reset_username`).
 AXES_ENABLE_ADMIN = False
