@@ -41,5 +41,7 @@ urlpatterns = [
         r"^admin/prompts/(?P<page>evaluation(?:case|run)/.*)$",
         RedirectView.as_view(url="/admin/evaluations/%(page)s", permanent=True, query_string=True),
     ),
+    # Two-factor authentication (identity.urls): before the admin, whose catch-all would answer these.
+    path("admin/mfa/", include("identity.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -147,6 +147,10 @@ INSTALLED_APPS = [
     "evaluations",
     "axes",
     "csp",
+    # Two-factor authentication for the admin (identity.mfa): authenticator apps (TOTP) and recovery codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
 ]
 # The sandbox (a stand-in for Anthropic's API, `manage.py sandbox`) is a development and test tool: it is
 # installed only with DEBUG on (and in the test settings), never in production.
@@ -164,6 +168,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Which device verified the session (request.user.is_verified()), then the gate that holds a session
+    # that must verify, or enrol, to those pages only (docs/admin.md, Two-factor authentication).
+    "django_otp.middleware.OTPMiddleware",
+    "identity.middleware.MfaGateMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
@@ -266,6 +274,21 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "admin:login"
 # identity.backends: the lockout check (django-axes), then Django's (which may re-hash the holder's password).
 AUTHENTICATION_BACKENDS = ["identity.backends.LockoutBackend", "identity.backends.ModelBackend"]
+
+# --- Two-factor authentication (identity.mfa; docs/admin.md, Two-factor authentication) ------------------
+# Who must use a second factor to reach the admin: "superuser" and names of roles (core/roles.py). Anyone
+# else may enrol, and once enrolled must verify too. Names are checked at start-up (identity.checks).
+TOLLGATE_MFA_REQUIRED_ROLES: list[str] = [
+    name.strip()
+    for name in env.list("TOLLGATE_MFA_REQUIRED_ROLES", default=["superuser", "Prompt approvers", "Key custodians"])
+    if name.strip()
+]
+# The name authenticator apps show for Tollgate's entry.
+TOLLGATE_MFA_ISSUER: str = env.str("TOLLGATE_MFA_ISSUER", default="Tollgate")
+# Failed codes make the next attempt wait 1, 2, 4, 8, … seconds (django-otp's throttling, per device).
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
+OTP_TOTP_ISSUER = TOLLGATE_MFA_ISSUER
 
 # --- Sign-in lockout (django-axes; docs/admin.md, Sign-in lockout) ------------------------------------------
 # After LIMIT failures from one address for one account, or from one address for any accounts, that source
