@@ -8,5 +8,5 @@ class IdentityConfig(AppConfig):
     verbose_name = "Identity and access"
 
     def ready(self) -> None:
-        # Connect the receivers that guard grants of access, and those that audit failed sign-ins.
-        from identity import guard, signin  # noqa: F401
+        # Connect the receivers that guard grants of access and those that audit failed sign-ins; register the checks.
+        from identity import checks, guard, signin  # noqa: F401
