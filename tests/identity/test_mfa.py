@@ -91,7 +91,8 @@ def test_an_approver_without_a_device_reaches_only_enrolment(approver, in_review
     assert client.get("/admin/prompts/promptversion/")["Location"] == ENROL
     assert client.get(VERIFY)["Location"] == ENROL
     approve = client.post(f"/admin/prompts/promptversion/{in_review.pk}/do/approve/", {"note": "fine"})
-    assert approve.status_code == 302 and approve["Location"] == ENROL
+    assert approve.status_code == 302
+    assert approve["Location"] == ENROL
     in_review.refresh_from_db()
     assert in_review.status == "in_review"
     # Outside the admin the session counts for nothing: the API's documentation asks for a sign-in.
@@ -104,7 +105,8 @@ def test_enrolment_shows_a_qr_code_drawn_here_and_a_wrong_code_confirms_nothing(
     page = client.get(ENROL)
     assert b'src="data:image/svg+xml' in page.content
     wrong = client.post(ENROL, {"code": "000000" if code_for(client.session[PENDING_KEY]) != "000000" else "111111"})
-    assert wrong.status_code == 200 and wrong.context["form"].errors
+    assert wrong.status_code == 200
+    assert wrong.context["form"].errors
     assert not TOTPDevice.objects.filter(user=approver).exists()
     assert client.get("/admin/")["Location"] == ENROL
 
@@ -117,11 +119,14 @@ def test_enrolling_verifies_the_session_shows_recovery_codes_once_and_is_audited
     assert len(codes) == mfa.RECOVERY_CODE_COUNT
     assert client.get("/admin/").status_code == 200
     event = actions("auth.mfa_enrol")[-1]
-    assert event.object_repr == approver.username and event.changes == {"device": "totp", "recovery_codes": 10}
-    assert key not in str(event.changes) and codes[0] not in str(event.changes)
+    assert event.object_repr == approver.username
+    assert event.changes == {"device": "totp", "recovery_codes": 10}
+    assert key not in str(event.changes)
+    assert codes[0] not in str(event.changes)
     # The overview says how many are left; it never shows them again.
     overview = client.get("/admin/mfa/")
-    assert overview.status_code == 200 and codes[0] not in overview.content.decode()
+    assert overview.status_code == 200
+    assert codes[0] not in overview.content.decode()
 
 
 def test_a_session_that_did_not_verify_cannot_enrol_another_device(approver):
@@ -164,7 +169,8 @@ def test_a_recovery_code_signs_in_once_and_is_audited(approver):
     assert client.post(VERIFY, {"code": codes[0].upper()})["Location"] == "/admin/"
     assert client.get("/admin/").status_code == 200
     used = actions("auth.mfa_recovery_code_use")[-1]
-    assert used.changes == {"recovery_codes_left": 9} and codes[0] not in str(used.changes)
+    assert used.changes == {"recovery_codes_left": 9}
+    assert codes[0] not in str(used.changes)
 
     again = password_client(approver)
     assert again.post(VERIFY, {"code": codes[0]}).status_code == 200
@@ -218,9 +224,9 @@ def _request_as(user: User, *, verified: bool) -> object:
 
 
 def test_the_four_eyes_approval_refuses_an_unverified_session_of_an_approver(approver, in_review):
-    with bound(RequestContext(request_id="r1", request=_request_as(approver, verified=False))):
-        with pytest.raises(VerificationRequired):
-            prompt_services.prompt_version_approve(actor=approver, version=in_review, note="fine")
+    unverified = RequestContext(request_id="r1", request=_request_as(approver, verified=False))
+    with bound(unverified), pytest.raises(VerificationRequired):
+        prompt_services.prompt_version_approve(actor=approver, version=in_review, note="fine")
     assert PromptVersion.objects.get(pk=in_review.pk).status == "in_review"
 
     with bound(RequestContext(request_id="r2", request=_request_as(approver, verified=True))):
@@ -231,9 +237,9 @@ def test_the_four_eyes_approval_refuses_an_unverified_session_of_an_approver(app
 def test_key_custodian_actions_refuse_an_unverified_session(world, custodian):
     from keys import services as key_services
 
-    with bound(RequestContext(request_id="r3", request=_request_as(custodian, verified=False))):
-        with pytest.raises(VerificationRequired):
-            key_services.provider_key_revoke(actor=custodian, key=world["key"], reason="leaked")
+    unverified = RequestContext(request_id="r3", request=_request_as(custodian, verified=False))
+    with bound(unverified), pytest.raises(VerificationRequired):
+        key_services.provider_key_revoke(actor=custodian, key=world["key"], reason="leaked")
     world["key"].refresh_from_db()
     assert world["key"].status != "revoked"
 
@@ -264,7 +270,8 @@ def test_removing_ones_devices_is_audited_and_an_approver_must_enrol_again(appro
 
     client.post("/admin/mfa/", {"action": "remove"})
 
-    assert not TOTPDevice.objects.filter(user=approver).exists() and not StaticDevice.objects.filter(user=approver)
+    assert not TOTPDevice.objects.filter(user=approver).exists()
+    assert not StaticDevice.objects.filter(user=approver)
     assert actions("auth.mfa_remove")[-1].changes == {"devices": ["recovery_code", "totp"]}
     assert client.get("/admin/")["Location"] == ENROL
 
