@@ -60,10 +60,15 @@ def _verified(request: HttpRequest, device: Any) -> None:
 @require_http_methods(["GET", "POST"])
 def verify_view(request: HttpRequest) -> HttpResponse:
     user = _user(request)
-    if not mfa_enrolled(user):
-        return HttpResponseRedirect(reverse("mfa-enrol") if mfa_required(user) else reverse("mfa-overview"))
-    if session_verified(user):
-        return HttpResponseRedirect(_next_url(request))
+    enrolled = mfa_enrolled(user)
+    if not enrolled and mfa_required(user):
+        return HttpResponseRedirect(reverse("mfa-enrol"))
+    if not enrolled or session_verified(user):
+        if request.method == "POST" or "next" in request.GET:
+            return HttpResponseRedirect(_next_url(request))
+        return _page(
+            request, "verify.html", "Two-factor verification", verified=enrolled, nothing_to_verify=not enrolled
+        )
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         outcome = mfa.mfa_verify(user=user, token=form.cleaned_data["code"])
@@ -95,8 +100,7 @@ def enrol_view(request: HttpRequest) -> HttpResponse:
     if mfa_enrolled(user) and not session_verified(user):
         return HttpResponseRedirect(reverse("mfa-verify"))
     if TOTPDevice.objects.filter(user=user, confirmed=True).exists():
-        messages.info(request, "An authenticator app is already enrolled.")
-        return HttpResponseRedirect(reverse("mfa-overview"))
+        return _page(request, "enrol.html", "Enrol an authenticator app", already_enrolled=True)
     key = request.session.get(PENDING_KEY)
     if not isinstance(key, str) or len(key) != 40:
         key = mfa.totp_key_new()
