@@ -313,3 +313,10 @@ def test_djangos_own_device_pages_are_not_in_the_admin(superuser):
 
     assert client.get("/admin/otp_totp/totpdevice/").status_code == 404
     assert client.get("/admin/otp_static/staticdevice/").status_code == 404
+
+
+def test_every_admin_page_links_to_ones_two_factor_page(author):
+    client = Client()
+    client.force_login(author)
+
+    assert b'<a href="/admin/mfa/" id="mfa-link">' in client.get("/admin/").content
