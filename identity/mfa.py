@@ -125,8 +125,14 @@ def mfa_recovery_codes_regenerate(*, actor: User) -> list[str]:
 # --- verification -----------------------------------------------------------------------------------------
 
 
+_TOKEN_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
 def normalized_token(token: str) -> str:
-    return "".join(str(token or "").split()).lower()[:32]
+    """A code as typed, without spaces and in lower case; "" (matches nothing, never queried) when it holds
+    anything no code does (a NUL, which PostgreSQL cannot even compare, among them)."""
+    text = "".join(str(token or "").split()).lower()[:32]
+    return text if set(text) <= _TOKEN_CHARACTERS else ""
 
 
 @dataclass(frozen=True)
@@ -158,7 +164,9 @@ def mfa_verify(*, user: User, token: str) -> Verification:
                 throttled = True
                 continue
             checked = True
-            if token and device.verify_token(token):
+            if not token:  # no code could be this: a failure like any other, throttled alike
+                device.throttle_increment()
+            elif device.verify_token(token):
                 accepted = device
                 break
     if accepted is not None:

@@ -320,3 +320,15 @@ def test_every_admin_page_links_to_ones_two_factor_page(author):
     client.force_login(author)
 
     assert b'<a href="/admin/mfa/" id="mfa-link">' in client.get("/admin/").content
+
+
+def test_a_code_no_device_could_show_is_a_throttled_failure_like_any_other(approver):
+    TOTPDevice.objects.create(user=approver, name="phone", confirmed=True)
+    recovery = StaticDevice.objects.create(user=approver, name="codes", confirmed=True)
+
+    with later(0):
+        assert mfa.mfa_verify(user=approver, token="abc\x00def").device is None
+        assert mfa.mfa_verify(user=approver, token="!!!").throttled
+    recovery.refresh_from_db()
+    assert recovery.throttling_failure_count == 1
+    assert len(actions("auth.mfa_failed")) == 1
