@@ -52,7 +52,8 @@ def password_client(user: User) -> Client:
 
 
 def _assert_held(response, path: str, allowed_target: str) -> None:
-    if path in OPEN:
+    # The path as the application saw it: "%2f" in the generated one is a "/" there.
+    if response.wsgi_request.path in OPEN:
         return
     assert response.status_code == 302, (path, response.status_code)
     assert response["Location"].startswith(allowed_target), (path, response["Location"])
