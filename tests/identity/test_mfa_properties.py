@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audit.models import AuditEvent
+from core import permission_matrix as matrix
 from identity import mfa
 from prompts.models import PromptVersion
 from tests.factories import PASSWORD
@@ -38,10 +39,22 @@ SEGMENT = st.one_of(
     ),
     st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.%~;", max_size=12),
 )  # fmt: skip
-PATHS = st.builds(
-    lambda parts, slash: "/admin/" + "/".join(parts) + ("/" if slash else ""),
-    st.lists(SEGMENT, max_size=5),
-    st.booleans(),
+
+
+class _AnyId(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: str) -> str:
+        return "1"
+
+
+# Every page of the admin (core/permission_matrix.py, placeholders as id 1), and generated paths around them.
+KNOWN = sorted({template.format_map(_AnyId()) for template in matrix.ADMIN_PAGES} - OPEN)
+PATHS = st.one_of(
+    st.sampled_from(KNOWN),
+    st.builds(
+        lambda parts, slash: "/admin/" + "/".join(parts) + ("/" if slash else ""),
+        st.lists(SEGMENT, max_size=5),
+        st.booleans(),
+    ),
 )
 
 
@@ -76,6 +89,11 @@ def test_an_unverified_session_reaches_nothing_but_the_open_pages(approver, in_r
         _assert_held(response, path, target)
 
     attack()
+    # And every page of the admin, by both methods, whatever the draw.
+    client = password_client(approver)
+    for path in KNOWN:
+        for method in ("GET", "POST"):
+            _assert_held(client.generic(method, path, data="note=fine"), path, target)
     # Nothing was approved, or changed at all: the trail holds sign-ins and sign-outs only.
     assert PromptVersion.objects.get(pk=in_review.pk).status == "in_review"
     assert set(AuditEvent.objects.filter(sequence__gt=last).values_list("action", flat=True)) <= {
