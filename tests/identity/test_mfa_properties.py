@@ -41,7 +41,7 @@ SEGMENT = st.one_of(
 )  # fmt: skip
 
 
-class _AnyId(dict):  # type: ignore[type-arg]
+class _AnyId(dict):
     def __missing__(self, key: str) -> str:
         return "1"
 
