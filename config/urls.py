@@ -42,6 +42,8 @@ urlpatterns = [
         RedirectView.as_view(url="/admin/evaluations/%(page)s", permanent=True, query_string=True),
     ),
     # Single sign-on over OpenID Connect (docs/admin.md, Single sign-on): 404 unless configured.
-    path("oidc/", include("identity.urls")),
+    path("oidc/", include("identity.sso_urls")),
+    # Two-factor authentication (identity.mfa_urls): before the admin, whose catch-all would answer these.
+    path("admin/mfa/", include("identity.mfa_urls")),
     path("admin/", admin.site.urls),
 ]

@@ -409,3 +409,19 @@ class UnsupportedField(DomainError):
     code = "unsupported_field"
     title = "Unsupported field"
     status = 400
+
+
+class VerificationRequired(DomainError):
+    """A signed-in person who must use a second factor has not verified this session (core/mfa.py)."""
+
+    code = "mfa_required"
+    title = "Two-factor verification required"
+    status = 403
+
+
+class MfaRefused(DomainError):
+    """An enrolment, a verification or a reset of two-factor devices that cannot be done as asked."""
+
+    code = "mfa_refused"
+    title = "Two-factor authentication refused"
+    status = 400

@@ -13,13 +13,18 @@ from django.db import models
 
 from core.errors import DomainError, ReasonRequired, RoleRequired
 from core.hotcache import generation_bump
+from core.mfa import session_verification_refusal
 
 M = TypeVar("M", bound=models.Model)
 
 
 def require_permission(actor: User, permission: str, doing: str) -> None:
+    """Refuses `actor` without `permission`, and a signed-in session acting for `actor` that had to verify
+    a second factor and did not (core/mfa.py)."""
     if not actor.has_perm(permission):
         raise RoleRequired(f"{actor.get_username()} may not {doing}.")
+    if refusal := session_verification_refusal(actor):
+        raise refusal
 
 
 def require_reason(reason: str, doing: str) -> str:

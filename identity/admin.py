@@ -4,6 +4,7 @@ through access requests."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from django import forms
@@ -19,11 +20,14 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django_otp import devices_for_user
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from qsessions.admin import Session as QSession  # importing it registers the admin unregistered below
 
 from core.errors import DomainError
 from core.roles import Role
-from identity import services
+from identity import mfa, services
 from identity.guard import GRANT_RULE, HOLDER_ONLY_RULE, ROLE_NAME_RULE, password_set_allowed
 from identity.models import AccessRequest, AccessRequestStatus
 from identity.session_admin import session_urls
@@ -61,10 +65,25 @@ class GuardedUserChangeForm(UserChangeForm):  # type: ignore[type-arg]
         return cleaned
 
 
+class MfaResetForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Required: kept in the audit trail. The person enrols again at their next sign-in.",
+    )
+
+
 admin.site.unregister(User)
 # django-qsessions' own admin of sessions shows their keys (credentials) and data: sessions are seen and ended
 # on the Sessions pages instead (identity.session_admin). Its module is imported above, so it is registered.
 admin.site.unregister(QSession)
+# Devices change only through identity.mfa (audited): django-otp's own admin pages would edit them directly,
+# and show the secrets. Their modules are imported here, ahead of the admin's autodiscovery (which imports
+# this app's first), so that what they register is there to unregister.
+importlib.import_module("django_otp.plugins.otp_totp.admin")
+importlib.import_module("django_otp.plugins.otp_static.admin")
+for _device_model in (TOTPDevice, StaticDevice):
+    if admin.site.is_registered(_device_model):
+        admin.site.unregister(_device_model)
 
 
 @admin.register(User)
@@ -87,10 +106,57 @@ class UserAdmin(DjangoUserAdmin):  # type: ignore[type-arg]
             },
         ),
         ("Important dates", {"fields": ("last_login", "date_joined")}),
+        ("Two-factor authentication", {"fields": ("two_factor",)}),
     )
+    readonly_fields = ("two_factor",)
+
+    @admin.display(description="Devices")
+    def two_factor(self, obj: User) -> SafeString:
+        kinds = sorted({"authenticator app" if isinstance(d, TOTPDevice) else "recovery codes"
+                        for d in devices_for_user(obj, confirmed=True)})  # fmt: skip
+        if not kinds:
+            return format_html("{}", "None enrolled.")
+        url = reverse("admin:auth_user_mfa_reset", args=[obj.pk])
+        return format_html(
+            '{}. <a href="{}" id="mfa-reset-link">Reset two-factor authentication</a>',
+            ", ".join(kinds).capitalize(),
+            url,
+        )
 
     def get_urls(self) -> list[URLPattern]:
-        return [*session_urls(self.admin_site), *super().get_urls()]
+        return [
+            path(
+                "<int:object_id>/mfa-reset/",
+                self.admin_site.admin_view(self.mfa_reset_view),
+                name="auth_user_mfa_reset",
+            ),
+            *session_urls(self.admin_site),
+            *super().get_urls(),
+        ]
+
+    def mfa_reset_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """An administrator resets another person's devices, with a reason (identity.mfa.mfa_devices_reset)."""
+        if not request.user.is_superuser:
+            raise PermissionDenied
+        subject = get_object_or_404(User, pk=object_id)
+        form = MfaResetForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                mfa.mfa_devices_reset(actor=_user(request), subject=subject, reason=form.cleaned_data["reason"])
+            except DomainError as exc:
+                form.add_error(None, exc.detail)
+            else:
+                self.message_user(request, f"Two-factor authentication of {subject} was reset.")
+                return HttpResponseRedirect(reverse("admin:auth_user_change", args=[subject.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "object": subject,
+            "title": f"Reset two-factor authentication: {subject}",
+            "form": form,
+            "submit": "Reset two-factor authentication",
+        }
+        return TemplateResponse(request, "admin/keys/action.html", context)
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
         subject = self.get_object(request, id)

@@ -10,6 +10,7 @@ from django.utils import timezone
 from audit.services import audit_event_record
 from core.context import access_change
 from core.errors import AccessRequestRefused, ReasonRequired, RoleRequired
+from core.mfa import session_verification_refusal
 from identity.models import AccessKind, AccessRequest, AccessRequestStatus, OidcIdentity
 from identity.sso import sso_enabled, superuser_follows_claims
 
@@ -80,6 +81,8 @@ def access_request_create(
     """File a request that `subject` be granted a role, a permission or superuser status."""
     if not actor.has_perm("identity.add_accessrequest"):
         raise RoleRequired("Filing access requests is for administrators.")
+    if refusal := session_verification_refusal(actor):
+        raise refusal
     if not reason.strip():
         raise ReasonRequired("Say why this person needs this access: it is kept in the audit trail.")
     if kind not in AccessKind.values:
@@ -112,6 +115,8 @@ def access_request_create(
 def _decide(*, actor: User, access_request: AccessRequest, status: AccessRequestStatus, note: str) -> AccessRequest:
     if not actor.has_perm("identity.decide_accessrequest"):
         raise RoleRequired("Approving or rejecting access requests is for administrators.")
+    if refusal := session_verification_refusal(actor):
+        raise refusal
     if not note.strip():
         raise ReasonRequired("A decision on an access request needs a note: it is kept in the audit trail.")
     if actor.pk == access_request.subject_id:

@@ -15,8 +15,12 @@ import httpx2
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from bench.run_endpoint import server_command
+from core.mfa import mfa_must_verify
 from core.roles import Role
 from sandbox.server import SandboxServer
 from sandbox.state import Config
@@ -71,6 +75,32 @@ def outsider(db: None) -> User:
 @pytest.fixture
 def superuser(db: None) -> User:
     return UserFactory(username="root-admin", is_superuser=True)
+
+
+# --- signed-in sessions, verified with a second factor ------------------------------------------------------
+
+_django_force_login = Client.force_login
+
+
+def force_login_verified(self: Client, user: User, backend: str | None = None, *, verified: bool = True) -> None:
+    """`Client.force_login`, and (unless `verified=False`) the session verified with a real authenticator
+    device of the person, made if they have none, as django_otp.login would after a code: settings keep
+    two-factor authentication required (config/settings/test.py), so personas whose roles require it would
+    otherwise only reach enrolment. The tests of the gate itself sign in with a password and verify with a
+    code (tests/identity/test_mfa.py), or pass `verified=False`."""
+    _django_force_login(self, user, backend)
+    if verified and mfa_must_verify(user):
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+        if device is None:
+            device = TOTPDevice.objects.create(user=user, name="Test authenticator", confirmed=True)
+        session = self.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
+
+
+@pytest.fixture(autouse=True)
+def _verified_force_login(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Client, "force_login", force_login_verified)
 
 
 # --- the sandbox upstream -------------------------------------------------------------------------------

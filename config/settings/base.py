@@ -155,6 +155,10 @@ INSTALLED_APPS = [
     "evaluations",
     "axes",
     "csp",
+    # Two-factor authentication for the admin (identity.mfa): authenticator apps (TOTP) and recovery codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
 ]
 # The sandbox (a stand-in for Anthropic's API, `manage.py sandbox`) is a development and test tool: it is
 # installed only with DEBUG on (and in the test settings), never in production.
@@ -174,8 +178,13 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    # Ends a session past its idle timeout or its lifetime (TOLLGATE_SESSION_*), with a message.
+    # Ends a session past its idle timeout or its lifetime (TOLLGATE_SESSION_*), with a message: before
+    # the two-factor gate, so that an expired session is ended rather than asked to verify.
     "identity.session_middleware.SessionLimitsMiddleware",
+    # Which device verified the session (request.user.is_verified()), then the gate that holds a session
+    # that must verify, or enrol, to those pages only (docs/admin.md, Two-factor authentication).
+    "django_otp.middleware.OTPMiddleware",
+    "identity.middleware.MfaGateMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
@@ -317,6 +326,21 @@ TOLLGATE_PASSWORD_SIGNIN: bool = env.bool("TOLLGATE_PASSWORD_SIGNIN", default=Tr
 TOLLGATE_BREAK_GLASS_USERS: list[str] = [
     name.strip() for name in env.list("TOLLGATE_BREAK_GLASS_USERS", default=[]) if name.strip()
 ]
+
+# --- Two-factor authentication (identity.mfa; docs/admin.md, Two-factor authentication) ------------------
+# Who must use a second factor to reach the admin: "superuser" and names of roles (core/roles.py). Anyone
+# else may enrol, and once enrolled must verify too. Names are checked at start-up (identity.checks).
+TOLLGATE_MFA_REQUIRED_ROLES: list[str] = [
+    name.strip()
+    for name in env.list("TOLLGATE_MFA_REQUIRED_ROLES", default=["superuser", "Prompt approvers", "Key custodians"])
+    if name.strip()
+]
+# The name authenticator apps show for Tollgate's entry.
+TOLLGATE_MFA_ISSUER: str = env.str("TOLLGATE_MFA_ISSUER", default="Tollgate")
+# Failed codes make the next attempt wait 1, 2, 4, 8, … seconds (django-otp's throttling, per device).
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
+OTP_TOTP_ISSUER = TOLLGATE_MFA_ISSUER
 
 # --- Sign-in lockout (django-axes; docs/admin.md, Sign-in lockout) ------------------------------------------
 # After LIMIT failures from one address for one account, or from one address for any accounts, that source

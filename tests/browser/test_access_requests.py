@@ -8,7 +8,8 @@ from django.contrib.auth.models import User
 
 from core.roles import Role
 from identity.models import AccessRequest, AccessRequestStatus
-from tests.factories import PASSWORD, UserFactory
+from tests.browser.signin import sign_in
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -16,11 +17,7 @@ PUPPET_PASSWORD = "sock-puppet-Pa55word!x"
 
 
 def _sign_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/admin/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
+    sign_in(page, base, User.objects.get(username=username))
 
 
 def test_a_lone_superuser_needs_a_second_administrator_to_give_a_role(live_server, page, superuser):

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.factories import PASSWORD
+from tests.browser.signin import sign_in
 from usage.selectors import price_for
 from usage.settlement import call_settle
 
@@ -18,11 +18,7 @@ def test_an_approver_opens_the_dashboard_and_sees_the_months_spend(live_server, 
             "requested_model": "claude-haiku-4-5", "model": "claude-haiku-4-5", "price": price_for("claude-haiku-4-5"),
             "cost_usd": Decimal(cost), "latency_total_ms": 150,
         })  # fmt: skip
-    page.goto(f"{live_server.url}/admin/")
-    page.fill("#id_username", approver.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
+    sign_in(page, live_server.url, approver)
 
     page.goto(f"{live_server.url}/admin/usage/usagerecord/")
     page.click("text=Dashboard")

@@ -6,7 +6,8 @@ import pytest
 
 from prompts import services
 from prompts.models import Release
-from tests.factories import PASSWORD, version_content
+from tests.browser.signin import sign_in
+from tests.factories import version_content
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -16,11 +17,7 @@ NEW_RULE = "Never include the customer's e-mail address in the summary."
 def log_in(browser, live_server, user):
     page = browser.new_context().new_page()
     page.set_default_timeout(15_000)
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
+    sign_in(page, live_server.url, user)
     return page
 
 

@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from core import permission_matrix as matrix
+from core.roles import Role
 from evaluations import services as evaluation_services
 from evaluations.models import EvaluationCase
 from gateway.models import Batch, DiscoveredPrompt, Job, Run
@@ -27,7 +28,7 @@ from keys import services as key_services
 from keys.models import ApiToken
 from prompts import services as prompt_services
 from prompts.models import PromptVersion, Release
-from tests.factories import version_content
+from tests.factories import UserFactory, version_content
 from usage import services as usage_services
 from usage.models import BudgetAlert, MonitorAlert, Price, UsageRecord
 
@@ -76,9 +77,12 @@ def route_names() -> set[str]:
 
 @pytest.fixture
 def principals(world, author, approver, custodian, auditor, outsider, superuser) -> dict[str, User | None]:
+    # Sessions are verified with a second factor where the roles require one (tests/conftest.py), but the
+    # approver who has not enrolled yet.
+    unenrolled = UserFactory(username="frank-approver", roles=[Role.PROMPT_APPROVERS])
     return {"anonymous": None, "staff, no role": outsider, "Prompt authors": author,
             "Prompt approvers": approver, "Key custodians": custodian, "Auditors": auditor,
-            "superuser": superuser}  # fmt: skip
+            "superuser": superuser, matrix.UNENROLLED: unenrolled}  # fmt: skip
 
 
 def _client(custodian: User, **fields: Any) -> tuple[Any, str]:
@@ -176,10 +180,13 @@ def test_every_principal_gets_the_answer_the_table_gives_on_every_admin_page(pri
         for principal, status in zip(matrix.ADMIN_PRINCIPALS, expected, strict=True):
             client = Client()
             if principals[principal] is not None:
-                client.force_login(principals[principal])
-            got = client.get(path).status_code
+                client.force_login(principals[principal], verified=principal != matrix.UNENROLLED)
+            response = client.get(path)
+            got = response.status_code
             if got != status:
                 mismatches.append(f"GET {template} as {principal}: the table says {status}, got {got}")
+            elif got == 302 and principal == matrix.UNENROLLED and response["Location"] != "/admin/mfa/enrol/":
+                mismatches.append(f"GET {template} as {principal}: sent to {response['Location']}, not enrolment")
 
     assert not mismatches, "\n".join(mismatches)
 

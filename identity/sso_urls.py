@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from identity import views
+from identity import sso_views as views
 
 urlpatterns = [
     path("authenticate/", views.SsoStartView.as_view(), name="oidc_authentication_init"),
