@@ -5,6 +5,7 @@ earlier one cannot be shown again) and revokes the demo token it replaces."""
 
 from __future__ import annotations
 
+from binascii import unhexlify
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -14,12 +15,15 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.utils import timezone
+from django_otp.oath import TOTP
 
 from core.context import access_change
 from core.environments import Environment
+from core.mfa import mfa_enrolled, mfa_required
 from core.roles import Role
 from evaluations.models import EvaluationCase
 from evaluations.services import evaluation_case_save
+from identity.mfa import TOTP_DIGITS, mfa_totp_enrol, totp_key_text
 from keys import services as key_services
 from keys.models import ApiClient, ApiToken, KeyStatus, ProviderKey
 from prompts import services
@@ -65,6 +69,32 @@ def _demo_users_create() -> list[DemoLogin]:
                 user.groups.add(Group.objects.get(name=role.value))
         logins.append(DemoLogin(username=username, role=role.value if role else "Superuser", created=created))
     return logins
+
+
+# The demo accounts whose roles require a second factor (TOLLGATE_MFA_REQUIRED_ROLES) are enrolled with one
+# authenticator secret, known like the password: add it to an authenticator app, or let
+# `manage.py demo_code` print its current code.
+DEMO_TOTP_KEY = "746f6c6c676174652d64656d6f2d7365637265"  # 20 bytes, hex
+
+
+def demo_code() -> str:
+    """The demo authenticator's current code."""
+    return f"{TOTP(unhexlify(DEMO_TOTP_KEY), digits=TOTP_DIGITS).token():0{TOTP_DIGITS}d}"
+
+
+def demo_key_text() -> str:
+    return totp_key_text(DEMO_TOTP_KEY)
+
+
+def demo_mfa_seed() -> list[str]:
+    """Enrol the demo accounts that must use a second factor and have none (audited as auth.mfa_enrol)."""
+    enrolled = []
+    for username, _ in DEMO_USERS:
+        user = User.objects.filter(username=username).first()
+        if user is not None and mfa_required(user) and not mfa_enrolled(user):
+            mfa_totp_enrol(actor=user, key=DEMO_TOTP_KEY, token=demo_code())
+            enrolled.append(username)
+    return enrolled
 
 
 DEMO_PROMPTS: list[dict[str, Any]] = [

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
+import time_machine
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 from rest_framework.test import APIClient as HttpClient
 
 from audit.models import AuditEvent
@@ -89,3 +92,32 @@ def test_seed_demo_refuses_outside_debug(settings):
     with pytest.raises(CommandError, match="DJANGO_DEBUG"):
         call_command("seed_demo")
     assert not User.objects.exists()
+
+
+def test_the_demo_accounts_that_must_use_a_second_factor_sign_in_with_the_demo_code(settings, capsys, client):
+    """A tour of `make run` signs in as the approver: password, then the demo authenticator's code, which
+    `manage.py demo_code` prints (the real verification page; the account was enrolled by seed_demo)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    settings.DEBUG = True
+    call_command("seed_demo")
+    assert "demo_code" in capsys.readouterr().out
+    enrolled = set(TOTPDevice.objects.filter(confirmed=True).values_list("user__username", flat=True))
+    assert enrolled == {"admin", "approver", "custodian"}
+    assert AuditEvent.objects.filter(action="auth.mfa_enrol").count() == 3
+
+    signed_in = client.post("/admin/login/?next=/admin/", {"username": "approver", "password": DEMO_PASSWORD})
+    assert signed_in.status_code == 302
+    assert client.get("/admin/prompts/promptversion/").url.startswith("/admin/mfa/verify/")
+    with time_machine.travel(timezone.now() + timedelta(seconds=30)):  # the code enrolment used is spent
+        call_command("demo_code")
+        code = capsys.readouterr().out.strip()
+        verified = client.post("/admin/mfa/verify/", {"code": code})
+        assert verified.status_code == 302, verified.content
+        assert client.get("/admin/prompts/promptversion/").status_code == 200
+
+
+def test_demo_code_refuses_without_debug(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError):
+        call_command("demo_code")
