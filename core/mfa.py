@@ -17,6 +17,7 @@ from django_otp import user_has_device
 
 from core.context import current
 from core.errors import VerificationRequired
+from core.roles import ROLE_PERMISSIONS
 
 SUPERUSER = "superuser"
 
@@ -26,14 +27,23 @@ def mfa_required_roles() -> list[str]:
 
 
 def mfa_required(user: Any) -> bool:
-    """Whether the account must use a second factor by its roles (TOLLGATE_MFA_REQUIRED_ROLES)."""
+    """Whether the account must use a second factor (TOLLGATE_MFA_REQUIRED_ROLES): a superuser when
+    "superuser" is named; a member of a named role; and anyone able to do more than the roles not named
+    allow — a permission held directly or through another group counts as what it allows, not by the name
+    it came under (an approver's permission granted on its own needs the second factor an approver does).
+    An empty setting requires it of nobody."""
     if user is None or not user.is_authenticated:
         return False
     roles = mfa_required_roles()
-    if user.is_superuser and SUPERUSER in roles:
-        return True
+    if not roles:
+        return False
+    if user.is_superuser:
+        return SUPERUSER in roles
     names = [name for name in roles if name != SUPERUSER]
-    return bool(names) and user.groups.filter(name__in=names).exists()
+    if names and user.groups.filter(name__in=names).exists():
+        return True
+    exempt = {perm for role, perms in ROLE_PERMISSIONS.items() if role.value not in names for perm in perms}
+    return bool(user.get_all_permissions() - exempt)
 
 
 def mfa_enrolled(user: Any) -> bool:

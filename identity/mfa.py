@@ -26,13 +26,16 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from audit.services import audit_event_record
+from core.context import current
 from core.errors import MfaRefused, ReasonRequired, RoleRequired
 from core.mfa import mfa_enrolled, session_verification_refusal
+from identity.sessions import SessionEnd, sessions_end_others
 
 AUTHENTICATOR_NAME = "Authenticator app"
 RECOVERY_NAME = "Recovery codes"
 RECOVERY_CODE_COUNT = 10
 TOTP_DIGITS = 6
+THROTTLE_FAILURES_CAP = 8
 
 
 def _audit_subject(user: User) -> dict[str, Any]:
@@ -82,6 +85,7 @@ def _recovery_codes_new(device: StaticDevice) -> list[str]:
 def mfa_totp_enrol(*, actor: User, key: str, token: str) -> tuple[TOTPDevice, list[str]]:
     """Confirm an authenticator app holding `key` with a code it shows, and return the device and the
     recovery codes (new ones when the person had none; else none, the old ones stay valid)."""
+    User.objects.select_for_update().filter(pk=actor.pk).first()  # one enrolment at a time per person
     if TOTPDevice.objects.filter(user=actor, confirmed=True).exists():
         raise MfaRefused("An authenticator app is already enrolled: remove it first to enrol another.")
     if mfa_enrolled(actor) and (refusal := session_verification_refusal(actor)):
@@ -148,6 +152,15 @@ def _device_kind(device: Device) -> str:
     return "totp" if isinstance(device, TOTPDevice) else "recovery_code"
 
 
+def _throttle_cap(device: Device) -> None:
+    """django-otp doubles a device's wait after each failure, without bound: whoever holds only the password
+    could keep the owner out for days, one wrong code each time the wait ends. The wait stops doubling at
+    2**(THROTTLE_FAILURES_CAP - 1) seconds (128): still at most ~675 guesses a day against the three codes
+    in a million a step accepts, each guess an audit event (auth.mfa_failed)."""
+    if getattr(device, "throttling_failure_count", 0) > THROTTLE_FAILURES_CAP:
+        type(device).objects.filter(pk=device.pk).update(throttling_failure_count=THROTTLE_FAILURES_CAP)
+
+
 def mfa_verify(*, user: User, token: str) -> Verification:
     """Check `token` (a code of the authenticator app, or a recovery code, which is then used up) against
     the person's devices of that kind. A device that failed recently is not even asked (throttled)."""
@@ -169,6 +182,7 @@ def mfa_verify(*, user: User, token: str) -> Verification:
             elif device.verify_token(token):
                 accepted = device
                 break
+            _throttle_cap(device)
     if accepted is not None:
         left = None
         if isinstance(accepted, StaticDevice):
@@ -210,6 +224,11 @@ def mfa_devices_remove(*, actor: User) -> list[str]:
     if not kinds:
         raise MfaRefused("There is nothing to remove: no authenticator app is enrolled.")
     audit_event_record(action="auth.mfa_remove", actor=actor, changes={"devices": kinds}, **_audit_subject(actor))
+    # A session elsewhere that knows only the password would otherwise be sent to enrolment next, and enrol
+    # its own authenticator before the person does: every other session ends.
+    request = getattr(current(), "request", None)
+    own = getattr(getattr(request, "session", None), "session_key", None)
+    sessions_end_others(actor=actor, subject=actor, keep_key=own, cause=SessionEnd.MFA_REMOVED)
     return kinds
 
 
@@ -230,4 +249,8 @@ def mfa_devices_reset(*, actor: User, subject: User, reason: str) -> list[str]:
     audit_event_record(
         action="auth.mfa_reset", actor=actor, changes={"devices": kinds}, reason=reason, **_audit_subject(subject)
     )
+    # A reset is for lost or stolen devices: the sessions of the person (a stolen laptop's among them) would
+    # otherwise be sent to enrolment and enrol a device of their own choosing. They all end; the person
+    # enrols again after signing in.
+    sessions_end_others(actor=actor, subject=subject, keep_key=None, cause=SessionEnd.MFA_RESET)
     return kinds

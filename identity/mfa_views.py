@@ -19,7 +19,7 @@ from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core.errors import DomainError
-from core.mfa import mfa_enrolled, mfa_required, session_verified
+from core.mfa import mfa_enrolled, mfa_must_verify, mfa_required, session_verified
 from identity import mfa
 
 PENDING_KEY = "tollgate_mfa_pending_key"
@@ -39,9 +39,12 @@ def _user(request: HttpRequest) -> User:
 
 
 def _page(request: HttpRequest, template: str, title: str, **context: Any) -> TemplateResponse:
-    return TemplateResponse(
-        request, f"admin/identity/mfa/{template}", {**admin.site.each_context(request), "title": title, **context}
-    )
+    page = {**admin.site.each_context(request), "title": title, **context}
+    if not session_verified(request.user) and mfa_must_verify(request.user):
+        # Before the second factor, the admin's navigation (the models this account may reach) and the
+        # user links are not shown: only this page and signing out.
+        page.update(available_apps=[], is_nav_sidebar_enabled=False, mfa_pending=True)
+    return TemplateResponse(request, f"admin/identity/mfa/{template}", page)
 
 
 def _next_url(request: HttpRequest) -> str:

@@ -50,6 +50,8 @@ class SessionEnd:
     STAFF_REMOVED = "staff_status_removed"
     SUPERUSER_REMOVED = "superuser_status_removed"
     PERMISSION_REMOVED = "permission_removed"
+    MFA_REMOVED = "two_factor_removed"
+    MFA_RESET = "two_factor_reset"
 
 
 def idle_limit() -> timedelta:
@@ -219,15 +221,16 @@ def session_end(*, actor: User, subject: User, ref: str) -> bool:
 
 
 @transaction.atomic
-def sessions_end_others(*, actor: User, subject: User, keep_key: str | None) -> int:
+def sessions_end_others(*, actor: User, subject: User, keep_key: str | None, cause: str | None = None) -> int:
     """End all of `subject`'s sessions but the one whose key is `keep_key` (the actor's own, when they sign
-    out everywhere else; None ends them all). Returns how many ended."""
+    out everywhere else; None ends them all). `cause` says why, when it is not that. Returns how many ended."""
     _may_end(actor=actor, subject=subject)
     sessions = Session.objects.filter(user=subject)
     if keep_key:
         sessions = sessions.exclude(session_key=keep_key)
     ended = sum(_sessions_delete(sessions).values())
     if ended:
-        cause = SessionEnd.SIGNED_OUT_ELSEWHERE if actor.pk == subject.pk else SessionEnd.BY_ADMINISTRATOR
+        if cause is None:
+            cause = SessionEnd.SIGNED_OUT_ELSEWHERE if actor.pk == subject.pk else SessionEnd.BY_ADMINISTRATOR
         _record(user=subject, count=ended, cause=cause, actor=actor)
     return ended

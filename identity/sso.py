@@ -164,7 +164,9 @@ def _username_from(claims: dict[str, Any]) -> str:
         value = claims.get(claim)
         if not isinstance(value, str) or not value.strip():
             continue
-        username = value.strip()
+        # As Django stores it (NFKC): the taken-name check must see the name that would be saved, not a
+        # compatibility spelling of it (fullwidth letters) that passes the check and is saved as another's.
+        username = User.normalize_username(value.strip())
         if len(username) > User._meta.get_field("username").max_length or "\x00" in username:  # type: ignore[operator]
             raise SingleSignOnRefused(f"The {claim} claim is too long for a user name.")
         try:
