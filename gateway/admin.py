@@ -12,11 +12,10 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from core.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin, action_page
 from core.errors import DomainError
 from gateway.discovery import discovered_prompt_register
 from gateway.models import Batch, BatchItem, DiscoveredPrompt, Job, Run, WebhookDelivery
@@ -278,12 +277,11 @@ class DiscoveredPromptAdmin(ReadOnlyAdmin):
             else:
                 messages.success(request, f"Registered as {version}, a draft: edit it, then submit it for review.")
                 return HttpResponseRedirect(reverse("admin:prompts_promptversion_change", args=[version.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": f"Register {discovered} as a governed prompt",
-            "object": discovered,
-            "form": form,
-            "submit": "Register",
-        }
-        return TemplateResponse(request, "admin/keys/action.html", context)
+        return action_page(
+            self,
+            request,
+            obj=discovered,
+            form=form,
+            title=f"Register {discovered} as a governed prompt",
+            submit="Register",
+        )

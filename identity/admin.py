@@ -16,7 +16,6 @@ from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -25,6 +24,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from qsessions.admin import Session as QSession  # importing it registers the admin unregistered below
 
+from core.admin import action_page
 from core.errors import DomainError
 from core.roles import Role
 from identity import mfa, services
@@ -148,15 +148,14 @@ class UserAdmin(DjangoUserAdmin):  # type: ignore[type-arg]
             else:
                 self.message_user(request, f"Two-factor authentication of {subject} was reset.")
                 return HttpResponseRedirect(reverse("admin:auth_user_change", args=[subject.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "object": subject,
-            "title": f"Reset two-factor authentication: {subject}",
-            "form": form,
-            "submit": "Reset two-factor authentication",
-        }
-        return TemplateResponse(request, "admin/keys/action.html", context)
+        return action_page(
+            self,
+            request,
+            obj=subject,
+            form=form,
+            title=f"Reset two-factor authentication: {subject}",
+            submit="Reset two-factor authentication",
+        )
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
         subject = self.get_object(request, id)
@@ -309,12 +308,6 @@ class AccessRequestAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             else:
                 self.message_user(request, f"{label}: done for {access_request}.")
                 return HttpResponseRedirect(reverse("admin:identity_accessrequest_change", args=[access_request.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "object": access_request,
-            "title": f"{label}: {access_request}",
-            "form": form,
-            "submit": label,
-        }
-        return TemplateResponse(request, "admin/keys/action.html", context)
+        return action_page(
+            self, request, obj=access_request, form=form, title=f"{label}: {access_request}", submit=label
+        )

@@ -25,7 +25,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from core.admin import ReadOnlyMixin
+from core.admin import ReadOnlyMixin, action_page
 from core.errors import DomainError
 from core.scopes import Scope
 from keys import services
@@ -196,15 +196,7 @@ class ProviderKeyAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
     def _action_page(
         self, request: HttpRequest, key: ProviderKey, form: forms.Form, title: str, submit: str
     ) -> HttpResponse:
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": title,
-            "object": key,
-            "form": form,
-            "submit": submit,
-        }
-        return TemplateResponse(request, "admin/keys/action.html", context)
+        return action_page(self, request, obj=key, form=form, title=title, submit=submit)
 
     def rotate_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         key = get_object_or_404(ProviderKey, pk=object_id)
@@ -425,16 +417,7 @@ class ApiClientAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
         submit: str,
         facts: list[tuple[str, str]] | None = None,
     ) -> HttpResponse:
-        context = {
-            "facts": facts or [],
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": title,
-            "object": client,
-            "form": form,
-            "submit": submit,
-        }
-        return TemplateResponse(request, "admin/keys/action.html", context)
+        return action_page(self, request, obj=client, form=form, title=title, submit=submit, facts=facts)
 
     def issue_token_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         client = self._client(request, object_id)
