@@ -74,7 +74,7 @@ def _demo_users_create() -> list[DemoLogin]:
 # The demo accounts whose roles require a second factor (TOLLGATE_MFA_REQUIRED_ROLES) are enrolled with one
 # authenticator secret, known like the password: add it to an authenticator app, or let
 # `manage.py demo_code` print its current code.
-DEMO_TOTP_KEY = "746f6c6c676174652d64656d6f2d7365637265"  # 20 bytes, hex
+DEMO_TOTP_KEY = "746f6c6c676174652d64656d6f2d736563726574"  # 20 bytes, hex
 
 
 def demo_code() -> str:
