@@ -11,9 +11,11 @@ from tests.conftest import ROOT, web_server
 
 
 def test_the_unit_runs_gunicorn_with_the_settings_of_deploy():
-    unit = (ROOT / "deploy" / "tollgate-web.service").read_text()
+    unit = (ROOT / "deploy" / "systemd" / "tollgate-web@.service").read_text()
 
-    assert "ExecStart=/opt/tollgate/.venv/bin/gunicorn -c deploy/gunicorn.conf.py config.wsgi" in unit
+    assert (
+        "ExecStart=/opt/tollgate/.venv/bin/gunicorn -c deploy/gunicorn.conf.py --bind 127.0.0.1:%i config.wsgi" in unit
+    )
     assert deploy_settings() == {
         "bind": "0.0.0.0:8000", "workers": 2, "threads": 32, "worker_class": "gthread", "loglevel": "warning",
     }  # fmt: skip
