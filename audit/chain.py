@@ -2,7 +2,8 @@
 
 An event's hash is SHA-256 over a canonical JSON encoding (sorted keys, no spaces, UTC timestamps with
 microseconds) of every recorded field and the previous event's hash. A checkpoint signs
-`{period_end, first_sequence, last_sequence, count, last_hash, previous_signature}` with Ed25519.
+`{period_end, first_sequence, last_sequence, count, last_hash, previous_signature}` with Ed25519, under the
+key in force for its hour (`KeyRing`: the signing key can be rotated, and the old hours still verify).
 """
 
 from __future__ import annotations
@@ -82,6 +83,34 @@ def public_key_pem(key: Ed25519PublicKey | None = None) -> bytes:
     return (key or signing_key().public_key()).public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """The public keys checkpoints verify under: each retired key for the hours up to the last one it signed
+    (TOLLGATE_AUDIT_RETIRED_PUBLIC_KEYS), the current key for every later hour. A retired key that leaked
+    therefore cannot vouch for an hour after its retirement."""
+
+    current: Ed25519PublicKey
+    retired: tuple[tuple[datetime, Ed25519PublicKey], ...] = ()
+
+    def key_for(self, period_end: datetime | str) -> Ed25519PublicKey:
+        stamp = period_end if isinstance(period_end, str) else chain_timestamp(period_end)
+        for until, key in self.retired:
+            if stamp <= chain_timestamp(until):
+                return key
+        return self.current
+
+
+def key_ring(current: Ed25519PublicKey | None = None) -> KeyRing:
+    """The configured ring; `current` replaces the configured key's public half (an auditor's copy)."""
+    return KeyRing(current or signing_key().public_key(), settings.TOLLGATE_AUDIT_RETIRED_PUBLIC_KEYS)
+
+
+def public_key_raw(key: Ed25519PublicKey | None = None) -> str:
+    """The base64 of the 32 raw bytes of a public key: how TOLLGATE_AUDIT_RETIRED_PUBLIC_KEYS lists it."""
+    raw = (key or signing_key().public_key()).public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
 
 
 def signature_valid(public_key: Ed25519PublicKey, payload: bytes, signature: str) -> bool:

@@ -30,15 +30,17 @@ from audit.anchors import (
 from audit.chain import (
     GENESIS,
     HASHED_FIELDS,
+    KeyRing,
     Problem,
     canonical,
     chain_timestamp,
     checkpoint_payload,
     event_hash,
     first_break,
+    key_ring,
+    public_key_raw,
     sign,
     signature_valid,
-    signing_key,
 )
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
 from core.context import current
@@ -176,11 +178,11 @@ def _anchors_backfill() -> None:
     anchors, unreadable = anchors_read()
     if anchors or unreadable:
         return
-    public_key, previous_signature, written = signing_key().public_key(), "", 0
+    keys, previous_signature, written = key_ring(), "", 0
     for checkpoint in AuditCheckpoint.objects.order_by("period_end"):
         signed = _signed_fields(checkpoint)
         if checkpoint.previous_signature != previous_signature or not signature_valid(
-            public_key, checkpoint_payload(**signed), checkpoint.signature
+            keys.key_for(checkpoint.period_end), checkpoint_payload(**signed), checkpoint.signature
         ):
             logger.critical("Audit checkpoint %s does not verify: not anchored; run verify_audit_chain.", checkpoint)
             break
@@ -204,6 +206,7 @@ def audit_checkpoints_write(*, now: datetime | None = None) -> list[AuditCheckpo
         start = _hour(first or last_whole_hour - HOUR)
         period_end, last_sequence, last_hash, previous_signature = start + HOUR, 0, GENESIS, ""
     else:
+        _signing_key_continues(previous, next_hour=previous.period_end + HOUR)
         period_end = previous.period_end + HOUR
         last_sequence, last_hash = previous.last_sequence, previous.last_hash
         previous_signature = previous.signature
@@ -232,6 +235,45 @@ def audit_checkpoints_write(*, now: datetime | None = None) -> list[AuditCheckpo
     return written
 
 
+class AuditSigningKeyMismatch(Exception):
+    """The newest checkpoint does not verify under the key the ring gives its hour: the signing key was
+    changed without listing the old one in TOLLGATE_AUDIT_RETIRED_PUBLIC_KEYS (or the row was tampered with)."""
+
+
+def _signing_key_continues(previous: AuditCheckpoint, *, next_hour: datetime) -> None:
+    """Before the next checkpoint is chained to `previous`: `previous` verifies under the key of its hour, or
+    nothing more is signed (CRITICAL log, `audit.signing_key_mismatch`); and the first checkpoint under a
+    new key records the change of key (`audit.signing_key_change`), once."""
+    keys = key_ring()
+    signed_with = keys.key_for(previous.period_end)
+    reason = ""
+    if keys.key_for(next_hour) is not keys.current:
+        reason = (
+            f"TOLLGATE_AUDIT_RETIRED_PUBLIC_KEYS retires a key after {previous}, the last hour signed: a retired "
+            "key's hour is the last one it signed"
+        )
+    elif not signature_valid(signed_with, checkpoint_payload(**_signed_fields(previous)), previous.signature):
+        reason = (
+            f"{previous} does not verify under the key of its hour: list the previous signing key in "
+            "TOLLGATE_AUDIT_RETIRED_PUBLIC_KEYS with the last hour it signed, or investigate the row"
+        )
+    if reason:
+        logger.critical("Audit checkpoints stopped: %s.", reason)
+        audit_event_record(
+            action="audit.signing_key_mismatch", actor_repr="system", object_type="audit.auditcheckpoint",
+            object_repr=str(previous), changes={"current_key": public_key_raw()}, reason=reason,
+        )  # fmt: skip
+        raise AuditSigningKeyMismatch(reason)
+    if signed_with is not keys.current:
+        audit_event_record(
+            action="audit.signing_key_change", actor_repr="system", object_type="audit.auditcheckpoint",
+            object_repr=str(previous),
+            changes={"retired_key": public_key_raw(signed_with), "current_key": public_key_raw(keys.current),
+                     "last_hour_of_retired_key": chain_timestamp(previous.period_end)},
+            reason="checkpoints from the next hour on are signed with the current key",
+        )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ChainReport:
     events: int
@@ -255,7 +297,7 @@ def _event_hashes(sequences: set[int]) -> dict[int, str]:
 
 def _checkpoint_problems(
     *,
-    public_key: Ed25519PublicKey,
+    keys: KeyRing,
     anchors: list[Anchor],
     checkpoints: list[AuditCheckpoint],
     directory: str,
@@ -268,7 +310,7 @@ def _checkpoint_problems(
     for checkpoint in checkpoints:
         where = f"checkpoint {checkpoint.period_end:%Y-%m-%d %H:%M}"
         if checkpoint.previous_signature != previous_signature or not signature_valid(
-            public_key, checkpoint_payload(**_signed_fields(checkpoint)), checkpoint.signature
+            keys.key_for(checkpoint.period_end), checkpoint_payload(**_signed_fields(checkpoint)), checkpoint.signature
         ):
             problems.append(Problem(checkpoint.last_sequence, f"{where}: its signature does not verify"))
         previous_signature = checkpoint.signature
@@ -279,7 +321,7 @@ def _checkpoint_problems(
             problems.append(
                 Problem(anchor.last_sequence, f"{where} does not follow the anchor before it (one is missing)")
             )
-        elif not signature_valid(public_key, anchor.payload(), anchor.signature):
+        elif not signature_valid(keys.key_for(anchor.period_end), anchor.payload(), anchor.signature):
             problems.append(Problem(anchor.last_sequence, f"{where}: its signature does not verify"))
         previous_signature = anchor.signature
     rows = {json.loads(checkpoint_payload(**_signed_fields(c)))["period_end"]: c for c in checkpoints}
@@ -333,7 +375,7 @@ def audit_chain_verify(
     rewritten: the anchors still vouch for them); a checkpoint row deleted, edited or inserted; an anchor
     missing; or no anchor for the last whole hour once TOLLGATE_AUDIT_CHECKPOINT_GRACE_MINUTES have
     passed after it (unless no event is older than that hour: a new installation)."""
-    public_key = public_key or signing_key().public_key()
+    keys = key_ring(public_key)
     now = now or timezone.now()
     directory = anchor_dir or anchor_directory()
     events = AuditEvent.objects.order_by("sequence").values("hash", *HASHED_FIELDS).iterator(chunk_size=5000)
@@ -362,7 +404,7 @@ def audit_chain_verify(
     checkpoints = list(AuditCheckpoint.objects.order_by("period_end"))
     problems.extend(
         _checkpoint_problems(
-            public_key=public_key,
+            keys=keys,
             anchors=anchors,
             checkpoints=checkpoints,
             directory=str(directory),

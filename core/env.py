@@ -11,11 +11,12 @@ import binascii
 import os
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import environ
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_private_key
 from django.core.exceptions import ImproperlyConfigured
 
 env = environ.Env()
@@ -97,3 +98,30 @@ def parse_signing_key(raw: str) -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise ImproperlyConfigured("TOLLGATE_AUDIT_SIGNING_KEY must be an Ed25519 key.")
     return key
+
+
+_HOUR = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:00Z$")
+
+
+def parse_retired_public_keys(raw: str) -> tuple[tuple[datetime, Ed25519PublicKey], ...]:
+    """Parse `UNTIL=KEY,UNTIL=KEY`: the audit signing keys in use before the current one, each with the end
+    of the last hour it signed a checkpoint for (`2026-12-01T09:00Z`), oldest first. KEY is the base64 of
+    the 32 raw bytes of the Ed25519 public key (`manage.py audit_public_key --raw`) or of its DER."""
+    keys: list[tuple[datetime, Ed25519PublicKey]] = []
+    for position, item in enumerate(part.strip() for part in raw.split(",") if part.strip()):
+        until, sep, encoded = item.partition("=")
+        name = f"TOLLGATE_AUDIT_RETIRED_PUBLIC_KEYS entry {position + 1}"
+        if not sep or not _HOUR.match(until):
+            raise ImproperlyConfigured(f"{name} must look like 'YYYY-MM-DDTHH:00Z=<base64 public key>'.")
+        try:
+            der = base64.b64decode(encoded, validate=True)
+            key = Ed25519PublicKey.from_public_bytes(der) if len(der) == 32 else load_der_public_key(der)
+        except (binascii.Error, ValueError, TypeError):
+            raise ImproperlyConfigured(f"{name} is not the base64 of an Ed25519 public key.") from None
+        if not isinstance(key, Ed25519PublicKey):
+            raise ImproperlyConfigured(f"{name} is not an Ed25519 public key.")
+        moment = datetime.strptime(until, "%Y-%m-%dT%H:%MZ").replace(tzinfo=UTC)
+        if keys and moment <= keys[-1][0]:
+            raise ImproperlyConfigured(f"{name}: list the retired keys oldest first, each ending later.")
+        keys.append((moment, key))
+    return tuple(keys)

@@ -18,7 +18,7 @@ from celery.schedules import crontab
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from core.env import env, parse_encryption_keys, parse_signing_key, secret, secret_optional
+from core.env import env, parse_encryption_keys, parse_retired_public_keys, parse_signing_key, secret, secret_optional
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -37,6 +37,11 @@ TOLLGATE_ENCRYPTION_KEYS = parse_encryption_keys(
 )
 TOLLGATE_AUDIT_SIGNING_KEY = parse_signing_key(
     secret("TOLLGATE_AUDIT_SIGNING_KEY", dev_default=_dev_only("audit-signing"), debug=DEBUG)
+)
+# The signing keys used before TOLLGATE_AUDIT_SIGNING_KEY, each with the last hour it signed: checkpoints up to
+# that hour verify under it, later ones only under a later key (docs/operations.md, Rotating the audit signing key).
+TOLLGATE_AUDIT_RETIRED_PUBLIC_KEYS = parse_retired_public_keys(
+    env.str("TOLLGATE_AUDIT_RETIRED_PUBLIC_KEYS", default="")
 )
 # The key of the keyed hash (HMAC-SHA256) that turns a caller's end-user id into the pseudonym that is
 # sent upstream and stored (usage.pseudonyms). Changing it changes every pseudonym.
