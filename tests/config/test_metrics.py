@@ -6,8 +6,10 @@ import re
 from decimal import Decimal
 
 import pytest
+import yaml
 
 from keys import services as key_services
+from tests.conftest import ROOT
 from usage.choices import CapScope, Period
 from usage.selectors import price_for
 from usage.services import Cap, spend_settle
@@ -131,3 +133,30 @@ def test_spend_against_each_cap_is_exposed(client, settings, custodian):
         assert values[f"tollgate_spend_usd{{{labels}}}"] == 1.5
         assert values[f"tollgate_spend_reserved_usd{{{labels}}}"] == 1
         assert values[f"tollgate_spend_cap_usd{{{labels}}}"] == cap
+
+
+def test_the_shipped_alert_rules_name_only_series_that_metrics_serves(client, ledger, settings, custodian):
+    """deploy/prometheus/tollgate-rules.yml: each rule's expression names families /metrics declares, with
+    the labels it groups or reports by (a renamed series or label would silence an alert)."""
+    settings.TOLLGATE_METRICS_TOKEN = "metrics-token-for-tests"
+    key_services.provider_key_create(actor=custodian, environment="production", label="prod",
+                                     secret="sk-ant-api03-metrics-0123456789abcdef", owner=custodian,
+                                     monthly_cap_usd=Decimal(40))  # fmt: skip
+    text = client.get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-token-for-tests").content.decode()
+    declared = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.MULTILINE))
+    labels_of: dict[str, set[str]] = {}
+    for name, labels in re.findall(r"^(tollgate_\w+)\{([^}]*)\}", text, re.MULTILINE):
+        labels_of.setdefault(name, set()).update(re.findall(r'(\w+)="', labels))
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "tollgate-rules.yml").read_text())
+
+    checked = set()
+    for rule in rules["groups"][0]["rules"]:
+        grouped = re.findall(r"by \(([^)]*)\)", rule["expr"])
+        used = {label.strip() for group in grouped for label in group.split(",")} - {"le"}
+        used |= set(re.findall(r"\$labels\.(\w+)", rule["annotations"]["summary"]))
+        for series in set(re.findall(r"\btollgate_\w+", rule["expr"])):
+            assert re.sub(r"_(bucket|sum|count)$", "", series) in declared, f"{rule['alert']}: {series} is not served"
+            if series in labels_of:  # a family with samples here (the evaluation's has none without a release)
+                assert used <= labels_of[series], f"{rule['alert']}: {used} not all labels of {series}"
+                checked.add(series)
+    assert {"tollgate_spend_usd", "tollgate_runs_total", "tollgate_latency_ms_bucket"} <= checked
