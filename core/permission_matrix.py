@@ -150,6 +150,7 @@ ADMIN_PAGES: dict[str, tuple[int, ...]] = {
     "/admin/prompts/prompt/": (302, 403, 200, 200, 403, 200, 200, 302),
     "/admin/prompts/prompt/add/": (302, 403, 200, 403, 403, 403, 200, 302),
     "/admin/prompts/prompt/{prompt}/change/": (302, 403, 200, 200, 403, 200, 200, 302),
+    "/admin/prompts/prompt/{prompt}/compare/": (302, 403, 200, 200, 403, 200, 200, 302),
     "/admin/prompts/prompt/{prompt}/delete/": (302, 403, 403, 403, 403, 403, 403, 302),
     "/admin/prompts/prompt/{prompt}/history/": (302, 403, 200, 200, 403, 200, 200, 302),
     "/admin/prompts/prompt/{prompt}/history/{prompt_history}/": (302, 403, 200, 200, 403, 200, 200, 302),

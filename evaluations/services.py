@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -31,7 +32,7 @@ from core.governance import require_permission, require_reason, save_with_histor
 from core.tasks import task_enqueue_on_commit
 from evaluations.choices import EvaluationStatus, EvaluationTrigger
 from evaluations.models import EvaluationCase, EvaluationRun
-from evaluations.selectors import approval_refusal, evaluation_before_approval, latest_evaluation
+from evaluations.selectors import approval_refusal, evaluation_before_approval, latest_evaluation, latest_evaluations
 from gateway.checks import DEFAULT_SIMILARITY
 from prompts.choices import VersionStatus
 from prompts.models import PromptVersion, Release
@@ -177,6 +178,9 @@ class VersionEvaluations:
 
     def latest(self, version: PromptVersion) -> EvaluationRun | None:
         return latest_evaluation(version)
+
+    def latest_of(self, versions: Sequence[PromptVersion]) -> dict[int, EvaluationRun]:
+        return latest_evaluations(versions)
 
     def approval_refusal(self, version: PromptVersion) -> str | None:
         return approval_refusal(version)

@@ -51,9 +51,48 @@ class PromptForm(forms.ModelForm):  # type: ignore[type-arg]
         return cleaned
 
 
+class VersionChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
+    def label_from_instance(self, obj: PromptVersion) -> str:
+        return f"v{obj.number} ({obj.get_status_display().lower()})"
+
+
+class CompareForm(forms.Form):
+    """Two versions of one prompt; any other id (another prompt's version, not a number) is refused."""
+
+    a = VersionChoiceField(queryset=PromptVersion.objects.none(), label="Compare", empty_label=None)
+    b = VersionChoiceField(queryset=PromptVersion.objects.none(), label="with", empty_label=None)
+
+    def __init__(self, *args: Any, prompt: Prompt, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        versions = PromptVersion.objects.filter(prompt=prompt).select_related("author").order_by("-number")
+        for name in ("a", "b"):
+            self.fields[name].queryset = versions  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("a") is not None and cleaned.get("a") == cleaned.get("b"):
+            raise forms.ValidationError("Pick two different versions.", code="same_version")
+        return cleaned
+
+
+def _compare_defaults(versions: list[PromptVersion]) -> dict[str, int]:
+    """The previous version against the newest one, as most comparisons go."""
+    if len(versions) < 2:
+        return {}
+    return {"a": versions[1].pk, "b": versions[0].pk}
+
+
+def _compare_defaults_for(prompt: Prompt) -> dict[str, int]:
+    return _compare_defaults(list(PromptVersion.objects.filter(prompt=prompt).order_by("-number")[:2]))
+
+
 @admin.register(Prompt)
 class PromptAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
+    """A prompt's page: its versions and the next steps its reader may take, what is live where, evaluations,
+    the last 30 days of usage and a comparison of any two versions; the prompt's own fields below."""
+
     form = PromptForm
+    change_form_template = "admin/prompts/prompt/change_form.html"
     list_display = ["slug", "name", "owner", "team", "categories", "live", "pending_reviews"]
     search_fields = ["slug", "name", "team", "purpose"]
     list_filter = ["team"]
@@ -106,6 +145,70 @@ class PromptAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # prompts stay in the inventory; their versions are retired instead
 
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        extra_context = extra_context or {}
+        if object_id:
+            prompt = self.get_object(request, object_id)
+            if prompt is not None and self.has_view_or_change_permission(request, prompt):
+                extra_context.update(self._page_context(request, prompt))
+        return super().changeform_view(request, object_id, form_url, extra_context)  # type: ignore[no-any-return]
+
+    def _page_context(self, request: HttpRequest, prompt: Prompt) -> dict[str, Any]:
+        page = selectors.prompt_page(prompt=prompt)
+        user: User = request.user  # type: ignore[assignment]
+        return {
+            "page": page,
+            "version_rows": [
+                {
+                    "version": version,
+                    "actions": _allowed_actions(user, version),
+                    "evaluation": page.evaluations.get(version.pk),
+                    "live_in": page.live_numbers.get(version.pk, []),
+                }
+                for version in page.versions
+            ],
+            "compare_form": CompareForm(prompt=prompt, initial=_compare_defaults(page.versions)),
+            "can_release": user.has_perm("prompts.release_promptversion"),
+        }
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [
+            path(
+                "<int:object_id>/compare/",
+                self.admin_site.admin_view(self.compare_view),
+                name="prompts_prompt_compare",
+            )
+        ]
+        return [*custom, *super().get_urls()]
+
+    def compare_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """Two versions of the prompt, picked with `?a=<pk>&b=<pk>`: what changes from a to b. Without
+        them, the picker; with versions that are not the prompt's, or the same one twice, the picker
+        with the reason (400)."""
+        prompt = get_object_or_404(Prompt, pk=object_id)
+        if not self.has_view_or_change_permission(request, prompt):
+            raise PermissionDenied
+        bound = "a" in request.GET or "b" in request.GET
+        form = CompareForm(request.GET if bound else None, prompt=prompt, initial=_compare_defaults_for(prompt))
+        old = new = None
+        if form.is_valid():
+            old, new = form.cleaned_data["a"], form.cleaned_data["b"]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": prompt,
+            "title": f"Compare versions of {prompt}",
+            "prompt": prompt,
+            "form": form,
+            "old": old,
+            "new": new,
+            "diffs": selectors.version_diff(old, new) if old is not None and new is not None else None,
+        }
+        status = 400 if bound and not form.is_valid() else 200
+        return TemplateResponse(request, "admin/prompts/prompt/compare.html", context, status=status)
+
 
 # --- versions -------------------------------------------------------------------------------------------
 
@@ -152,6 +255,18 @@ def _actions() -> dict[str, tuple[str, str, set[str], bool, bool]]:
     """ACTIONS and "Run evaluation", offered by whichever app evaluates versions (prompts.hooks)."""
     evaluations = hooks.evaluations()
     return {**ACTIONS, EVALUATE: ("Run evaluation", evaluations.permission, set(evaluations.evaluable), False, False)}
+
+
+def _allowed_actions(user: User, version: PromptVersion) -> list[tuple[str, str]]:
+    """(action, button label) for the next steps `user` may take on `version`: its status allows them, the
+    user holds the permission, and nobody reviews their own version."""
+    return [
+        (name, label)
+        for name, (label, permission, statuses, _, _) in _actions().items()
+        if version.status in statuses
+        and user.has_perm(permission)
+        and not (name in ("approve", "reject") and version.author_id == user.pk)
+    ]
 
 
 def _run(action: str, user: User, version: PromptVersion, data: dict[str, Any]) -> PromptVersion:
@@ -248,14 +363,7 @@ class PromptVersionAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
     def _review_context(self, request: HttpRequest, version: PromptVersion) -> dict[str, Any]:
         live = selectors.live_reference(version)
         previous = selectors.previous_version(version)
-        user = request.user
-        actions = [
-            (name, label)
-            for name, (label, permission, statuses, _, _) in _actions().items()
-            if version.status in statuses
-            and user.has_perm(permission)
-            and not (name in ("approve", "reject") and version.author_id == user.pk)
-        ]
+        actions = _allowed_actions(request.user, version)  # type: ignore[arg-type]
         return {
             "version": version,
             "live_environment": live[0] if live else None,

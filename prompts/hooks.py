@@ -2,12 +2,14 @@
 
 The registry sits below evaluations, so it never imports them: the evaluations app registers here how a
 version is evaluated, and the registry asks through this one object — for the approval gate
-(TOLLGATE_APPROVAL_REQUIRES_EVALUATION), the version's review page ("Run evaluation", the latest result)
-and the change-management evidence (the last evaluation before approval).
+(TOLLGATE_APPROVAL_REQUIRES_EVALUATION), the version's review page ("Run evaluation", the latest result),
+the prompt's page (each version's latest result) and the change-management evidence (the last evaluation
+before approval).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from django.contrib.auth.models import User
@@ -24,6 +26,10 @@ class VersionEvaluations(Protocol):
 
     def latest(self, version: PromptVersion) -> Any | None:
         """The latest evaluation of the version, finished or not (for its page)."""
+
+    def latest_of(self, versions: Sequence[PromptVersion]) -> dict[int, Any]:
+        """Version pk → its latest evaluation, for those of `versions` that have one, in one query (for
+        the prompt's page)."""
 
     def approval_refusal(self, version: PromptVersion) -> str | None:
         """Why the version may not be approved yet for want of a passing evaluation, or None."""

@@ -6,21 +6,27 @@ import difflib
 import json
 import math
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from core.environments import Environment
 from core.errors import ModelNotPriced
+from prompts import hooks
 from prompts.choices import CacheTTL
-from prompts.models import PromptVersion, Release
+from prompts.models import Prompt, PromptVersion, Release
 from prompts.rendering import PLACEHOLDER
+from usage.choices import Outcome
+from usage.models import UsageRollup
 from usage.pricing import TokenUsage, cost
 from usage.selectors import price_for
 
 TEXT_FIELDS = ("system_prompt", "user_template")
-JSON_FIELDS = ("variables", "stop_sequences", "routing", "output_checks")
+JSON_FIELDS = ("variables", "stop_sequences", "routing", "output_checks", "redaction")
 SETTING_FIELDS = ("model", "max_tokens", "cache_ttl")
 
 
@@ -120,4 +126,140 @@ def version_cost_estimate(version: PromptVersion) -> VersionCostEstimate | None:
         template_tokens=template_tokens,
         per_1000_usd=cost(price, plain) * 1000,
         per_1000_cached_usd=cost(price, cached) * 1000 if cacheable else None,
+    )
+
+
+# --- a prompt's page ------------------------------------------------------------------------------------
+
+USAGE_DAYS = 30
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """Calls of a prompt summed over one day or one version (`key`); tokens in count cache reads and
+    writes; errors are the calls whose outcome was not OK."""
+
+    key: Any
+    calls: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class PromptUsage:
+    """A prompt's calls over the last `USAGE_DAYS` days, from the hourly roll-ups (never the ledger):
+    every day of the window, oldest first (days without calls are zero), per version, and in all."""
+
+    first_day: date
+    days: list[UsageRow]
+    versions: list[UsageRow]
+    total: UsageRow
+
+
+@dataclass(frozen=True)
+class LiveRelease:
+    """What is live in one environment, and since when (`release` None: nothing)."""
+
+    environment: str
+    label: str
+    release: Release | None
+
+
+@dataclass(frozen=True)
+class PromptPage:
+    """All a prompt's page shows, read in a fixed number of queries however many versions it has."""
+
+    prompt: Prompt
+    versions: list[PromptVersion]  # newest first
+    live: list[LiveRelease]  # one per environment, in Environment's order
+    live_numbers: dict[int, list[str]]  # version pk → the environments it is live in
+    evaluations: dict[int, Any]  # version pk → its latest evaluation, for the versions that have one
+    usage: PromptUsage
+
+
+# Named apart from the roll-up's columns, which an aggregate may not shadow.
+_USAGE_SUMS = {
+    "sum_calls": Sum("calls"),
+    "sum_errors": Sum("calls", filter=~Q(outcome=Outcome.OK)),
+    "sum_input": Sum("input_tokens"),
+    "sum_cache_write": Sum("cache_write_tokens"),
+    "sum_cache_read": Sum("cache_read_tokens"),
+    "sum_output": Sum("output_tokens"),
+    "sum_cost": Sum("cost_usd"),
+}
+
+
+def _usage_row(key: Any, sums: dict[str, Any]) -> UsageRow:
+    return UsageRow(
+        key=key,
+        calls=sums["sum_calls"] or 0,
+        errors=sums["sum_errors"] or 0,
+        input_tokens=(sums["sum_input"] or 0) + (sums["sum_cache_write"] or 0) + (sums["sum_cache_read"] or 0),
+        output_tokens=sums["sum_output"] or 0,
+        cost_usd=sums["sum_cost"] or Decimal(0),
+    )
+
+
+def prompt_usage(*, prompt: Prompt, days: int = USAGE_DAYS) -> PromptUsage:
+    """Two queries on the roll-ups of the prompt's slug: by day and by version."""
+    today = timezone.now().astimezone(UTC).date()
+    first_day = today - timedelta(days=days - 1)
+    rows = UsageRollup.objects.filter(
+        prompt_slug=prompt.slug, hour__gte=datetime.combine(first_day, time.min, tzinfo=UTC)
+    ).order_by()
+    by_day = {
+        row["day"]: _usage_row(row["day"], row)
+        for row in rows.annotate(day=TruncDate("hour", tzinfo=UTC)).values("day").annotate(**_USAGE_SUMS)
+    }
+    by_version = [
+        _usage_row(row["prompt_version"], row)
+        for row in rows.values("prompt_version").annotate(**_USAGE_SUMS).order_by("-prompt_version")
+    ]
+    total = UsageRow(
+        key=None,
+        calls=sum(row.calls for row in by_version),
+        errors=sum(row.errors for row in by_version),
+        input_tokens=sum(row.input_tokens for row in by_version),
+        output_tokens=sum(row.output_tokens for row in by_version),
+        cost_usd=sum((row.cost_usd for row in by_version), Decimal(0)),
+    )
+    every_day = [first_day + timedelta(days=offset) for offset in range(days)]
+    return PromptUsage(
+        first_day=first_day,
+        days=[by_day.get(day) or UsageRow(key=day) for day in every_day],
+        versions=by_version,
+        total=total,
+    )
+
+
+def prompt_page(*, prompt: Prompt) -> PromptPage:
+    """The prompt's versions (newest first, with who wrote, submitted and reviewed each), what is live in
+    each environment, each version's latest evaluation and the last 30 days of usage."""
+    versions = list(
+        PromptVersion.objects.filter(prompt=prompt)
+        .select_related("author", "submitted_by", "reviewed_by")
+        .order_by("-number")
+    )
+    releases = {
+        release.environment: release
+        for release in Release.objects.filter(prompt=prompt).select_related(
+            "version", "previous_version", "released_by"
+        )
+    }
+    live_numbers: dict[int, list[str]] = {}
+    for environment in Environment.values:
+        if environment in releases:
+            live_numbers.setdefault(releases[environment].version_id, []).append(environment)
+    return PromptPage(
+        prompt=prompt,
+        versions=versions,
+        live=[
+            LiveRelease(environment=value, label=str(label), release=releases.get(value))
+            for value, label in Environment.choices
+        ],
+        live_numbers=live_numbers,
+        evaluations=hooks.evaluations().latest_of(versions),
+        usage=prompt_usage(prompt=prompt),
     )
