@@ -9,7 +9,7 @@ import pytest
 
 from keys import services as key_services
 from prompts import services
-from tests.browser.test_prompt_review import log_in
+from tests.browser.signin import sign_in
 from tests.factories import version_content
 from tests.gateway.upstream import EMAIL, sandbox_requests
 from usage.models import UsageRecord
@@ -17,7 +17,7 @@ from usage.models import UsageRecord
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_an_author_tries_a_draft_and_sees_the_answer_and_its_cost(browser, live_server, sandbox, author, custodian):
+def test_an_author_tries_a_draft_and_sees_the_answer_and_its_cost(page, live_server, sandbox, author, custodian):
     prompt = services.prompt_create(
         actor=author, slug="support-summary", name="Support summary", purpose="Summaries", owner=author
     )
@@ -27,7 +27,7 @@ def test_an_author_tries_a_draft_and_sees_the_answer_and_its_cost(browser, live_
         owner=custodian, base_url=sandbox.url, monthly_cap_usd=Decimal(10),
     )  # fmt: skip
 
-    page = log_in(browser, live_server, author)
+    sign_in(page, live_server.url, author)  # the `page` fixture fails the test on any CSP violation
     page.goto(f"{live_server.url}/admin/playground/{draft.pk}/")
     page.fill("#id_ticket", "The export button does nothing since this morning.")
     page.fill("#id_customer_email", EMAIL)
