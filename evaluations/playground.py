@@ -28,7 +28,7 @@ from core.environments import Environment
 from core.errors import DomainError, IllegalTransition, RateLimited
 from core.governance import require_permission
 from evaluations.models import EvaluationCase
-from gateway.pipeline import Prepared, run_execute, run_prepare, version_intake
+from gateway.pipeline import run_execute, run_prepare, version_intake
 from keys.ratelimit import rate_limit_counter, window_hit, window_seconds_left
 from prompts.choices import VersionStatus
 from prompts.models import PromptVersion
@@ -139,7 +139,6 @@ def playground_run(*, actor: User, version: PromptVersion, variables: Any) -> Pl
             key=lambda item: item[0],
         ),
     )
-    prepared: Prepared | None = None
     try:
         prepared = run_prepare(
             client=None,
