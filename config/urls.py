@@ -45,5 +45,7 @@ urlpatterns = [
     path("oidc/", include("identity.sso_urls")),
     # Two-factor authentication (identity.mfa_urls): before the admin, whose catch-all would answer these.
     path("admin/mfa/", include("identity.mfa_urls")),
+    # The playground (docs/admin.md, The playground): before the admin, whose catch-all would answer it.
+    path("admin/playground/", include("evaluations.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -306,8 +306,8 @@ class RateLimited(DomainError):
     title = "Rate limited"
     status = 429
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"This API client is over its rate limit; retry in {retry_after} s.")
+    def __init__(self, retry_after: int, detail: str = "") -> None:
+        super().__init__(detail or f"This API client is over its rate limit; retry in {retry_after} s.")
         self.retry_after = retry_after
 
 

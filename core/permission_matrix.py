@@ -176,6 +176,8 @@ ADMIN_PAGES: dict[str, tuple[int, ...]] = {
     "/admin/prompts/promptversion/{promptversion}/do/release/": (302, 403, 403, 200, 403, 403, 200, 302),
     "/admin/prompts/promptversion/{promptversion}/do/retire/": (302, 403, 403, 200, 403, 403, 200, 302),
     "/admin/prompts/promptversion/{promptversion}/do/new_draft/": (302, 403, 200, 403, 403, 403, 200, 302),
+    # The playground: a paid call on the development key, for authors (docs/admin.md, The playground).
+    "/admin/playground/{draft}/": (302, 403, 200, 403, 403, 403, 200, 302),
     "/admin/prompts/release/": (302, 403, 200, 200, 403, 200, 200, 302),
     "/admin/prompts/release/add/": (302, 403, 403, 403, 403, 403, 403, 302),
     "/admin/prompts/release/{release}/change/": (302, 403, 200, 200, 403, 200, 200, 302),

@@ -39,10 +39,10 @@ _READ_KEYS = ("keys.view_providerkey", "keys.view_apiclient", "keys.view_apitoke
 _READ_USAGE = ("usage.view_price", "usage.view_usagerecord", "usage.view_budgetalert", "usage.view_monitoralert")
 
 # "app_label.codename" per role. Reading the audit trail is part of every oversight role. Authors
-# write and submit (and register discovered prompts as drafts); approvers review, release and retire
-# but never edit content; custodians manage keys, API clients and the price book; approvers and
-# custodians watch spend and acknowledge budget alerts; auditors only read (key metadata included,
-# never a secret).
+# write, try (the playground, on the development key) and submit (and register discovered prompts as
+# drafts); approvers review, release and retire but never edit content; custodians manage keys, API
+# clients and the price book; approvers and custodians watch spend and acknowledge budget alerts;
+# auditors only read (key metadata included, never a secret).
 ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
     Role.PROMPT_AUTHORS: (
         *_READ_PROMPTS,
@@ -53,6 +53,7 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "prompts.add_promptversion",
         "prompts.change_promptversion",
         "prompts.submit_promptversion",
+        "prompts.try_promptversion",
         "evaluations.add_evaluationcase",
         "evaluations.change_evaluationcase",
         "evaluations.add_evaluationrun",

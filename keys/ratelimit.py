@@ -23,7 +23,7 @@ WINDOW_SECONDS = 60
 
 
 def rate_limit_counter(client_uid: object, now: float | None = None) -> str:
-    """The counter of a client's current window."""
+    """The counter of a client's current window (or of another name's: `playground:<user id>`)."""
     return f"ratelimit:{client_uid}:{int((time.time() if now is None else now) // WINDOW_SECONDS)}"
 
 
@@ -33,17 +33,29 @@ def rate_limit_check(client: ApiClient) -> None:
     now = time.time()
     count = hotcache.counted(f"ratelimit:{client.uid}:")
     if count is None:
-        counter = rate_limit_counter(client.uid, now)
-        count = hotcache.observe(counter, counter_seconds=2 * WINDOW_SECONDS)
-        if count is None:  # no Redis: the Django cache (one process's memory)
-            cache.add(counter, 0, timeout=2 * WINDOW_SECONDS)
-            try:
-                count = cache.incr(counter)
-            except ValueError:  # expired between add and incr
-                cache.add(counter, 1, timeout=2 * WINDOW_SECONDS)
-                count = 1
+        count = window_hit(rate_limit_counter(client.uid, now))
     if count > client.rate_limit_per_minute:
-        raise RateLimited(retry_after=max(1, int(WINDOW_SECONDS - now % WINDOW_SECONDS)))
+        raise RateLimited(retry_after=window_seconds_left(now))
+
+
+def window_hit(counter: str) -> int:
+    """Count one hit of a fixed window's `counter` and return its count: in Redis (in the round trip that
+    observes the hot cache's generation), else in the Django cache (one process's memory)."""
+    count = hotcache.observe(counter, counter_seconds=2 * WINDOW_SECONDS)
+    if count is None:
+        cache.add(counter, 0, timeout=2 * WINDOW_SECONDS)
+        try:
+            count = cache.incr(counter)
+        except ValueError:  # expired between add and incr
+            cache.add(counter, 1, timeout=2 * WINDOW_SECONDS)
+            count = 1
+    return count
+
+
+def window_seconds_left(now: float | None = None) -> int:
+    """The seconds left in the current one-minute window (at least 1): a refusal's Retry-After."""
+    now = time.time() if now is None else now
+    return max(1, int(WINDOW_SECONDS - now % WINDOW_SECONDS))
 
 
 class ClientRateLimit(BaseThrottle):

@@ -166,6 +166,7 @@ class PromptVersion(models.Model):
             ("review_promptversion", "Can approve or reject a prompt version"),
             ("release_promptversion", "Can release a prompt version to an environment"),
             ("retire_promptversion", "Can retire a prompt version"),
+            ("try_promptversion", "Can try a draft prompt version in the playground"),
         ]
 
     def __str__(self) -> str:

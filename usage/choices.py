@@ -28,6 +28,7 @@ class Endpoint(models.TextChoices):
     EVALUATION = "evaluation", "Evaluation"
     ANTHROPIC = "anthropic", "Anthropic-compatible"
     COUNT_TOKENS = "count", "Token count"
+    PLAYGROUND = "playground", "Playground"
 
 
 class Outcome(models.TextChoices):

@@ -98,6 +98,11 @@ TOLLGATE_EVALUATION_MIN_PASS_RATE: float = env.float("TOLLGATE_EVALUATION_MIN_PA
 if not 0 <= TOLLGATE_EVALUATION_MIN_PASS_RATE <= 1:
     raise ImproperlyConfigured("TOLLGATE_EVALUATION_MIN_PASS_RATE is a share of cases, from 0 to 1.")
 TOLLGATE_APPROVAL_REQUIRES_EVALUATION: bool = env.bool("TOLLGATE_APPROVAL_REQUIRES_EVALUATION", default=False)
+# The playground (evaluations.playground): each run is a paid call on the development key, so a person may
+# make at most this many a minute (the development key's caps still apply to every one).
+TOLLGATE_PLAYGROUND_RUNS_PER_MINUTE: int = env.int("TOLLGATE_PLAYGROUND_RUNS_PER_MINUTE", default=10)
+if TOLLGATE_PLAYGROUND_RUNS_PER_MINUTE < 1:
+    raise ImproperlyConfigured("TOLLGATE_PLAYGROUND_RUNS_PER_MINUTE is at least 1.")
 
 # GET /metrics: with a token, scrapes must send it as a bearer token; without, only loopback is answered.
 TOLLGATE_METRICS_TOKEN: str = secret_optional("TOLLGATE_METRICS_TOKEN")
