@@ -214,19 +214,20 @@ def test_an_author_who_also_approves_is_never_offered_the_review_of_their_own_ve
     assert "reject" not in actions_in(html, own.number)
 
 
-def test_drafts_offer_the_playground_when_it_exists(client, author, history):
-    from django.urls import NoReverseMatch, reverse
+def test_drafts_and_versions_in_review_offer_the_playground_to_those_who_may_try(client, author, approver, history):
+    from django.urls import reverse
 
     client.force_login(author)
     html = client.get(page_url(history["v1"].prompt)).content.decode()
+    version_page = client.get(reverse("admin:prompts_promptversion_change", args=[history["v3"].pk])).content.decode()
 
-    try:
-        url = reverse("playground", args=[history["v4"].pk])
-    except NoReverseMatch:  # the playground is not part of this installation (yet)
-        assert "Try in playground" not in html
-    else:
-        assert f'href="{url}"' in version_row(html, 4)
-    assert "Try in playground" not in version_row(html, 3)
+    for number in (4, 3):  # the draft and the version in review
+        assert f'href="{reverse("playground", args=[history[f"v{number}"].pk])}"' in version_row(html, number)
+    assert "Try in playground" not in version_row(html, 2)  # approved: decided, never tried again
+    assert f'href="{reverse("playground", args=[history["v3"].pk])}"' in version_page
+
+    client.force_login(approver)  # reviews, but does not try versions
+    assert "Try in playground" not in client.get(page_url(history["v1"].prompt)).content.decode()
 
 
 # --- usage -------------------------------------------------------------------------------------------------
