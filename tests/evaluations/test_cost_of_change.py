@@ -12,6 +12,7 @@ import secrets
 import zipfile
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import anthropic
 import pytest
@@ -78,7 +79,8 @@ def count_requests(world) -> list[dict]:
 def sandbox_count(world, system_prompt: str) -> int:
     """What the sandbox counts for this system prompt, asked directly through the official SDK."""
     sdk = anthropic.Anthropic(api_key=DEV_SECRET, base_url=world["sandbox"].url, max_retries=0)
-    return sdk.messages.count_tokens(model=MODEL, system=system_prompt, messages=PROBE_MESSAGES).input_tokens
+    messages: Any = PROBE_MESSAGES
+    return sdk.messages.count_tokens(model=MODEL, system=system_prompt, messages=messages).input_tokens
 
 
 def rollup(*, hours_ago: float, environment: str = "production", endpoint: str = "run", outcome: str = "ok",
