@@ -196,18 +196,14 @@ def cost_of_change(version: PromptVersion, *, count: bool) -> CostOfChange:
     live = live_reference(version)
     live_environment, live_version = live if live else (None, None)
     new = system_prompt_count(version, count=count)
-    live_count = None
-    if live_version is not None and new is not None and new.tokens is not None:
-        live_count = system_prompt_count(live_version, count=count)
-    counted = new is not None and new.tokens is not None and (live_version is None or _has_tokens(live_count))
-    if counted:
-        new_tokens = new.tokens if new and new.tokens is not None else 0
-        live_tokens = live_count.tokens if live_count is not None else None
-        failure = ""
-    else:
+    # The live version is counted only once the new one is: a count that failed would fail again.
+    live_count = system_prompt_count(live_version, count=count) if live_version and _tokens(new) is not None else None
+    new_tokens, live_tokens = _tokens(new), _tokens(live_count)
+    counted = new_tokens is not None and (live_version is None or live_tokens is not None)
+    if new_tokens is None or not counted:
         new_tokens = tokens_estimate(version.system_prompt)
         live_tokens = tokens_estimate(live_version.system_prompt) if live_version is not None else None
-        failure = _failure(new) or (_failure(live_count) if live_version is not None else "") or NOT_COUNTED
+    failure = "" if counted else (_failure(new) or _failure(live_count) or NOT_COUNTED)
     try:
         price: Price | None = price_for(version.model)
     except ModelNotPriced:
@@ -242,8 +238,8 @@ def cost_of_change(version: PromptVersion, *, count: bool) -> CostOfChange:
     )
 
 
-def _has_tokens(stored: SystemPromptCount | None) -> bool:
-    return stored is not None and stored.tokens is not None
+def _tokens(stored: SystemPromptCount | None) -> int | None:
+    return stored.tokens if stored is not None else None
 
 
 def _failure(stored: SystemPromptCount | None) -> str:
