@@ -77,3 +77,28 @@ class EvaluationRun(models.Model):
     @property
     def done(self) -> bool:
         return self.status in (EvaluationStatus.PASSED, EvaluationStatus.FAILED)
+
+
+class SystemPromptCount(models.Model):
+    """A version's system prompt counted in tokens by Anthropic (`count_tokens`, on the development
+    environment's key), once per content: the cost of a change compares the counts of the version in review
+    and the live one. A failed count keeps its reason and is tried again after a while."""
+
+    version = models.ForeignKey("prompts.PromptVersion", on_delete=models.PROTECT, related_name="system_prompt_counts")
+    content_hash = models.CharField(max_length=64, help_text="The version's content hash when it was counted.")
+    model = models.CharField(max_length=100, help_text="The model whose tokenizer counted.")
+    tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Input tokens of the system prompt with a one-character user message."
+    )
+    error = models.CharField(max_length=300, blank=True, help_text="Why the count failed (empty: it did not).")
+    request_id = models.CharField(max_length=128, blank=True, help_text="The count's ledger row.")
+    attempted_at = models.DateTimeField(default=timezone.now)
+    counted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "content_hash"], name="system_prompt_count_once_per_content")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version}: {self.tokens if self.tokens is not None else '—'} tokens"

@@ -374,6 +374,8 @@ class PromptVersionAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
             "live_in": sorted(selectors.live_versions(version.prompt_id).items()),
             "transition_actions": actions,
             "estimate": selectors.version_cost_estimate(version),
+            # Counted at Anthropic the first time a version in review is shown, stored and reused after.
+            "cost_of_change": hooks.costs().of_change(version, count=version.status == VersionStatus.IN_REVIEW),
             "evaluation": hooks.evaluations().latest(version),
             "evaluation_required": settings.TOLLGATE_APPROVAL_REQUIRES_EVALUATION,
         }

@@ -14,6 +14,21 @@ from prompts import hooks
 from prompts.models import Prompt, PromptVersion, Release
 from prompts.specs import redaction_of, routing_of
 
+# The cost of the change as its approval recorded it (the approval's audit event, `cost_of_change`):
+# column → the event's field.
+COST_FIELDS = {
+    "cost_counted_by": "counted_by",
+    "cost_live_version": "live_version",
+    "cost_live_tokens": "live_count",
+    "cost_new_tokens": "new_count",
+    "cost_token_delta": "count_delta",
+    "cost_monthly_volume": "monthly_volume",
+    "cost_cache_hit_ratio": "cache_hit_ratio",
+    "cost_monthly_difference_usd": "monthly_cost_difference_usd",
+    "cost_price_effective_from": "price_effective_from",
+    "cost_counted_at": "counted_at",
+}
+COST_COLUMNS = tuple(COST_FIELDS)
 CHANGE_COLUMNS = (
     "change_id",
     "object",
@@ -31,12 +46,26 @@ CHANGE_COLUMNS = (
     "author_is_not_approver",
     "evaluation_before_approval",
     "evaluated_at",
+    *COST_COLUMNS,
     "released_by",
     "released_at",
     "rollback_of",
     "audit_sequence",
     "audit_hash",
 )
+
+
+def _cost_at_approval(version: PromptVersion) -> dict[str, Any]:
+    """The cost-of-change columns, from the version's approval event (empty before the figure was kept)."""
+    approval = (
+        AuditEvent.objects.filter(
+            action="prompt_version.approve", object_type=PromptVersion._meta.label_lower, object_id=str(version.pk)
+        )
+        .order_by("-sequence")
+        .first()
+    )
+    figure = (approval.changes.get("cost_of_change") if approval else None) or {}
+    return {column: figure.get(field) for column, field in COST_FIELDS.items()}
 
 
 def _change_rows(period: Period) -> Iterator[dict[str, Any]]:
@@ -74,6 +103,7 @@ def _change_rows(period: Period) -> Iterator[dict[str, Any]]:
                 f"{evaluation.status} {evaluation.cases_passed} of {evaluation.cases_total}" if evaluation else ""
             ),
             "evaluated_at": evaluation.finished_at if evaluation else None,
+            **(_cost_at_approval(after) if after is not None else dict.fromkeys(COST_COLUMNS)),
             "released_by": event.actor_repr,
             "released_at": event.occurred_at,
             "rollback_of": number_from if event.action == "release.rollback" else None,
@@ -142,6 +172,8 @@ def register_all() -> None:
             title="Change management (prompt releases)",
             description="Every release and rollback of a prompt version in the period: what changed, who "
             "wrote, approved and released it, the last evaluation of its content finished before approval, "
+            "the cost of the change as recorded with the approval (tokens counted against the live version, "
+            "the monthly difference at the last 30 days' traffic), "
             "and the audit event that records it (CC8.1).",
             columns=CHANGE_COLUMNS,
             rows=_change_rows,

@@ -4,7 +4,9 @@ The registry sits below evaluations, so it never imports them: the evaluations a
 version is evaluated, and the registry asks through this one object — for the approval gate
 (TOLLGATE_APPROVAL_REQUIRES_EVALUATION), the version's review page ("Run evaluation", the latest result),
 the prompt's page (each version's latest result) and the change-management evidence (the last evaluation
-before approval).
+before approval). It registers a second object, for the cost of a change: the version's system prompt
+counted in tokens at Anthropic against the live version's, and what the difference costs a month (the
+review page, and the approval's audit event).
 """
 
 from __future__ import annotations
@@ -49,3 +51,24 @@ def evaluations() -> VersionEvaluations:
     if not _registered:  # the evaluations app is part of every installation (INSTALLED_APPS)
         raise ImproperlyConfigured("No app registered how prompt versions are evaluated (prompts.hooks).")
     return _registered[0]
+
+
+class VersionCosts(Protocol):
+    def of_change(self, version: PromptVersion, *, count: bool) -> Any:
+        """The cost of the change `version` makes against the live version: its `record()` is what the
+        approval's audit event keeps. With `count`, a system prompt not counted yet is counted now (an
+        upstream call, once per content); without, only stored counts are used. Never raises for a count
+        that failed: the result says why, and the character estimate stands in."""
+
+
+_costs: list[VersionCosts] = []
+
+
+def costs_register(costs: VersionCosts) -> None:
+    _costs[:] = [costs]
+
+
+def costs() -> VersionCosts:
+    if not _costs:
+        raise ImproperlyConfigured("No app registered how the cost of a change is counted (prompts.hooks).")
+    return _costs[0]

@@ -99,6 +99,11 @@ def releases_in(environment: str) -> QuerySet[Release]:
     return Release.objects.filter(environment=environment).select_related("prompt", "version").order_by("prompt__slug")
 
 
+def tokens_estimate(text: str) -> int:
+    """Tokens of `text` estimated from its length (≈ 4 characters a token), where none were counted."""
+    return math.ceil(len(text) / 4)
+
+
 @dataclass(frozen=True)
 class VersionCostEstimate:
     """What 1,000 requests of a version cost at most, from character counts (≈ 4 characters a token)."""
@@ -116,8 +121,8 @@ def version_cost_estimate(version: PromptVersion) -> VersionCostEstimate | None:
         price = price_for(version.model)
     except ModelNotPriced:
         return None
-    system_tokens = math.ceil(len(version.system_prompt) / 4)
-    template_tokens = math.ceil(len(PLACEHOLDER.sub("", version.user_template)) / 4)
+    system_tokens = tokens_estimate(version.system_prompt)
+    template_tokens = tokens_estimate(PLACEHOLDER.sub("", version.user_template))
     plain = TokenUsage(input_tokens=system_tokens + template_tokens, output_tokens=version.max_tokens)
     cacheable = version.cache_ttl != CacheTTL.OFF and system_tokens >= price.min_cache_tokens
     cached = TokenUsage(input_tokens=template_tokens, cache_read_tokens=system_tokens, output_tokens=version.max_tokens)

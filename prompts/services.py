@@ -191,8 +191,16 @@ def prompt_version_new_draft(*, actor: User, source: PromptVersion) -> PromptVer
 
 
 def _transition(
-    version: PromptVersion, *, actor: User, to: str, reason: str, action: str, **fields: Any
+    version: PromptVersion,
+    *,
+    actor: User,
+    to: str,
+    reason: str,
+    action: str,
+    recorded: dict[str, Any] | None = None,
+    **fields: Any,
 ) -> PromptVersion:
+    """Move the version to `to`, with history and an audit event (`recorded`: more for the event's data)."""
     before = version.status
     version.status = to
     for field, value in fields.items():
@@ -202,7 +210,7 @@ def _transition(
         action=action,
         actor=actor,
         target=version,
-        changes={"status": [before, to], "content_hash": version.content_hash},
+        changes={"status": [before, to], "content_hash": version.content_hash, **(recorded or {})},
         reason=reason,
     )
     return version
@@ -238,7 +246,9 @@ def prompt_version_submit(*, actor: User, version: PromptVersion, reason: str = 
     )
 
 
-def _review(version: PromptVersion, *, actor: User, note: str, to: str) -> PromptVersion:
+def _review(
+    version: PromptVersion, *, actor: User, note: str, to: str, recorded: dict[str, Any] | None = None
+) -> PromptVersion:
     doing = "approve" if to == VersionStatus.APPROVED else "reject"
     require_permission(actor, "prompts.review_promptversion", f"{doing} prompt versions")
     note = require_reason(note, f"{doing} a version")
@@ -258,6 +268,7 @@ def _review(version: PromptVersion, *, actor: User, note: str, to: str) -> Promp
             reviewed_by=actor,
             reviewed_at=timezone.now(),
             review_note=note,
+            recorded=recorded,
         )
 
 
@@ -268,12 +279,21 @@ def version_models(version: PromptVersion) -> list[str]:
 
 def prompt_version_approve(*, actor: User, version: PromptVersion, note: str) -> PromptVersion:
     """Approve after review. Every model the version may call must have a price in force; with
-    TOLLGATE_APPROVAL_REQUIRES_EVALUATION, the latest evaluation of its content must have passed."""
+    TOLLGATE_APPROVAL_REQUIRES_EVALUATION, the latest evaluation of its content must have passed.
+
+    The event records the cost of the change (prompts.hooks: the system prompt's tokens against the live
+    version's and the monthly difference), counted now if its review page never was opened; a count that
+    fails is recorded as such and does not hold the approval up."""
     for model in version_models(version):
         price_for(model)  # raises ModelNotPriced, which names the model
     if settings.TOLLGATE_APPROVAL_REQUIRES_EVALUATION and (refusal := hooks.evaluations().approval_refusal(version)):
         raise EvaluationRequired(f"{version} needs a passing evaluation before approval: {refusal}.")
-    return _review(version, actor=actor, note=note, to=VersionStatus.APPROVED)
+    # The refusals that need no upstream call come first, so a refused approval counts nothing.
+    require_permission(actor, "prompts.review_promptversion", "approve prompt versions")
+    require_reason(note, "approve a version")
+    countable = version.status == VersionStatus.IN_REVIEW and version.author_id != actor.pk
+    figure = hooks.costs().of_change(version, count=countable).record()
+    return _review(version, actor=actor, note=note, to=VersionStatus.APPROVED, recorded={"cost_of_change": figure})
 
 
 def prompt_version_reject(*, actor: User, version: PromptVersion, note: str) -> PromptVersion:

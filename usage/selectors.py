@@ -1,8 +1,9 @@
-"""Usage reads: prices, spend, worker liveness."""
+"""Usage reads: prices, spend, a prompt's traffic, worker liveness."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -13,8 +14,8 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from core.errors import ModelNotPriced
-from usage.choices import Outcome
-from usage.models import Price, SpendCounter, UsageRecord
+from usage.choices import Endpoint, Outcome
+from usage.models import Price, SpendCounter, UsageRecord, UsageRollup
 from usage.periods import period_start
 from usage.pricing import TokenUsage, cost
 
@@ -75,6 +76,32 @@ def cost_estimate(*, model: str, usage: TokenUsage, batch: bool = False) -> dict
 
 
 GROUPINGS = {"day": TruncDate("created_at"), "prompt": F("prompt_slug"), "model": F("model"), "feature": F("feature")}
+
+
+@dataclass(frozen=True)
+class PromptTraffic:
+    """A prompt's answered calls in one environment over a window, from the hourly roll-ups."""
+
+    calls: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+
+
+def prompt_traffic(*, prompt_slug: str, environment: str, start: datetime, end: datetime) -> PromptTraffic:
+    """The calls of `prompt_slug` in `environment` that Anthropic answered (outcome ok) in [start, end), any
+    version, token counts (free, endpoint `count`) left out, with their cache reads and writes."""
+    totals = (
+        UsageRollup.objects.filter(
+            prompt_slug=prompt_slug, environment=environment, outcome=Outcome.OK, hour__gte=start, hour__lt=end
+        )
+        .exclude(endpoint=Endpoint.COUNT_TOKENS)
+        .aggregate(calls=Sum("calls"), read=Sum("cache_read_tokens"), written=Sum("cache_write_tokens"))
+    )
+    return PromptTraffic(
+        calls=totals["calls"] or 0,
+        cache_read_tokens=totals["read"] or 0,
+        cache_write_tokens=totals["written"] or 0,
+    )
 
 
 def usage_summary(*, api_client_id: int, start: date, end: date, group_by: str) -> dict[str, Any]:

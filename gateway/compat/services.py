@@ -4,19 +4,15 @@ the models a client may name."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from gateway.compat.intake import PROMPT_PREFIX, MessagesCall
+from gateway.counting import COUNTED_FIELDS, tokens_count_recorded
 from gateway.pipeline import Prepared, call_prepare, ledger_base, metadata_fields, provider_key_for
-from gateway.upstream import UPSTREAM_FAILURES, classify, message_count_tokens
 from keys.models import ApiClient
 from prompts.selectors import releases_in
-from usage.choices import Endpoint, Outcome
+from usage.choices import Endpoint
 from usage.models import Price
-from usage.settlement import call_settle
-
-COUNTED_FIELDS = ("model", "messages", "system", "tools", "tool_choice")
 
 
 def messages_prepare(client: ApiClient, call: MessagesCall, *, request_id: str) -> Prepared:
@@ -55,17 +51,7 @@ def tokens_count(client: ApiClient, call: MessagesCall, *, request_id: str) -> i
         "redactions": call.redaction.as_counts(),
         **metadata_fields(call.metadata),
     }
-    began = time.perf_counter()
-    try:
-        tokens = message_count_tokens(key, params)
-    except UPSTREAM_FAILURES as exc:
-        failure = classify(exc)
-        call_settle(record={**record, "outcome": failure.outcome, "error_class": type(exc).__name__,
-                            "latency_upstream_ms": round((time.perf_counter() - began) * 1000)})  # fmt: skip
-        raise failure.error(caller_wrote_body=True) from None
-    elapsed = round((time.perf_counter() - began) * 1000)
-    call_settle(record={**record, "outcome": Outcome.OK, "latency_upstream_ms": elapsed, "latency_total_ms": elapsed})
-    return tokens
+    return tokens_count_recorded(key=key, params=params, record=record, caller_wrote_body=True)
 
 
 def models_for(client: ApiClient) -> list[dict[str, Any]]:
