@@ -467,7 +467,7 @@ def dashboard(filters: Filters) -> dict[str, Any]:
         "latency_chart": latency_chart(filters),
         "errors_chart": errors_chart(filters),
         "breakdowns": [
-            {"name": name, "title": title, "chart": breakdown_chart(filters, name)}
+            {"id": f"cost-by-{name}", "title": f"Cost by {title}", "chart": breakdown_chart(filters, name)}
             for name, title in BREAKDOWNS.items()
         ],
         "tokens": tokens(filters),

@@ -4,13 +4,16 @@
 
 (function () {
   const CAP_COLOR = "#ba2121";
+  // Chart.js's own palette (its Colors plugin steps aside as soon as one dataset, the cap line, has a colour).
+  const PALETTE = ["#36a2eb", "#ff6384", "#ff9f40", "#ffcd56", "#4bc0c0", "#9966ff", "#c9cbcf", "#2e7d32", "#795548"];
 
-  function figure(value, unit) {
+  // As usage.dashboard.figure prints it; an axis's ticks drop the trailing zeros past the cents.
+  function figure(value, unit, tick) {
     if (value === null || value === undefined) {
       return "—";
     }
     if (unit === "$") {
-      return "$" + value.toLocaleString("en-US", { minimumFractionDigits: 4, maximumFractionDigits: 4 });
+      return "$" + value.toLocaleString("en-US", { minimumFractionDigits: tick ? 2 : 4, maximumFractionDigits: 4 });
     }
     if (unit === "%") {
       return value.toFixed(1) + "%";
@@ -18,11 +21,14 @@
     return value.toLocaleString("en-US") + (unit ? " " + unit : "");
   }
 
-  function dataset(spec, raw) {
+  function dataset(spec, raw, index) {
+    const color = PALETTE[index % PALETTE.length];
     const drawn = {
       label: raw.label,
       data: raw.data.map((value) => (value === null ? null : Number(value))),
       spanGaps: false,
+      borderColor: color,
+      backgroundColor: spec.type === "bar" && raw.type !== "line" ? color + "99" : color,
     };
     if (raw.type) {
       drawn.type = raw.type;
@@ -41,7 +47,7 @@
     const categoryAxis = spec.horizontal ? "y" : "x";
     return {
       type: spec.type,
-      data: { labels: spec.labels, datasets: spec.datasets.map((raw) => dataset(spec, raw)) },
+      data: { labels: spec.labels, datasets: spec.datasets.map((raw, index) => dataset(spec, raw, index)) },
       options: {
         animation: false,
         responsive: true,
@@ -53,7 +59,7 @@
           [valueAxis]: {
             stacked: spec.stacked,
             beginAtZero: true,
-            ticks: { callback: (value) => figure(value, spec.unit) },
+            ticks: { callback: (value) => figure(value, spec.unit, true) },
           },
         },
         plugins: {
@@ -72,7 +78,12 @@
     if (!source || !canvas || typeof Chart === "undefined") {
       return;
     }
-    new Chart(canvas, config(JSON.parse(source.textContent)));
+    const spec = JSON.parse(source.textContent);
+    if (spec.horizontal) {
+      // One bar a label: the box grows with them (a style attribute would break the CSP; the CSSOM does not).
+      box.style.height = Math.max(120, 32 * spec.labels.length + 60) + "px";
+    }
+    new Chart(canvas, config(spec));
   }
 
   document.querySelectorAll("[data-chart]").forEach(draw);
