@@ -5,7 +5,7 @@ VENV := .venv
 UV_VERSION := 0.13.8
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format docs bench sandbox clean
+.PHONY: install run test lint format docs bench sandbox vendor clean
 
 install: $(VENV)/.installed
 
@@ -45,5 +45,16 @@ bench: install
 sandbox: install
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(VENV)/bin/python manage.py sandbox
 
+# Browser libraries, exactly as locked in package-lock.json, copied into our static files and committed (so
+# `make run` and CI need no npm). Chart.js's UMD build with its source map (whitenoise's manifest storage
+# requires the file a sourceMappingURL names) and its licence, and the licence of the colour library it bundles.
+CHARTJS := core/static/vendor/chartjs
+vendor:
+	npm ci --ignore-scripts --no-audit --no-fund
+	mkdir -p $(CHARTJS)
+	cp node_modules/chart.js/dist/chart.umd.min.js node_modules/chart.js/dist/chart.umd.min.js.map $(CHARTJS)/
+	cp node_modules/chart.js/LICENSE.md $(CHARTJS)/LICENSE.md
+	cp node_modules/@kurkle/color/LICENSE.md $(CHARTJS)/LICENSE-kurkle-color.md
+
 clean:
-	rm -rf $(VENV) var staticfiles site
+	rm -rf $(VENV) var staticfiles site node_modules

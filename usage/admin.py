@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +23,7 @@ from core.admin import ReadOnlyAdmin
 from core.environments import Environment
 from core.errors import ModelNotPriced
 from usage import services
-from usage.dashboard import Filters, dashboard
+from usage.dashboard import MAX_DAYS, STACKS, Filters, dashboard
 from usage.models import BudgetAlert, MonitorAlert, Price, UsageRecord
 from usage.monitoring import monitor_alert_acknowledge
 from usage.pricing import TokenUsage, cost
@@ -228,7 +229,7 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         if form.is_bound and form.is_valid():
             data = form.cleaned_data
             filters = Filters(data["first_day"] or filters.first_day, data["last_day"] or filters.last_day,
-                              data["environment"])  # fmt: skip
+                              data["environment"], data["stack_by"] or "feature")  # fmt: skip
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -244,6 +245,21 @@ class DashboardForm(forms.Form):
     first_day = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     last_day = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     environment = forms.ChoiceField(choices=[("", "All"), *Environment.choices], required=False)
+    stack_by = forms.ChoiceField(label="Cost by", choices=list(STACKS.items()), required=False)
+
+    def clean(self) -> dict[str, Any]:
+        """A period the charts can draw day by day: in order, at most MAX_DAYS long, and ending before the
+        last date there is (the query runs to the day after it)."""
+        data = super().clean() or {}
+        default = Filters.this_month()
+        first, last = data.get("first_day") or default.first_day, data.get("last_day") or default.last_day
+        if last >= date.max:
+            raise forms.ValidationError("The period must end before the year 9999 does.")
+        if first > last:
+            raise forms.ValidationError("The period must start on or before the day it ends.")
+        if (last - first).days >= MAX_DAYS:
+            raise forms.ValidationError(f"The period can be at most {MAX_DAYS} days long.")
+        return data
 
 
 # --- budget alerts ----------------------------------------------------------------------------------------

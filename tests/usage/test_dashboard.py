@@ -33,7 +33,10 @@ def ledger():
     record(outcome="overloaded", cost_usd=Decimal(0), latency_total_ms=40)
     record(environment="staging", cost_usd=Decimal("7.00"), latency_total_ms=100)
     reservation = spend_reserve(
-        request_id="r", caps=[Cap(CapScope.PROVIDER_KEY, 1, Period.MONTH, Decimal(10), "prod key")], amount=Decimal(3)
+        request_id="r",
+        caps=[Cap(CapScope.PROVIDER_KEY, 1, Period.MONTH, Decimal(10), "prod key")],
+        amount=Decimal(3),
+        ledger={"environment": "production"},
     )
     spend_settle(reservation=reservation, actual=Decimal("2.00"))
 
@@ -60,17 +63,20 @@ def test_the_dashboard_shows_cost_savings_latency_errors_and_budget_burn(client,
     assert context["tokens"]["cache_savings"] > 0
     summary = next(row for row in context["latency"] if row["prompt"] == "summary")
     assert (summary["calls"], summary["p50"], summary["p95"]) == (3, 50, 200)
-    (day,) = context["errors"]
-    assert day["calls"] == 4
-    assert day["rates"]["Overloaded"] == pytest.approx(1 / 4)
+    today = timezone.now().date().isoformat()
+    errors = context["errors_chart"]
+    overloaded = next(dataset for dataset in errors["datasets"] if dataset["label"] == "Overloaded")
+    assert overloaded["data"][errors["labels"].index(today)] == "25.0"  # 1 call in 4
     assert context["quality"] == [{"prompt": "summary", "version": 2, "checked": 2, "pass_rate": 0.5}]
     (burn,) = context["budget"]
     assert (burn["label"], burn["spent"], burn["limit"], burn["percent"]) == ("prod key", Decimal(2), 10, 20.0)
     html = response.content.decode()
-    assert html.count('<svg role="img" class="chart"') == 7  # cost per day and six breakdowns
+    # cost, latency and errors per day, six breakdowns, the cap's burn-down: each drawn from its JSON
+    assert html.count("<canvas") == html.count('type="application/json"') == 10
     assert "search" in html
-    assert "<script>alert(1)</script>" not in html  # labels are escaped inside the SVG
-    assert "&lt;script&gt;" in html
+    assert "<script>alert(1)</script>" not in html  # labels are escaped in the JSON and in the tables
+    assert "\\u003Cscript\\u003Ealert(1)" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
 def test_all_environments_and_an_empty_period(client, approver, ledger):
