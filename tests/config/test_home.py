@@ -318,6 +318,9 @@ def test_each_section_reads_a_bounded_number_of_rows_however_much_waits(
         with django_assert_max_num_queries(most):
             sections = home_sections(user=user)
         assert all(len(section) <= LIMIT for section in _lists(sections))
+    assert home_sections(user=superuser)["review"]["waiting_count"] == LIMIT + 3
+    assert home_sections(user=superuser)["releases"]["count"] == LIMIT + 3
+    assert home_sections(user=custodian)["alerts"]["budget_count"] == LIMIT + 3
     client.force_login(superuser)
     with django_assert_max_num_queries(30):  # the whole page: session, user, banner, sections, recent actions
         assert client.get("/admin/").status_code == 200
