@@ -139,6 +139,12 @@ def _hour(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
+def checkpoint_due(now: datetime) -> datetime:
+    """The end of the newest hour that must have its checkpoint by `now`: the last whole hour once
+    TOLLGATE_AUDIT_CHECKPOINT_GRACE_MINUTES have passed after it."""
+    return _hour(now - timedelta(minutes=settings.TOLLGATE_AUDIT_CHECKPOINT_GRACE_MINUTES))
+
+
 def _signed_fields(checkpoint: AuditCheckpoint) -> dict[str, Any]:
     return {
         "period_end": checkpoint.period_end,
@@ -412,7 +418,7 @@ def audit_chain_verify(
             chain_end=last_sequence if problem is None else None,
         )
     )
-    due = _hour(now - timedelta(minutes=settings.TOLLGATE_AUDIT_CHECKPOINT_GRACE_MINUTES))
+    due = checkpoint_due(now)
     newest = anchors[-1] if anchors else None
     covered_to = newest.period_end if newest else None
     if (covered_to is None or covered_to < chain_timestamp(due)) and AuditEvent.objects.filter(

@@ -1,4 +1,5 @@
-"""Reads of the prompt registry: what is live where, and readable diffs between versions."""
+"""Reads of the prompt registry: what is live where, what waits for review or release, and readable diffs
+between versions."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from core.environments import Environment
 from core.errors import ModelNotPriced
 from prompts import hooks
-from prompts.choices import CacheTTL
+from prompts.choices import CacheTTL, VersionStatus
 from prompts.models import Prompt, PromptVersion, Release
 from prompts.rendering import PLACEHOLDER
 from usage.choices import Outcome
@@ -92,6 +93,53 @@ def previous_version(version: PromptVersion) -> PromptVersion | None:
     return (
         PromptVersion.objects.filter(prompt_id=version.prompt_id, number__lt=version.number).order_by("-number").first()
     )
+
+
+def versions_in_review() -> QuerySet[PromptVersion]:
+    """Versions waiting for a reviewer, the longest waiting first, with their prompts and authors."""
+    return (
+        PromptVersion.objects.filter(status=VersionStatus.IN_REVIEW)
+        .select_related("prompt", "author")
+        .order_by("submitted_at", "pk")
+    )
+
+
+@dataclass(frozen=True)
+class WaitingRelease:
+    """The newest approved version of a prompt, and the environments where an older version of the prompt
+    is live (none: the prompt is live nowhere yet, and the version waits for its first release)."""
+
+    version: PromptVersion
+    environments: list[str]
+
+
+def releases_waiting() -> list[WaitingRelease]:
+    """Approved versions not yet live where they would go: per prompt, its newest approved version waits for
+    release in every environment where the prompt is live with an older version, or for a first release
+    when the prompt is live nowhere. A version older than the live one (after a rollback, say) is not
+    waiting. Two queries, oldest approval first."""
+    newest_approved = (
+        PromptVersion.objects.filter(prompt_id=OuterRef("prompt_id"), status=VersionStatus.APPROVED)
+        .order_by("-number")
+        .values("number")[:1]
+    )
+    candidates = list(
+        PromptVersion.objects.filter(status=VersionStatus.APPROVED, number=Subquery(newest_approved))
+        .select_related("prompt")
+        .order_by("reviewed_at", "pk")
+    )
+    live: dict[int, dict[str, int]] = {}
+    for prompt_id, environment, number in Release.objects.filter(
+        prompt_id__in=[version.prompt_id for version in candidates]
+    ).values_list("prompt_id", "environment", "version__number"):
+        live.setdefault(prompt_id, {})[environment] = number
+    waiting = []
+    for version in candidates:
+        released = live.get(version.prompt_id, {})
+        behind = [env.value for env in Environment if env in released and released[env] < version.number]
+        if behind or not released:
+            waiting.append(WaitingRelease(version=version, environments=behind))
+    return waiting
 
 
 def releases_in(environment: str) -> QuerySet[Release]:

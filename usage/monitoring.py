@@ -19,10 +19,10 @@ from django.utils import timezone
 from audit.services import audit_event_record
 from core.governance import require_permission
 from core.notifications import notify
-from core.roles import Role
 from usage.choices import UPSTREAM_ERRORS, Outcome
 from usage.models import LATENCY_BUCKET_FIELDS, MonitorAlert, UsageRollup
 from usage.rollups import percentile
+from usage.selectors import alert_recipients
 
 
 def _conditions(hour: datetime) -> list[dict[str, Any]]:
@@ -83,10 +83,11 @@ def monitor_alert_raise(
             )
     except IntegrityError:
         return None  # raised already for this condition and window
-    recipients = User.objects.filter(
-        groups__name__in=[Role.PROMPT_APPROVERS.value, Role.KEY_CUSTODIANS.value], is_active=True
+    notify(
+        subject=f"[Tollgate] {alert.get_kind_display()}: {alert.subject}",
+        text=alert.message,
+        recipients=alert_recipients(MonitorAlert),
     )
-    notify(subject=f"[Tollgate] {alert.get_kind_display()}: {alert.subject}", text=alert.message, recipients=recipients)
     return alert
 
 

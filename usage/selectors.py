@@ -1,4 +1,5 @@
-"""Usage reads: prices, spend, a prompt's traffic, worker liveness."""
+"""Usage reads: prices, spend, a prompt's traffic, worker liveness, and who each kind of alert is addressed
+to."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, F, Q, Sum
+from django.contrib.auth.models import User
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from core.errors import ModelNotPriced
+from core.roles import Role
 from usage.choices import Endpoint, Outcome
-from usage.models import Price, SpendCounter, UsageRecord, UsageRollup
+from usage.models import BudgetAlert, MonitorAlert, Price, SpendCounter, UsageRecord, UsageRollup
 from usage.periods import period_start
 from usage.pricing import TokenUsage, cost
 
@@ -146,3 +149,33 @@ def usage_summary(*, api_client_id: int, start: date, end: date, group_by: str) 
             "cost_usd": decimal_text(total_cost),
         },
     }
+
+
+# --- alerts and who they are addressed to ------------------------------------------------------------------
+
+# The roles each kind of alert is notified to (core.notifications.notify): its addressees. The notification
+# services and the admin home page ("open alerts addressed to you") read the same table, so a person sees
+# on the home page exactly the alerts they were sent.
+ALERT_ADDRESSEES: dict[type[BudgetAlert] | type[MonitorAlert], tuple[Role, ...]] = {
+    BudgetAlert: (Role.KEY_CUSTODIANS,),
+    MonitorAlert: (Role.PROMPT_APPROVERS, Role.KEY_CUSTODIANS),
+}
+
+
+def alert_recipients(kind: type[BudgetAlert] | type[MonitorAlert]) -> QuerySet[User]:
+    """The active people an alert of this kind is notified to: the members of its addressed roles."""
+    roles = [role.value for role in ALERT_ADDRESSEES[kind]]
+    return User.objects.filter(groups__name__in=roles, is_active=True).distinct()
+
+
+def open_alerts_addressed_to(
+    *, user: User, kind: type[BudgetAlert] | type[MonitorAlert], limit: int
+) -> tuple[list[Any], int]:
+    """The newest `limit` alerts of `kind` not yet acknowledged that were notified to `user`, and how many
+    there are: none when the person is not one of its addressees (two queries; one when not addressed)."""
+    roles = [role.value for role in ALERT_ADDRESSEES[kind]]
+    if not user.is_active or not user.groups.filter(name__in=roles).exists():
+        return [], 0
+    open_alerts = kind.objects.filter(acknowledged_at__isnull=True).order_by("-created_at")
+    alerts = list(open_alerts[: limit + 1])
+    return alerts[:limit], len(alerts) if len(alerts) <= limit else open_alerts.count()

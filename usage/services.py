@@ -27,12 +27,11 @@ from audit.services import audit_event_record
 from core.errors import ADVERB, SpendCapExceeded
 from core.governance import require_permission, require_reason, save_with_history
 from core.notifications import notify
-from core.roles import Role
 from core.tasks import task_enqueue_on_commit
 from usage.choices import ReservationStatus
 from usage.models import BudgetAlert, Price, SpendCounter, SpendReservation
 from usage.periods import period_start
-from usage.selectors import price_cache_clear
+from usage.selectors import alert_recipients, price_cache_clear
 
 logger = logging.getLogger(__name__)
 
@@ -230,8 +229,7 @@ def budget_alert_notify(*, alert: BudgetAlert) -> None:
         f"{alert.threshold_percent}% or more of its {ADVERB[alert.period]} cap of {alert.limit_usd:.2f} USD "
         f"(period starting {alert.period_start.isoformat()})."
     )
-    custodians = User.objects.filter(groups__name=Role.KEY_CUSTODIANS.value, is_active=True)
-    notify(subject=f"[Tollgate] {alert}", text=text, recipients=custodians)
+    notify(subject=f"[Tollgate] {alert}", text=text, recipients=alert_recipients(BudgetAlert))
 
 
 @transaction.atomic

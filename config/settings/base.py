@@ -216,6 +216,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # The admin home page's sections (config.home); config is no app, so its tags are named here.
+            "libraries": {"home": "config.home_tags"},
         },
     },
 ]
