@@ -8,7 +8,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
-from audit.services import checkpoint_due
+from audit.services import CHAIN_VERIFY, checkpoint_due
 
 ANCHOR_CONFLICT = "audit.anchor_conflict"
 
@@ -17,13 +17,15 @@ ANCHOR_CONFLICT = "audit.anchor_conflict"
 class ChainState:
     """What the signed checkpoints vouch for, read from their rows (a few queries however long the trail):
     the newest checkpoint, the events appended after it, whether the checkpoint task is on time, and the
-    newest anchor conflict (the checkpoint task found the database differing from what it signed)."""
+    newest anchor conflict (the checkpoint task found the database differing from what it signed), and the
+    last recorded verification of the whole chain (`audit.chain_verify`: the daily task, the command)."""
 
     checkpoint: AuditCheckpoint | None
     head_sequence: int
     due: datetime
     late: bool
     conflict: AuditEvent | None
+    verification: AuditEvent | None  # the last recorded run of the whole verification
 
     @property
     def unvouched(self) -> int:
@@ -41,4 +43,7 @@ def audit_chain_state(*, now: datetime | None = None) -> ChainState:
         occurred_at__lt=due
     ).exists()
     conflict = AuditEvent.objects.filter(action=ANCHOR_CONFLICT).order_by("-sequence").first()
-    return ChainState(checkpoint=checkpoint, head_sequence=head or 0, due=due, late=late, conflict=conflict)
+    verification = AuditEvent.objects.filter(action=CHAIN_VERIFY).order_by("-sequence").first()
+    return ChainState(
+        checkpoint=checkpoint, head_sequence=head or 0, due=due, late=late, conflict=conflict, verification=verification
+    )

@@ -14,7 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.db import models, transaction
+from django.db import DatabaseError, models, transaction
 from django.utils import timezone
 
 from audit.anchors import (
@@ -442,4 +442,38 @@ def audit_chain_verify(
         covered_to=covered_to,
         due=due,
         problem=first,
+    )
+
+
+CHAIN_VERIFY = "audit.chain_verify"
+
+
+def audit_chain_verify_recorded(*, actor_repr: str, **options: Any) -> ChainReport:
+    """`audit_chain_verify`, and its result recorded in the trail (`audit.chain_verify`): what the home page
+    shows auditors as the last verification — when, by whom, intact or where it broke, up to which anchor."""
+    report = audit_chain_verify(**options)
+    try:
+        with transaction.atomic():  # a trail broken by an inserted event cannot take one more: report anyway
+            _chain_verify_record(report, actor_repr)
+    except DatabaseError as exc:
+        logger.error("The chain verification's result could not be recorded in the trail (%s).", type(exc).__name__)
+    return report
+
+
+def _chain_verify_record(report: ChainReport, actor_repr: str) -> None:
+    audit_event_record(
+        action=CHAIN_VERIFY,
+        actor_repr=actor_repr,
+        object_type="audit.auditevent",
+        object_repr=f"#1–#{report.head_sequence}",
+        changes={
+            "result": "intact" if report.problem is None else "broken",
+            "events": report.events,
+            "checkpoints": report.checkpoints,
+            "anchors": report.anchors,
+            "head_sequence": report.head_sequence,
+            "covered_to": report.covered_to,
+            "problem_sequence": report.problem.sequence if report.problem else None,
+        },
+        reason=report.problem.reason if report.problem else "",
     )

@@ -282,6 +282,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "batches-poll": {"task": "prompts.tasks.batches_poll", "schedule": TOLLGATE_BATCH_POLL_SECONDS},
     # Five minutes past the hour, so that appends begun before the hour have committed.
     "audit-checkpoints": {"task": "audit.tasks.checkpoints_write", "schedule": crontab(minute=5)},
+    "audit-chain-verify": {"task": "audit.tasks.chain_verify", "schedule": crontab(hour=4, minute=10)},
     "monitor-alerts": {"task": "usage.tasks.monitor_alerts_check", "schedule": crontab(minute=2)},
     "sso-inactive-accounts": {"task": "identity.tasks.sso_accounts_deactivate", "schedule": crontab(hour=5, minute=40)},
     "weekly-evaluations": {

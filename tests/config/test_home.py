@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import date, timedelta
 from decimal import Decimal
@@ -10,18 +11,22 @@ from itertools import count
 import pytest
 import time_machine
 from django.contrib.auth.models import Group, Permission, User
+from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from audit.models import AuditEvent
 from audit.services import audit_checkpoints_write
+from audit.tasks import chain_verify
 from config.home import LIMIT, SECTION_PERMISSIONS, home_sections, last_full_quarter, sections_visible
 from core.context import access_change
 from core.roles import ROLE_PERMISSIONS, Role
 from keys import services as key_services
 from prompts import services as prompt_services
 from prompts.models import Prompt, PromptVersion
+from tests.audit.test_chain import tampering
 from tests.factories import UserFactory, version_content
 from usage.choices import CapScope, Period
 from usage.models import BudgetAlert, MonitorAlert
@@ -267,6 +272,30 @@ def test_an_auditor_sees_the_chain_as_its_checkpoints_left_it(client, auditor):
     assert late.late
 
 
+def test_an_auditor_sees_when_the_whole_chain_was_last_verified_and_how_it_went(client, auditor, settings, tmp_path):
+    settings.TOLLGATE_AUDIT_ANCHOR_DIR = tmp_path / "anchors"
+    with tampering() as cursor:  # a trail of this test's own: no event older than its anchors
+        for table in ("audit_auditevent", "audit_auditcheckpoint", "audit_auditchainhead"):
+            cursor.execute(f"DELETE FROM {table}")  # noqa: S608  (fixed names)
+    assert "never (the daily verification has not run yet)" in home(client, auditor)
+
+    chain_verify.delay()  # the daily beat task (in-process here)
+    intact = home(client, auditor).split('id="home-chain-verified">')[1].split("</td>")[0]
+    run = AuditEvent.objects.filter(action="audit.chain_verify").latest("sequence")
+
+    assert run.actor_repr == "system"
+    assert run.changes["result"] == "intact"
+    assert f"intact, {run.changes['events']} events" in intact
+    with tampering() as cursor:  # an event edited behind the application's back
+        cursor.execute("UPDATE audit_auditevent SET reason = 'other' WHERE sequence = 1")
+    with pytest.raises(SystemExit):
+        call_command("verify_audit_chain", stdout=io.StringIO(), stderr=io.StringIO())
+    broken = home(client, auditor).split('id="home-chain-verified">')[1].split("</td>")[0]
+
+    assert "broken at #1" in broken
+    assert "by cli:verify_audit_chain" in broken
+
+
 def test_the_evidence_button_downloads_the_last_full_quarters_package(client, auditor):
     html = home(client, auditor)
     form = re.search(r'<form method="post" action="([^"]+)"[^>]*id="home-evidence-alerts">(.*?)</form>', html, re.S)
@@ -313,7 +342,7 @@ def test_each_section_reads_a_bounded_number_of_rows_however_much_waits(
                                    limit_usd=Decimal(10))  # fmt: skip
     audit_checkpoints_write()
 
-    for user, most in ((approver, 10), (custodian, 9), (auditor, 8), (superuser, 16)):
+    for user, most in ((approver, 10), (custodian, 9), (auditor, 9), (superuser, 17)):
         user = User.objects.get(pk=user.pk)
         with django_assert_max_num_queries(most):
             sections = home_sections(user=user)
@@ -322,7 +351,7 @@ def test_each_section_reads_a_bounded_number_of_rows_however_much_waits(
     assert home_sections(user=superuser)["releases"]["count"] == LIMIT + 3
     assert home_sections(user=custodian)["alerts"]["budget_count"] == LIMIT + 3
     client.force_login(superuser)
-    with django_assert_max_num_queries(30):  # the whole page: session, user, banner, sections, recent actions
+    with django_assert_max_num_queries(31):  # the whole page: session, user, banner, sections, recent actions
         assert client.get("/admin/").status_code == 200
 
 

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.anchors import anchor_directory
-from audit.services import audit_chain_verify
+from audit.services import audit_chain_verify, audit_chain_verify_recorded
 
 
 class Command(BaseCommand):
@@ -26,6 +26,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--anchors", type=Path, help="directory of the checkpoint anchors (default: TOLLGATE_AUDIT_ANCHOR_DIR)"
         )
+        parser.add_argument(
+            "--no-record",
+            action="store_true",
+            help="do not record the result in the trail (a read-only connection, a copy that must stay as it is)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         public_key = None
@@ -38,7 +43,12 @@ class Command(BaseCommand):
                 raise CommandError("--public-key must be an Ed25519 public key (PEM).")
             public_key = loaded
         directory = options["anchors"] or anchor_directory()
-        report = audit_chain_verify(public_key=public_key, anchor_dir=directory)
+        if options["no_record"]:
+            report = audit_chain_verify(public_key=public_key, anchor_dir=directory)
+        else:
+            report = audit_chain_verify_recorded(
+                actor_repr="cli:verify_audit_chain", public_key=public_key, anchor_dir=directory
+            )
         if report.problem is not None:
             self.stderr.write(f"FAILED at sequence {report.problem.sequence}: {report.problem.reason}")
             raise SystemExit(1)
