@@ -28,6 +28,7 @@ from prompts import hooks, selectors, services
 from prompts.choices import DataCategory, VersionStatus
 from prompts.models import CONTENT_FIELDS, Prompt, PromptVersion, Release
 from prompts.validation import version_content_errors
+from usage.dashboard import chart_spec
 
 # --- prompts ---------------------------------------------------------------------------------------------
 
@@ -171,6 +172,12 @@ class PromptAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
             ],
             "compare_form": CompareForm(prompt=prompt, initial=_compare_defaults(page.versions)),
             "can_release": user.has_perm("prompts.release_promptversion"),
+            "usage_chart": chart_spec(
+                type="bar",
+                labels=[day.key.isoformat() for day in page.usage.days],
+                datasets=[{"label": "Cost (USD)", "data": [day.cost_usd for day in page.usage.days]}],
+                unit="$",
+            ),
         }
 
     def get_urls(self) -> list[URLPattern]:

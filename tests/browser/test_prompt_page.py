@@ -88,6 +88,12 @@ def test_author_submits_and_approver_approves_from_the_prompts_page_then_compare
     assert "v2" in page.inner_text("#live-development")
     assert page.inner_text("#rollback-development") == "Roll back to v1"
     assert "25" in page.inner_text("#usage-versions")
+    page.wait_for_function("() => window.Chart && Chart.getChart(document.querySelector('#usage-cost-per-day canvas'))")
+    drawn = page.evaluate(
+        "() => Chart.getChart(document.querySelector('#usage-cost-per-day canvas')).data.datasets[0].data"
+    )
+    assert len(drawn) == 30  # every day of the window
+    assert sum(float(value) > 0 for value in drawn) == 6  # the six days with calls
     screenshots.save(page, "prompt-page")
 
     page.select_option("#compare-form select[name=a]", str(v1.pk))
