@@ -5,7 +5,7 @@ VENV := .venv
 UV_VERSION := 0.13.8
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format docs bench sandbox vendor clean
+.PHONY: install run test lint format docs bench smoke sandbox vendor clean
 
 install: $(VENV)/.installed
 
@@ -41,6 +41,14 @@ docs: install
 
 bench: install
 	$(VENV)/bin/python -m bench
+
+# Production as operators run it (deploy/smoke.py): nginx (Debian's) with TLS in front of two gunicorn nodes,
+# a Celery worker and beat, a fresh PostgreSQL database and a Redis of its own, started from deploy/'s own
+# files; a journey through the proxy, a race on one spend cap, then faults under load. Counts printed; exits
+# non-zero when one that must be zero is not. Needs PostgreSQL on 127.0.0.1:5432 (SMOKE_POSTGRES), nginx,
+# redis-server and openssl.
+smoke: install
+	$(VENV)/bin/python -m deploy.smoke
 
 sandbox: install
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(VENV)/bin/python manage.py sandbox

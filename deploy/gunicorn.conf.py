@@ -14,5 +14,13 @@ bind = "0.0.0.0:8000"
 # against granian (2 × 32, 4 × 8) in bench/compare.py: none was faster or cheaper per run.
 workers = 2
 threads = 32
-worker_class = "gthread"
+# gthread, closing the port as soon as a node is told to stop, so that nginx sends new requests to the
+# other node instead of into a queue nobody reads (deploy/gunicorn_worker.py).
+worker_class = "deploy.gunicorn_worker.DrainingThreadWorker"
 loglevel = "warning"
+# Load Tollgate before listening: a node that is (re)starting refuses connections, and nginx sends them to
+# the other node, instead of accepting requests that wait until its workers have loaded the application.
+preload_app = True
+# Longer than nginx keeps an idle upstream connection (keepalive_timeout in deploy/nginx/tollgate.conf):
+# the proxy, never the node, closes an idle connection, so a request is never sent on one being closed.
+keepalive = 75

@@ -259,6 +259,18 @@ CELERY_TASK_EAGER_PROPAGATES = True
 if not TOLLGATE_BROKER_CONFIGURED:
     CELERY_BROKER_URL = "memory://"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# On a Redis broker a task taken by a worker that then dies (SIGKILL, lost host) is delivered again only
+# after this many seconds (kombu's visibility timeout): how long a killed worker's job waits before another
+# worker runs it. It must exceed the job lease, or a job still running under its claim would be delivered
+# to a second worker while the first holds it (docs/queue.md, Exactly one result).
+CELERY_BROKER_VISIBILITY_TIMEOUT: int = env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=60 * 60)
+if CELERY_BROKER_VISIBILITY_TIMEOUT <= TOLLGATE_JOB_LEASE_SECONDS:
+    raise ImproperlyConfigured(
+        f"CELERY_BROKER_VISIBILITY_TIMEOUT ({CELERY_BROKER_VISIBILITY_TIMEOUT} s) must exceed "
+        f"TOLLGATE_JOB_LEASE_SECONDS ({TOLLGATE_JOB_LEASE_SECONDS} s): a job still held under its lease would "
+        "be delivered to a second worker."
+    )
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -89,3 +89,19 @@ def test_evaluation_settings_out_of_range_stop_start_up_with_their_name(name, va
 
     assert result.returncode != 0
     assert name in result.stderr
+
+
+def test_a_broker_visibility_timeout_within_the_job_lease_is_refused():
+    """A job still running under its lease would be delivered to a second worker."""
+    refused = manage("check", **PRODUCTION, CELERY_BROKER_VISIBILITY_TIMEOUT="300", TOLLGATE_JOB_LEASE_SECONDS="300")
+    accepted = manage("check", **PRODUCTION, CELERY_BROKER_VISIBILITY_TIMEOUT="301", TOLLGATE_JOB_LEASE_SECONDS="300")
+
+    assert refused.returncode != 0
+    assert "CELERY_BROKER_VISIBILITY_TIMEOUT (300 s) must exceed TOLLGATE_JOB_LEASE_SECONDS (300 s)" in refused.stderr
+    assert accepted.returncode == 0, accepted.stderr
+
+
+def test_the_broker_visibility_timeout_reaches_celery():
+    from config.celery_app import app
+
+    assert app.conf.broker_transport_options["visibility_timeout"] == 3600
