@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any
 
+import redis.exceptions
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from core.errors import DomainError, RequestTooLarge
+from core.errors import DomainError, RequestTooLarge, ServiceUnavailable
 from core.problems import PROBLEM_CONTENT_TYPE, anthropic_error_body, domain_problem_body, problem_body
 
 logger = logging.getLogger(__name__)
+
+# A dependency of Tollgate's own that did not answer (Redis restarting, the database failing over): a 503 the
+# caller may retry, never a 500. On PostgreSQL a serialization failure or deadlock is an OperationalError too:
+# retrying is right for those as well.
+OUTAGES = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError, InterfaceError)
 
 # DRF's own exceptions, mapped to the public codes.
 _DRF_CODES: dict[type[exceptions.APIException], tuple[str, str]] = {
@@ -57,6 +65,9 @@ def _django_exception_as_api_exception(exc: Exception) -> Exception:
         return exceptions.PermissionDenied()
     if isinstance(exc, Http404):
         return exceptions.NotFound()
+    if isinstance(exc, OUTAGES):
+        logger.error("A dependency did not answer: %s", type(exc).__name__, exc_info=exc)
+        return ServiceUnavailable()
     return exc
 
 
@@ -183,7 +194,14 @@ def not_found_view(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def server_error_view(request: HttpRequest) -> HttpResponse:
-    """Reached when an exception escapes everything else (Django has logged it with its traceback)."""
+    """Reached when an exception escapes everything else (Django has logged it with its traceback): still
+    inside its `except`, so an outage of the database or cache (in a middleware, say) is told apart."""
+    if _is_api(request) and isinstance(sys.exc_info()[1], OUTAGES):
+        outage = ServiceUnavailable()
+        response = problem_response(code=outage.code, title=outage.title, status_code=outage.status,
+                                    detail=outage.detail)  # fmt: skip
+        response["Retry-After"] = str(outage.retry_after)
+        return _shaped(request, response)
     if _is_api(request):
         return _shaped(request, problem_response(
             code="internal_error", title="Internal error", status_code=500,

@@ -54,7 +54,8 @@ PROBLEM_STATUSES: dict[int, str] = {
     429: "Over the client's rate limit (`rate_limited`); see `Retry-After`",
     500: "A fault on our side (`internal_error`, `version_tampered`)",
     502: "Anthropic failed after retries, or no provider key (`upstream_error`)",
-    503: "Anthropic overloaded or rate limited after retries (`upstream_overloaded`, `upstream_rate_limited`)",
+    503: "Anthropic overloaded or rate limited after retries (`upstream_overloaded`, `upstream_rate_limited`), or "
+    "Tollgate's database or cache not answering (`service_unavailable`)",
     504: "Anthropic did not answer in time (`upstream_timeout`)",
 }
 _RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}}

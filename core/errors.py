@@ -293,6 +293,21 @@ class NoProviderKey(DomainError):
     status = 502
 
 
+class ServiceUnavailable(DomainError):
+    """Tollgate's own database or cache (Redis) did not answer: nothing was sent upstream for this request
+    unless its ledger row says so; retrying after `Retry-After` is safe."""
+
+    code = "service_unavailable"
+    title = "Service unavailable"
+    status = 503
+
+    def __init__(self, detail: str = "", *, retry_after: int = 5) -> None:
+        super().__init__(
+            detail or "A service Tollgate depends on (its database or cache) is not answering; retry shortly."
+        )
+        self.retry_after = retry_after
+
+
 class InternalError(DomainError):
     """A fault of Tollgate's own, told to a stream's caller as its `error` event."""
 

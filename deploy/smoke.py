@@ -788,6 +788,8 @@ def tally(stack: Stack, result: dict[str, Any]) -> dict[str, Any]:
             f"{phase}: {status or request_id}" for phase, status, request_id in load.outcomes if status != 200
         ),
         "runs answered": len(answered_ids),
+        # While Redis restarts a run is refused with 503 service_unavailable (Retry-After): anything else failed.
+        "answers neither 200 nor 503": sum(1 for _, status, _ in load.outcomes if status not in (200, 503)),
         "run ledger rows missing": len(set(answered_ids) - in_ledger),
         "jobs accepted": len(jobs),
         "jobs running when the worker was killed": result["running_when_killed"],
@@ -831,6 +833,7 @@ def main() -> int:
         counts = tally(stack, faults(stack, setup))
         required = {
             "requests failed (web node restart)": counts["phases"].get("web node restart", (0, 0))[1],
+            "answers neither 200 nor 503": counts["answers neither 200 nor 503"],
             "jobs lost": counts["jobs lost"],
             "ledger rows missing": counts["run ledger rows missing"] + counts["job ledger rows missing"],
             "reservations left held": counts["reservations left held"],
