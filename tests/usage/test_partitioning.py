@@ -315,3 +315,23 @@ def test_rows_dated_a_month_ahead_are_not_lost(tmp_path):
     """The ledger accepts any time: a row beyond the partitions made is kept (in the default partition)."""
     record = write(datetime.now(tz=UTC) + timedelta(days=3650))
     assert UsageRecord.objects.get() == record
+
+
+def test_the_ledgers_admin_list_counts_from_the_partitions_estimates(monkeypatch):
+    postgresql_only()
+    from django.db.models.query import QuerySet
+    from django.test.utils import CaptureQueriesContext
+
+    from usage.admin import EstimatedCountPaginator
+
+    ledger_partitions_create(now=at(2037, 1, 1), ahead=1)
+    for moment in (at(2037, 1, 5), at(2037, 1, 6), at(2037, 2, 5)):
+        write(moment)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE usage_usagerecord")
+    monkeypatch.setattr(EstimatedCountPaginator, "estimate_above", 2)
+    ledger: QuerySet[UsageRecord] = UsageRecord.objects.all()
+
+    with CaptureQueriesContext(connection) as queries:
+        assert EstimatedCountPaginator(ledger, 100).count == 3
+    assert not any("COUNT(" in query["sql"].upper() for query in queries.captured_queries)
