@@ -10,7 +10,7 @@ roll-ups; then, at that size:
 - the archive of the oldest month (`manage.py ledger_archive`: export, verify, detach).
 
 It prints one JSON line with the figures, rows and bytes (`pg_total_relation_size` of every partition and
-its indexes, per row). Not part of `make bench` (the default size takes hours and ~30 GB of disk): run
+its indexes, per row). Not part of `make bench` (the default size takes hours and ~50 GB of disk): run
 `.venv/bin/python -m bench.ledger_scale --rows N`. The database (`BENCH_LEDGER_DATABASE`, default
 `tollgate_ledger_scale`) is created afresh and dropped at the end unless `--keep`.
 
