@@ -172,7 +172,10 @@ class PriceAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
 
 class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
     """On an unfiltered PostgreSQL table, page counts from the planner's row estimate instead of COUNT(*)
-    over millions of rows; filtered lists (small by nature) are counted exactly."""
+    over millions of rows; filtered lists (small by nature) are counted exactly. A partitioned table (the
+    ledger) has no estimate of its own: its partitions' are summed."""
+
+    estimate_above = 100_000
 
     @cached_property
     def count(self) -> int:
@@ -180,10 +183,17 @@ class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
         if connection.vendor == "postgresql" and query is not None and not query.where:
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [query.model._meta.db_table]
+                    """
+                    SELECT sum(greatest(c.reltuples, 0))::bigint FROM pg_class c
+                    WHERE c.relkind <> 'p' AND (
+                        c.oid = to_regclass(%s)
+                        OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass(%s))
+                    )
+                    """,
+                    [query.model._meta.db_table] * 2,
                 )
                 row = cursor.fetchone()
-            if row and row[0] > 100_000:
+            if row and row[0] and row[0] > self.estimate_above:
                 return int(row[0])
         return int(super().count)
 

@@ -10,6 +10,7 @@ class UsageConfig(AppConfig):
     def ready(self) -> None:
         from core import metrics
         from usage import (
+            checks,  # noqa: F401  (registers the ledger's database checks)
             receivers,  # noqa: F401  (keeps the price book seeded)
             tasks,  # noqa: F401  (registers its tasks: services and the beat queue them by name)
         )

@@ -203,7 +203,8 @@ class UsageRecord(models.Model):
     end_user = models.CharField(max_length=200, blank=True)
     # Names the upstream call (a run's id, a batch item's `<batch id>/<custom_id>`; empty for a refusal at a
     # cap and a batch's failed submission, which hold no reservation): a second settlement of the call, or
-    # one overlapping it, cannot write its row twice.
+    # one overlapping it, cannot write its row twice. On PostgreSQL the ledger is partitioned by month and a
+    # unique index cannot span partitions: a trigger keeps the id unique over all of them (migration 0009).
     call_id = models.CharField(max_length=150, null=True, blank=True, unique=True, editable=False)
 
     objects = UsageRecordQuerySet.as_manager()

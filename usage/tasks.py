@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from usage import heartbeat, services, settlement
+from usage import heartbeat, partitions, services, settlement
 from usage.models import BudgetAlert
 from usage.monitoring import monitor_alerts_check as check
 
@@ -12,6 +12,11 @@ from usage.monitoring import monitor_alerts_check as check
 @shared_task(name="usage.tasks.worker_heartbeat", ignore_result=True)
 def worker_heartbeat() -> None:
     heartbeat.worker_heartbeat_record()
+
+
+@shared_task(name="usage.tasks.ledger_partitions_create", ignore_result=True)
+def ledger_partitions_create() -> None:
+    partitions.ledger_partitions_create()
 
 
 @shared_task(name="usage.tasks.reservations_reap", ignore_result=True)

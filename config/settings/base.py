@@ -52,6 +52,15 @@ TOLLGATE_PHONE_REGIONS: list[str] = env.list(
     "TOLLGATE_PHONE_REGIONS", default=["GB", "DE", "FR", "IT", "ES", "NL", "IE", "AT", "CH", "IN", "JP", "AU"]
 )
 TOLLGATE_BODY_RETENTION_DAYS: int = env.int("TOLLGATE_BODY_RETENTION_DAYS", default=30)
+# PostgreSQL: the ledger is partitioned by month (docs/capacity.md). Beat keeps this many months' partitions
+# created ahead of the current one; `ledger_archive` archives (and detaches) months older than the retention,
+# in months (0 keeps every month).
+TOLLGATE_LEDGER_PARTITIONS_AHEAD: int = env.int("TOLLGATE_LEDGER_PARTITIONS_AHEAD", default=3)
+TOLLGATE_LEDGER_RETENTION_MONTHS: int = env.int("TOLLGATE_LEDGER_RETENTION_MONTHS", default=0)
+if TOLLGATE_LEDGER_PARTITIONS_AHEAD < 1 or TOLLGATE_LEDGER_RETENTION_MONTHS < 0:
+    raise ImproperlyConfigured(
+        "TOLLGATE_LEDGER_PARTITIONS_AHEAD is 1 or more; TOLLGATE_LEDGER_RETENTION_MONTHS 0 or more."
+    )
 # Audit checkpoints leave the database as they are made: one write-once file each in this directory,
 # which the application must not be able to delete from (docs/audit.md, Keeping the anchors safe). Verification fails
 # when no checkpoint covers the last whole hour once the grace after it has passed.
@@ -290,6 +299,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "key-rotation-reminders": {"task": "keys.tasks.rotation_reminders", "schedule": crontab(hour=7, minute=0)},
     "sessions-clear": {"task": "identity.tasks.sessions_clear", "schedule": crontab(minute=20)},
     "spend-reservations-reap": {"task": "usage.tasks.reservations_reap", "schedule": 300.0},
+    "ledger-partitions": {"task": "usage.tasks.ledger_partitions_create", "schedule": crontab(hour=3, minute=10)},
     "request-log-purge": {"task": "prompts.tasks.request_bodies_purge", "schedule": crontab(minute=15)},
     "batches-poll": {"task": "prompts.tasks.batches_poll", "schedule": TOLLGATE_BATCH_POLL_SECONDS},
     # Five minutes past the hour, so that appends begun before the hour have committed.
