@@ -10,6 +10,7 @@ from django.db import OperationalError
 from rest_framework.test import APIRequestFactory
 
 from config.exceptions import problem_exception_handler
+from core import hotcache
 from tests.gateway.upstream import EMAIL, TICKET, sandbox_requests
 from usage.models import UsageRecord
 
@@ -18,17 +19,21 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def redis_down(settings):
-    """The cache pointed at a port nothing listens on, as while Redis restarts."""
+    """The cache and the raw Redis connection (rate limits, the hot caches) pointed at a port nothing
+    listens on, as while Redis restarts."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    url = f"redis://127.0.0.1:{port}/0"
     settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{port}/0",
-            "KEY_PREFIX": "tollgate",
-        }
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url, "KEY_PREFIX": "tollgate"}
     }
+    settings.REDIS_URL = url
+    hotcache.redis_client.cache_clear()
+    hotcache.clear()
+    yield
+    hotcache.redis_client.cache_clear()
+    hotcache.clear()
 
 
 @pytest.mark.parametrize("path", ["/api/v1/prompts/support-summary/run", "/anthropic/v1/messages"])
