@@ -195,7 +195,9 @@ class PromptAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
         them, the picker; with versions that are not the prompt's, or the same one twice, the picker
         with the reason (400)."""
         prompt = get_object_or_404(Prompt, pk=object_id)
-        if not self.has_view_or_change_permission(request, prompt):
+        # The comparison prints the versions' content: for those who may read it on the versions' own pages.
+        versions_admin = self.admin_site.get_model_admin(PromptVersion)
+        if not self.has_view_or_change_permission(request, prompt) or not versions_admin.has_view_permission(request):
             raise PermissionDenied
         bound = "a" in request.GET or "b" in request.GET
         form = CompareForm(request.GET if bound else None, prompt=prompt, initial=_compare_defaults_for(prompt))
