@@ -3,11 +3,15 @@ attack that once worked, written so that it fails if the mechanism that stops it
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.test import Client
 
 from evaluations.models import SystemPromptCount
-from tests.evaluations.test_cost_of_change import count_requests, dev_key, in_review  # noqa: F401
+from prompts import hooks, services
+from tests.evaluations.test_cost_of_change import count_requests, dev_key, in_review, rollup  # noqa: F401
+from tests.factories import version_content
 from usage.models import UsageRecord
 
 pytestmark = pytest.mark.django_db
@@ -37,3 +41,26 @@ def test_a_version_page_with_an_id_that_is_not_a_number_is_not_found(author, obj
     browser.force_login(author)
 
     assert browser.get(f"/admin/prompts/promptversion/{object_id}/change/").status_code in (302, 404)
+
+
+def test_playground_tries_and_evaluations_are_not_the_live_versions_traffic(prompt, author, approver):
+    """The monthly difference is priced at the live version's volume. When the prompt is live in development
+    only, an author's playground tries (and evaluation runs) of the new version are calls of the prompt in
+    that environment too: they must not inflate the volume the approval records in the evidence."""
+    v1 = services.prompt_version_create(actor=author, prompt=prompt, content=version_content(), change_summary="v1")
+    services.prompt_version_submit(actor=author, version=v1)
+    services.prompt_version_approve(actor=approver, version=v1, note="ok")
+    services.prompt_version_release(actor=approver, version=v1, environment="development", reason="try it")
+    v2 = services.prompt_version_create(
+        actor=author, prompt=prompt, content=version_content(system_prompt="Longer. " * 40), change_summary="v2"
+    )
+    services.prompt_version_submit(actor=author, version=v2)
+    rollup(hours_ago=2, environment="development", calls=100, read=900, written=100)
+    rollup(hours_ago=2, environment="development", endpoint="playground", calls=5000, written=70_000)
+    rollup(hours_ago=3, environment="development", endpoint="evaluation", calls=3000, written=50_000)
+
+    figure = hooks.costs().of_change(v2, count=False)
+
+    assert (figure.live_environment, figure.live_version) == ("development", 1)
+    assert figure.calls == 100
+    assert figure.cache_hit_ratio == Decimal("0.9")
