@@ -56,3 +56,23 @@ def test_a_reader_of_versions_still_compares_them(prompt, two_versions, auditor)
 
     assert page.status_code == 200
     assert SECRET_RULE in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/playground/{huge}/",
+        "/admin/prompts/prompt/{huge}/compare/",
+        "/admin/prompts/prompt/{huge}/change/",
+        "/admin/prompts/promptversion/{huge}/change/",
+        "/admin/prompts/promptversion/{huge}/do/approve/",
+        "/admin/prompts/prompt/{prompt}/compare/?a={huge}&b=-{huge}",
+    ],
+)
+def test_ids_out_of_any_integer_range_are_not_found_never_a_server_error(prompt, superuser, path):
+    browser = Client()
+    browser.force_login(superuser)
+
+    answer = browser.get(path.format(huge=10**30, prompt=prompt.pk))
+
+    assert answer.status_code in (302, 400, 404)
