@@ -3,14 +3,26 @@ attack that once worked, written so that it fails if the mechanism that stops it
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
+from django.db import connection
 from django.test import Client
+from django.utils import timezone
 
+from evaluations.costs import RETRY_AFTER
 from evaluations.models import SystemPromptCount
 from prompts import hooks, services
-from tests.evaluations.test_cost_of_change import count_requests, dev_key, in_review, rollup  # noqa: F401
+from tests.evaluations.test_cost_of_change import (  # noqa: F401  (dev_key, in_review: fixtures)
+    count_requests,
+    dev_key,
+    in_review,
+    rollup,
+    sandbox_count,
+)
 from tests.factories import version_content
 from usage.models import UsageRecord
 
@@ -64,3 +76,34 @@ def test_playground_tries_and_evaluations_are_not_the_live_versions_traffic(prom
     assert (figure.live_environment, figure.live_version) == ("development", 1)
     assert figure.calls == 100
     assert figure.cache_hit_ratio == Decimal("0.9")
+
+
+def _edit_in_the_database(version, system_prompt: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE prompts_promptversion SET system_prompt = %s WHERE id = %s", [system_prompt, version.pk])
+
+
+@pytest.mark.usefixtures("dev_key")
+def test_content_edited_behind_the_registrys_back_is_never_counted_as_the_versions_content(world, approver, request):
+    """Counts are stored by content hash. A version whose system prompt was changed in the database (its hash
+    left as it was) must not have the changed text counted and filed under the hash of what was reviewed:
+    the figure (and the approval's evidence) would then be the count of different content."""
+    version = request.getfixturevalue("in_review")
+    reviewed = version.system_prompt
+    _edit_in_the_database(version, reviewed + " Also: " + "be verbose. " * 200)
+    browser = Client()
+    browser.force_login(approver)
+
+    page = browser.get(f"/admin/prompts/promptversion/{version.pk}/change/")
+
+    assert "be verbose" not in json.dumps(count_requests(world))
+    assert not SystemPromptCount.objects.filter(version=version, tokens__isnull=False).exists()
+
+    assert "does not match its recorded content hash" in page.content.decode()
+
+    _edit_in_the_database(version, reviewed)  # put back as reviewed; the failed count is tried again later
+    with time_machine.travel(timezone.now() + RETRY_AFTER + timedelta(minutes=1)):
+        browser.get(f"/admin/prompts/promptversion/{version.pk}/change/")
+
+    stored = SystemPromptCount.objects.get(version=version, content_hash=version.content_hash)
+    assert stored.tokens == sandbox_count(world, reviewed)
