@@ -9,10 +9,14 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
+from audit.models import AuditEvent
 from evaluations.costs import RETRY_AFTER
 from evaluations.models import SystemPromptCount
 from prompts import hooks, services
@@ -23,7 +27,10 @@ from tests.evaluations.test_cost_of_change import (  # noqa: F401  (dev_key, in_
     rollup,
     sandbox_count,
 )
+from tests.evaluations.test_playground import CONTENT, FORM, lab, planted  # noqa: F401  (lab: a fixture)
 from tests.factories import version_content
+from tests.gateway.test_pii_invariant import _leaks
+from tests.gateway.upstream import sandbox_requests
 from usage.models import UsageRecord
 
 pytestmark = pytest.mark.django_db
@@ -107,3 +114,72 @@ def test_content_edited_behind_the_registrys_back_is_never_counted_as_the_versio
 
     stored = SystemPromptCount.objects.get(version=version, content_hash=version.content_hash)
     assert stored.tokens == sandbox_count(world, reviewed)
+
+
+# --- the playground's routing path: what reaches Anthropic through a classifier ----------------------------
+
+names = st.from_regex(r"[A-Z][a-z]{5,12} [A-Z][a-z]{6,14}", fullmatch=True)
+
+
+def test_through_a_classifier_the_playground_sends_and_keeps_no_value_sensitive_in_either_prompt(
+    lab,  # noqa: F811  (the playground's fixture)
+    author,
+    approver,
+):
+    """A draft routed by a classifier: the classifier (released in development) marks `ticket` sensitive, the
+    draft does not. Whatever the ticket and the e-mail, neither call of the try sends them, and neither the
+    ledger rows nor the audit event keep them."""
+    tier = services.prompt_create(actor=author, slug="tier", name="Tier", purpose="routing", owner=author)
+    classifier = services.prompt_version_create(
+        actor=author,
+        prompt=tier,
+        content=version_content(
+            user_template="{{ ticket }}",
+            variables=[{"name": "ticket", "type": "string", "sensitive": True}],
+            model="claude-haiku-4-5",
+            routing={},
+        ),
+        change_summary="x",
+    )
+    services.prompt_version_submit(actor=author, version=classifier)
+    services.prompt_version_approve(actor=approver, version=classifier, note="ok")
+    services.prompt_version_release(actor=approver, version=classifier, environment="development", reason="x")
+    routed = services.prompt_version_create(
+        actor=author,
+        prompt=lab["prompt"],
+        content={**CONTENT, "routing": {"classifier": {"prompt": "tier", "routes": {"simple": "claude-haiku-4-5"}}}},
+        change_summary="routed",
+    )
+    url = f"/admin/playground/{routed.pk}/"
+
+    @hypothesis_settings(
+        max_examples=15,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        derandomize=True,
+    )
+    @given(name=names, email=planted)
+    def check(name, email):
+        lab["sandbox"].call(lambda state: state.reset())
+        ticket = f"{name} says the export button does nothing"
+        with transaction.atomic():
+            try:
+                page = lab["browser"].post(url, {**FORM, "ticket": ticket, "customer_email": email[0]})
+                assert page.status_code == 200, page.content
+                sent = json.dumps(sandbox_requests(lab), ensure_ascii=False)
+                assert len([r for r in sandbox_requests(lab) if r["path"].startswith("/v1/messages")]) == 2
+                kept = json.dumps(
+                    [*UsageRecord.objects.values(), *AuditEvent.objects.values("changes", "reason")], default=str
+                )
+                for text in (sent, kept):
+                    assert name not in text
+                    assert ticket not in text
+                    assert not _leaks(text, *email[1])
+                assert set(UsageRecord.objects.values_list("endpoint", "environment")) == {
+                    ("classifier", "development"),
+                    ("playground", "development"),
+                }
+            finally:
+                transaction.set_rollback(True)
+
+    check()
