@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.environments import Environment
-from core.errors import DomainError, ModelNotPriced
+from core.errors import DomainError, ModelNotPriced, VersionTampered
 from evaluations.models import SystemPromptCount
 from gateway.counting import tokens_count_recorded
 from gateway.pipeline import ledger_base, message_params, provider_key_for
@@ -79,6 +79,12 @@ def _retryable(stored: SystemPromptCount) -> bool:
 
 
 def _count(stored: SystemPromptCount, version: PromptVersion) -> None:
+    if version.compute_hash() != stored.content_hash:
+        # Edited in the database behind the registry's back: its count would be filed under the hash of
+        # content it is not (and shown, and recorded at approval, as that content's). Not sent either.
+        tampered = VersionTampered(f"{version} does not match its recorded content hash.")
+        _failed(stored, version, tampered, request_id="")
+        return
     try:
         key = provider_key_for(Environment.DEVELOPMENT)
     except DomainError as exc:  # no development key (or one outside the allowed upstreams): nothing was sent

@@ -195,7 +195,9 @@ class PromptAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
         them, the picker; with versions that are not the prompt's, or the same one twice, the picker
         with the reason (400)."""
         prompt = get_object_or_404(Prompt, pk=object_id)
-        if not self.has_view_or_change_permission(request, prompt):
+        # The comparison prints the versions' content: for those who may read it on the versions' own pages.
+        versions_admin = self.admin_site.get_model_admin(PromptVersion)
+        if not self.has_view_or_change_permission(request, prompt) or not versions_admin.has_view_permission(request):
             raise PermissionDenied
         bound = "a" in request.GET or "b" in request.GET
         form = CompareForm(request.GET if bound else None, prompt=prompt, initial=_compare_defaults_for(prompt))
@@ -363,8 +365,12 @@ class PromptVersionAdmin(SimpleHistoryAdmin):  # type: ignore[misc]
     ) -> HttpResponse:
         extra_context = extra_context or {}
         if object_id:
-            version = get_object_or_404(PromptVersion.objects.select_related("prompt"), pk=object_id)
-            extra_context.update(self._review_context(request, version))
+            # The review context counts a version in review at Anthropic (an upstream call, a ledger row):
+            # only for those who may see the page. The others, and an id that names no version, get Django's
+            # own answer below (refused, or "does not exist") with nothing done on the way.
+            version = self.get_object(request, object_id)
+            if version is not None and self.has_view_or_change_permission(request, version):
+                extra_context.update(self._review_context(request, version))
         return super().changeform_view(request, object_id, form_url, extra_context)  # type: ignore[no-any-return]
 
     def _review_context(self, request: HttpRequest, version: PromptVersion) -> dict[str, Any]:

@@ -90,14 +90,20 @@ class PromptTraffic:
     cache_write_tokens: int
 
 
+# Ledger endpoints that are not a prompt's traffic: counts, and tries of versions that are not live.
+NOT_TRAFFIC = (Endpoint.COUNT_TOKENS, Endpoint.PLAYGROUND, Endpoint.EVALUATION)
+
+
 def prompt_traffic(*, prompt_slug: str, environment: str, start: datetime, end: datetime) -> PromptTraffic:
     """The calls of `prompt_slug` in `environment` that Anthropic answered (outcome ok) in [start, end), any
-    version, token counts (free, endpoint `count`) left out, with their cache reads and writes."""
+    version, with their cache reads and writes. Left out: token counts (free, endpoint `count`), and the
+    tries of versions that are not live (playground, evaluation), which a person makes at will in
+    development and which would otherwise count as the live version's traffic there."""
     totals = (
         UsageRollup.objects.filter(
             prompt_slug=prompt_slug, environment=environment, outcome=Outcome.OK, hour__gte=start, hour__lt=end
         )
-        .exclude(endpoint=Endpoint.COUNT_TOKENS)
+        .exclude(endpoint__in=NOT_TRAFFIC)
         .aggregate(calls=Sum("calls"), read=Sum("cache_read_tokens"), written=Sum("cache_write_tokens"))
     )
     return PromptTraffic(
