@@ -45,6 +45,9 @@ def test_comparing_versions_needs_the_permission_to_view_versions(prompt, two_ve
 
     assert page.status_code == 403
     assert SECRET_RULE not in page.content.decode()
+    prompt_page = browser.get(f"/admin/prompts/prompt/{prompt.pk}/change/").content.decode()
+    assert 'id="compare-link"' not in prompt_page  # nor offered a comparison it would be refused
+    assert 'id="compare-form"' not in prompt_page
 
 
 def test_a_reader_of_versions_still_compares_them(prompt, two_versions, auditor):
