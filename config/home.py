@@ -25,14 +25,13 @@ so the admin keeps Django's own index view and URL.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.utils import timezone
 
-from audit.evidence import evidence_types
+from audit.evidence import Period, evidence_types
 from audit.selectors import audit_chain_state
 from keys.selectors import keys_needing_rotation, rotation_state
 from prompts.selectors import releases_waiting, versions_in_review
@@ -56,10 +55,8 @@ SECTION_PERMISSIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class Quarter:
-    first_day: date
-    last_day: date
+class Quarter(Period):
+    """A calendar quarter, as the evidence packages' period."""
 
     @property
     def name(self) -> str:
