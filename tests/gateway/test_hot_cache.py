@@ -386,7 +386,8 @@ def test_runs_leave_the_shared_entries_as_the_database_has_them(world):
 
 def test_with_redis_unreachable_a_warm_process_serves_no_entry_and_calls_nothing(world, monkeypatch):
     """Redis gone between two requests: the generation cannot be read, so no entry can be trusted. The run
-    is refused with a problem and a stable code before any upstream call (nothing to record)."""
+    is refused with a 503 to retry (`service_unavailable`, Retry-After) before any upstream call (nothing
+    to record)."""
     if not hotcache.enabled():
         pytest.skip("nothing is cached without Redis")
     assert run(world).status_code == 200  # warm
@@ -397,5 +398,6 @@ def test_with_redis_unreachable_a_warm_process_serves_no_entry_and_calls_nothing
 
     response = run(world)
 
-    assert (response.status_code, response.json()["code"]) == (500, "internal_error")
+    assert (response.status_code, response.json()["code"]) == (503, "service_unavailable")
+    assert response["Retry-After"] == "5"
     assert (len(sandbox_requests(world)), UsageRecord.objects.count()) == (calls, rows)
