@@ -6,6 +6,11 @@ and runs it. Claims are compare-and-swap under a row lock, and the result is wri
 that holds the claim, so a redelivered message (acks_late: a worker killed mid-job) leads to exactly one
 recorded result. The killed attempt's upstream call, if it was made, gets its ledger row when the next
 attempt takes over (see `_attempt_lost`).
+
+The job's row, not its message, is the record of work to do. A message can be lost without a worker ever
+seeing it (a publish that failed while the broker was down, a broker restarted without it): each job
+carries when a worker is next due to take it up, and a beat task queues again every job long overdue
+(`jobs_redispatch`). A message too many only finds the job claimed or ended.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core.context import RequestContext, bound, new_request_id
 from core.errors import JobExpired, JobNotFound, SpendCapExceeded, UnreadableSetting, UpstreamError, VersionTampered
 from core.problems import domain_problem_body, problem_body
-from core.tasks import task_enqueue_on_commit
+from core.tasks import BrokerUnreachable, task_enqueue, task_enqueue_on_commit
 from gateway import throttle
 from gateway.choices import JobStatus
 from gateway.egress import callback_url_validate
@@ -69,7 +75,7 @@ def job_submit(
     job.mapping_ciphertext, job.mapping_kek_id = mapping.ciphertext, mapping.key_id
     with transaction.atomic():
         job.save()
-        task_enqueue_on_commit(JOB_RUN_TASK, job.pk)
+        task_enqueue_on_commit(JOB_RUN_TASK, job.pk, swept=True)
     return job
 
 
@@ -83,6 +89,22 @@ def job_execute(job_id: int) -> float | None:
     job = Job.objects.filter(pk=job_id).first()
     if job is None or job.status in FINAL:
         return None
+    delay = _execute(job)
+    if delay is not None:
+        _due_in(job, delay)
+    return delay
+
+
+def _due_in(job: Job, delay: float) -> None:
+    """Record when the job's next message is due, for the sweeper; a message that keeps coming back
+    (waiting for a turn) writes it only when it has moved by a quarter of the sweeper's patience."""
+    due = timezone.now() + timedelta(seconds=delay)
+    if abs((due - job.due_at).total_seconds()) > settings.TOLLGATE_JOB_REDISPATCH_SECONDS / 4:
+        Job.objects.filter(pk=job.pk).update(due_at=due)
+
+
+def _execute(job: Job) -> float | None:
+    job_id = job.pk
     now = timezone.now()
     if job.status == JobStatus.RUNNING and job.lease_expires_at and job.lease_expires_at > now:
         return (job.lease_expires_at - now).total_seconds() + 0.5
@@ -206,6 +228,26 @@ def _finish(job: Job, *, result: dict[str, Any] | None = None, error: dict[str, 
             webhook_enqueue("job", job.pk)
     if not won:
         logger.warning("Job %s: attempt %s lost its claim; its result was not recorded", job, job.attempt_request_id)
+
+
+def jobs_redispatch(limit: int = 1000) -> int:
+    """Queue again each job that no worker took up TOLLGATE_JOB_REDISPATCH_SECONDS after it was due — queued,
+    or running under a lease that ran out that long ago (the beat task). Returns how many were queued."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.TOLLGATE_JOB_REDISPATCH_SECONDS)
+    overdue = Job.objects.filter(
+        Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, lease_expires_at__lt=stale), due_at__lt=stale
+    )
+    queued = []
+    for job in overdue.order_by("due_at").only("pk", "public_id", "status", "due_at")[:limit]:
+        try:
+            task_enqueue(JOB_RUN_TASK, job.pk)
+        except BrokerUnreachable:
+            break  # the next sweep tries again
+        logger.warning("Job %s: %s and not taken up since %s; queued again", job, job.status, job.due_at.isoformat())
+        queued.append(job.pk)
+    Job.objects.filter(pk__in=queued).update(due_at=now)
+    return len(queued)
 
 
 # --- reading a job ----------------------------------------------------------------------------------------

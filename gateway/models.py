@@ -63,6 +63,12 @@ class Job(models.Model):
     attempts = models.PositiveIntegerField(default=0, editable=False)
     attempt_request_id = models.CharField(max_length=128, blank=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    due_at = models.DateTimeField(
+        default=timezone.now,
+        editable=False,
+        help_text="When a worker is next due to take the job up (its queued message's countdown). Long past, "
+        "the message is presumed lost and the job is queued again (gateway.jobs.jobs_redispatch).",
+    )
     run_public_id = models.CharField(max_length=40, blank=True, editable=False)
     result_ciphertext = models.TextField(blank=True, editable=False)
     result_kek_id = models.CharField(max_length=32, blank=True, editable=False)

@@ -14,6 +14,7 @@ from celery import Task, shared_task
 from gateway.batches import BATCH_SUBMIT_TASK, batch_submit_chunks
 from gateway.batches import batches_poll as poll
 from gateway.jobs import JOB_RUN_TASK, job_execute
+from gateway.jobs import jobs_redispatch as redispatch
 from gateway.services import request_bodies_purge as purge
 from gateway.webhooks import WEBHOOK_DELIVER_TASK, webhook_attempt
 
@@ -34,6 +35,11 @@ def job_run(self: Task, job_id: int) -> None:  # type: ignore[type-arg]
     while delay is not None:
         time.sleep(min(delay, EAGER_MAX_WAIT))
         delay = job_execute(job_id)
+
+
+@shared_task(name="prompts.tasks.jobs_redispatch", ignore_result=True)
+def jobs_redispatch() -> None:
+    redispatch()
 
 
 @shared_task(bind=True, name=WEBHOOK_DELIVER_TASK, ignore_result=True, acks_late=True)

@@ -81,6 +81,9 @@ TOLLGATE_JOB_MAX_ATTEMPTS: int = env.int("TOLLGATE_JOB_MAX_ATTEMPTS", default=3)
 TOLLGATE_JOB_LEASE_SECONDS: int = env.int(
     "TOLLGATE_JOB_LEASE_SECONDS", default=int(TOLLGATE_UPSTREAM_TIMEOUT * (TOLLGATE_UPSTREAM_MAX_RETRIES + 1)) + 60
 )
+# A job no worker has taken up this long after it was due (its message lost with a broker that restarted
+# without it, or a publish that failed) is queued again; duplicates are harmless (claims are exclusive).
+TOLLGATE_JOB_REDISPATCH_SECONDS: int = env.int("TOLLGATE_JOB_REDISPATCH_SECONDS", default=300)
 TOLLGATE_JOB_MAPPING_TTL_HOURS: int = env.int("TOLLGATE_JOB_MAPPING_TTL_HOURS", default=24)
 TOLLGATE_WEBHOOK_MAX_ATTEMPTS: int = env.int("TOLLGATE_WEBHOOK_MAX_ATTEMPTS", default=8)
 TOLLGATE_WEBHOOK_BACKOFF_SECONDS: float = env.float("TOLLGATE_WEBHOOK_BACKOFF_SECONDS", default=15.0)
@@ -285,6 +288,10 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
+# A message published while the broker restarts waits for it (about 9 s) before the publish fails.
+CELERY_TASK_PUBLISH_RETRY_POLICY: dict[str, float] = {
+    "max_retries": 6, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 2
+}
 # Tasks are idempotent (STYLE.md), so a task whose worker died is safely run again.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -302,6 +309,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "ledger-partitions": {"task": "usage.tasks.ledger_partitions_create", "schedule": crontab(hour=3, minute=10)},
     "request-log-purge": {"task": "prompts.tasks.request_bodies_purge", "schedule": crontab(minute=15)},
     "batches-poll": {"task": "prompts.tasks.batches_poll", "schedule": TOLLGATE_BATCH_POLL_SECONDS},
+    "jobs-redispatch": {
+        "task": "prompts.tasks.jobs_redispatch",
+        "schedule": float(min(60, max(5, TOLLGATE_JOB_REDISPATCH_SECONDS // 3))),
+    },
     # Five minutes past the hour, so that appends begun before the hour have committed.
     "audit-checkpoints": {"task": "audit.tasks.checkpoints_write", "schedule": crontab(minute=5)},
     "audit-chain-verify": {"task": "audit.tasks.chain_verify", "schedule": crontab(hour=4, minute=10)},
