@@ -14,9 +14,12 @@ from typing import Any
 
 from celery import current_app
 from django.db import transaction
-from kombu.exceptions import OperationalError as BrokerUnreachable
+from kombu.exceptions import OperationalError
 
 logger = logging.getLogger(__name__)
+
+# What a publish raises when the broker does not answer.
+BrokerUnreachable = OperationalError
 
 
 def task_enqueue(name: str, *args: Any) -> None:

@@ -68,6 +68,7 @@ RACE_RUNS = 60
 # Low in the smoke so that the SIGKILLed worker's jobs come back within it (production: an hour).
 VISIBILITY_TIMEOUT = 20
 JOB_LEASE = 10
+REDISPATCH = 15
 
 
 class DeployDrift(Exception):
@@ -316,6 +317,7 @@ def production_env(stack: Stack) -> dict[str, str]:
         "TOLLGATE_WEBHOOK_BACKOFF_SECONDS": "1",
         "TOLLGATE_JOB_LEASE_SECONDS": str(JOB_LEASE),
         "CELERY_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+        "TOLLGATE_JOB_REDISPATCH_SECONDS": str(REDISPATCH),
         "EMAIL_URL": "consolemail://",
         "DJANGO_LOG_LEVEL": "WARNING",
     }
@@ -694,7 +696,8 @@ class Load:
                 thread.join()
 
 
-def post_jobs(stack: Stack, token: str, count: int) -> list[str]:
+def post_jobs(stack: Stack, token: str, count: int, refused: list[int]) -> list[str]:
+    """Jobs posted through nginx: the ids accepted (202); any other answer is added to `refused`."""
     accepted = []
     with client(stack) as api:
         for index in range(count):
@@ -702,12 +705,15 @@ def post_jobs(stack: Stack, token: str, count: int) -> list[str]:
                               headers=api_headers(token))  # fmt: skip
             if answer.status_code == 202:
                 accepted.append(answer.json()["id"])
+            else:
+                refused.append(answer.status_code)
     return accepted
 
 
 def faults(stack: Stack, setup: Setup) -> dict[str, Any]:
     token = setup.clients["journey"]["token"]
     jobs: list[str] = []
+    refused: list[int] = []
     load = Load(stack, token)
     with load.running():
         time.sleep(3)
@@ -719,7 +725,7 @@ def faults(stack: Stack, setup: Setup) -> dict[str, Any]:
         time.sleep(3)
 
         load.phase = "worker SIGKILL"
-        jobs += post_jobs(stack, token, 30)
+        jobs += post_jobs(stack, token, 30, refused)
         wait_until(
             "a job to run", lambda: stack.sql("SELECT count(*) FROM prompts_job WHERE status = 'running'")[0][0] > 0
         )
@@ -728,27 +734,31 @@ def faults(stack: Stack, setup: Setup) -> dict[str, Any]:
         worker.signal(signal.SIGKILL)
         time.sleep(1)
         worker.start()
-        jobs += post_jobs(stack, token, 10)
+        jobs += post_jobs(stack, token, 10, refused)
         time.sleep(2)
 
         load.phase = "Redis restart"
         redis = stack.services["redis"]
-        jobs += post_jobs(stack, token, 5)
+        jobs += post_jobs(stack, token, 5, refused)
         redis.signal(signal.SIGTERM)
-        time.sleep(1)
+        jobs += post_jobs(stack, token, 3, refused)  # while Redis is down: 503, or accepted and kept
         redis.start()
-        jobs += post_jobs(stack, token, 5)
+        jobs += post_jobs(stack, token, 5, refused)
         time.sleep(3)
         load.phase = "after"
         time.sleep(2)
 
-    # A killed worker's jobs come back after the visibility timeout (plus kombu's 10 s restore cycle), and
-    # then wait out their lease.
-    deadline = time.monotonic() + VISIBILITY_TIMEOUT + JOB_LEASE + 90
+    # A killed worker's jobs come back after the visibility timeout (plus kombu's 10 s restore cycle) and
+    # wait out their lease; a job whose message was lost is queued again by the sweeper once overdue.
+    deadline = time.monotonic() + VISIBILITY_TIMEOUT + JOB_LEASE + REDISPATCH + 90
     unfinished = "SELECT public_id FROM prompts_job WHERE public_id = ANY(%s) AND status NOT IN ('succeeded', 'failed')"
     while stack.sql(unfinished, jobs) and time.monotonic() < deadline:
         time.sleep(1)
-    return {"jobs": jobs, "running_when_killed": running, "load": load}
+    return {"jobs": jobs, "running_when_killed": running, "load": load, "refused": refused}
+
+
+def _log_count(stack: Stack, text: str) -> int:
+    return stack.services["worker"].log.read_text(errors="replace").count(text)
 
 
 def tally(stack: Stack, result: dict[str, Any]) -> dict[str, Any]:
@@ -773,6 +783,12 @@ def tally(stack: Stack, result: dict[str, Any]) -> dict[str, Any]:
             "SELECT request_id FROM usage_usagerecord WHERE request_id = ANY(%s)", [row[3] for row in finished]
         )
     }
+    for unfinished in stack.sql(
+        "SELECT public_id, status, attempts, due_at, lease_expires_at FROM prompts_job "
+        "WHERE public_id = ANY(%s) AND status NOT IN ('succeeded', 'failed')",
+        jobs,
+    ):
+        print("  lost: {} {} after {} attempts, due {}, lease until {}".format(*unfinished), file=sys.stderr)
     held_before = stack.sql("SELECT count(*) FROM usage_spendreservation WHERE status = 'held'")[0][0]
     reaped = (
         stack.manage(
@@ -792,9 +808,12 @@ def tally(stack: Stack, result: dict[str, Any]) -> dict[str, Any]:
         "answers neither 200 nor 503": sum(1 for _, status, _ in load.outcomes if status not in (200, 503)),
         "run ledger rows missing": len(set(answered_ids) - in_ledger),
         "jobs accepted": len(jobs),
+        "jobs refused (503)": sum(1 for status in result["refused"] if status == 503),
+        "job posts neither 202 nor 503": sum(1 for status in result["refused"] if status != 503),
         "jobs running when the worker was killed": result["running_when_killed"],
         "jobs retried after their worker died": sum(1 for row in finished if row[2] > 1),
         "jobs lost": len(jobs) - len(finished),
+        "jobs queued again by the sweeper": _log_count(stack, "queued again"),
         "jobs failed": sum(1 for row in finished if row[1] == "failed"),
         "job ledger rows missing": len({row[3] for row in finished} - job_rows),
         "reservations held before reaping": held_before,
@@ -834,6 +853,7 @@ def main() -> int:
         required = {
             "requests failed (web node restart)": counts["phases"].get("web node restart", (0, 0))[1],
             "answers neither 200 nor 503": counts["answers neither 200 nor 503"],
+            "job posts neither 202 nor 503": counts["job posts neither 202 nor 503"],
             "jobs lost": counts["jobs lost"],
             "ledger rows missing": counts["run ledger rows missing"] + counts["job ledger rows missing"],
             "reservations left held": counts["reservations left held"],

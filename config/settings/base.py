@@ -290,7 +290,10 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 # A message published while the broker restarts waits for it (about 9 s) before the publish fails.
 CELERY_TASK_PUBLISH_RETRY_POLICY: dict[str, float] = {
-    "max_retries": 6, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 2
+    "max_retries": 6,
+    "interval_start": 0.5,
+    "interval_step": 0.5,
+    "interval_max": 2,
 }
 # Tasks are idempotent (STYLE.md), so a task whose worker died is safely run again.
 CELERY_TASK_ACKS_LATE = True

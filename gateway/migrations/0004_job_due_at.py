@@ -5,15 +5,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('gateway', '0003_anthropic_batches'),
+        ("gateway", "0003_anthropic_batches"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='job',
-            name='due_at',
-            field=models.DateTimeField(default=django.utils.timezone.now, editable=False, help_text="When a worker is next due to take the job up (its queued message's countdown). Long past, the message is presumed lost and the job is queued again (gateway.jobs.jobs_redispatch)."),
+            model_name="job",
+            name="due_at",
+            field=models.DateTimeField(
+                default=django.utils.timezone.now,
+                editable=False,
+                help_text="When a worker is next due to take the job up (its queued message's countdown). Long past, the message is presumed lost and the job is queued again (gateway.jobs.jobs_redispatch).",
+            ),
         ),
     ]

@@ -1,8 +1,10 @@
 """Jobs through real Celery workers on PostgreSQL and Redis: the lifecycle, a spike against a rate-limited
-upstream, and a worker process killed with SIGKILL in the middle of a job."""
+upstream, a worker process killed with SIGKILL in the middle of a job, and messages the broker never took
+or lost (the sweeper queues their jobs again)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,6 +16,7 @@ import httpx2
 import pytest
 
 from config.celery_app import app
+from gateway.jobs import jobs_redispatch
 from gateway.models import Job, WebhookDelivery
 from tests.conftest import ROOT, start_worker, stop_worker
 from tests.gateway.test_jobs import submit
@@ -123,3 +126,65 @@ def test_a_worker_killed_mid_job_leaves_one_result_and_a_ledger_row_for_each_cal
 def messages_received(sandbox: str) -> list[dict]:
     requests = httpx2.get(f"{sandbox}/_sandbox/requests").json()["requests"]
     return [request for request in requests if request["path"] == "/v1/messages"]
+
+
+@pytest.fixture
+def broker_down():
+    """Publishes go to a Redis that is not there (through kombu, with one quick retry), until the block ends."""
+
+    def redirect(url: str) -> None:
+        app.conf.update(broker_url=url)
+        for holder, pool in ((app, "_pool"), (app.amqp, "_producer_pool")):
+            setattr(holder, pool, None)  # a pool holds connections to the broker it was made for
+
+    @contextlib.contextmanager
+    def down() -> Iterator[None]:
+        url, policy = app.conf.broker_url, app.conf.task_publish_retry_policy
+        app.conf.task_publish_retry_policy = {"max_retries": 1, "interval_start": 0.1}
+        redirect("redis://127.0.0.1:1/0")
+        try:
+            yield
+        finally:
+            redirect(url)
+            app.conf.task_publish_retry_policy = policy
+
+    return down
+
+
+def test_a_job_accepted_while_the_broker_is_down_is_run_by_the_sweeper_once_it_is_back(
+    world, celery_worker, broker_down, settings
+):
+    with broker_down():
+        response = submit(world)
+    assert response.status_code == 202  # the job is stored; its message could not be published
+    job_id = response.json()["id"]
+    time.sleep(1)
+    assert Job.objects.get(public_id=job_id).status == "queued"
+
+    settings.TOLLGATE_JOB_REDISPATCH_SECONDS = 0  # overdue at once
+    assert jobs_redispatch() == 1
+
+    wait_for(finished(job_id))
+    job = Job.objects.get(public_id=job_id)
+    assert (job.status, job.attempts) == ("succeeded", 1)
+    assert UsageRecord.objects.get().request_id == job.attempt_request_id
+
+
+def test_a_job_whose_message_the_broker_lost_is_queued_again(world, celery_worker, settings):
+    void = "tollgate-test-void"  # a queue no worker reads, emptied: the message is gone
+    app.conf.task_default_queue = void
+    try:
+        job_id = submit(world).json()["id"]
+    finally:
+        app.conf.task_default_queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    with app.connection_for_write() as connection:
+        assert connection.default_channel.queue_purge(void) == 1
+    time.sleep(1)
+    assert Job.objects.get(public_id=job_id).status == "queued"
+
+    settings.TOLLGATE_JOB_REDISPATCH_SECONDS = 0
+    assert jobs_redispatch() == 1
+
+    wait_for(finished(job_id))
+    assert Job.objects.get(public_id=job_id).status == "succeeded"
+    assert UsageRecord.objects.count() == 1
