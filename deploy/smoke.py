@@ -317,7 +317,7 @@ def production_env(stack: Stack) -> dict[str, str]:
         "TOLLGATE_WEBHOOK_BACKOFF_SECONDS": "1",
         "TOLLGATE_JOB_LEASE_SECONDS": str(JOB_LEASE),
         "CELERY_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
-        "TOLLGATE_JOB_REDISPATCH_SECONDS": str(REDISPATCH),
+        "TOLLGATE_REDISPATCH_SECONDS": str(REDISPATCH),
         "EMAIL_URL": "consolemail://",
         "DJANGO_LOG_LEVEL": "WARNING",
     }

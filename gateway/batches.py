@@ -36,7 +36,8 @@ from core.errors import (
     SpendCapExceeded,
     UpstreamNotAllowed,
 )
-from core.tasks import task_enqueue_on_commit
+from core.locks import held_alone
+from core.tasks import BrokerUnreachable, task_enqueue, task_enqueue_on_commit
 from gateway.checks import output_checks_run
 from gateway.choices import BatchStatus, ItemStatus
 from gateway.egress import callback_url_validate
@@ -220,7 +221,7 @@ def batch_accept(
         batch.save()
         items = [BatchItem(batch=batch, custom_id=r.custom_id, request_redacted=r.stored) for r in requests]
         BatchItem.objects.bulk_create(items, batch_size=1000)
-        task_enqueue_on_commit(BATCH_SUBMIT_TASK, batch.pk)
+        task_enqueue_on_commit(BATCH_SUBMIT_TASK, batch.pk, swept=True)
     return batch
 
 
@@ -267,10 +268,16 @@ def chunks(requests: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]
 
 
 def batch_submit_chunks(batch_id: int) -> None:
-    """Send the batch's requests to Anthropic (once: a redelivered task finds them sent). A batch canceled
-    before it was sent ends here, canceled, its hold given back; one canceled while it was being sent is
-    canceled at Anthropic once sent."""
-    batch = Batch.objects.select_related("api_client", "version__prompt", "provider_key").get(pk=batch_id)
+    """Send the batch's requests to Anthropic, once: a message delivered again, or queued again by the
+    poller, finds them sent, or being sent by another worker. A batch canceled before it was sent ends
+    here, canceled, its hold given back; one canceled while it was being sent is canceled at Anthropic
+    once sent."""
+    with held_alone("batch_submit", batch_id) as alone:
+        if alone:
+            _submit(Batch.objects.select_related("api_client", "version__prompt", "provider_key").get(pk=batch_id))
+
+
+def _submit(batch: Batch) -> None:
     if batch.status == BatchStatus.CANCELING and not batch.provider_batch_ids:
         _end_unsent(batch, status=BatchStatus.ENDED, item_status=ItemStatus.CANCELED, error={"type": "canceled"})
         return
@@ -329,7 +336,18 @@ def _reservation_release(batch: Batch) -> None:
 
 
 def batches_poll() -> int:
-    """Check every open batch (the beat task); returns how many ended now."""
+    """Check every open batch (the beat task); returns how many ended now. A batch not sent
+    TOLLGATE_REDISPATCH_SECONDS after it was accepted (its message lost) is queued to be sent again."""
+    stale = timezone.now() - timedelta(seconds=settings.TOLLGATE_REDISPATCH_SECONDS)
+    unsent = Batch.objects.filter(
+        status__in=[BatchStatus.IN_PROGRESS, BatchStatus.CANCELING], provider_batch_ids=[], created_at__lt=stale
+    )
+    for pk, public in unsent.values_list("pk", "public_id"):
+        try:
+            task_enqueue(BATCH_SUBMIT_TASK, pk)
+        except BrokerUnreachable:
+            break  # the next poll tries again
+        logger.warning("Batch %s: not sent since it was accepted; queued again", public)
     open_batches = Batch.objects.filter(status__in=[BatchStatus.IN_PROGRESS, BatchStatus.CANCELING]).exclude(
         provider_batch_ids=[]
     )

@@ -99,7 +99,7 @@ def _due_in(job: Job, delay: float) -> None:
     """Record when the job's next message is due, for the sweeper; a message that keeps coming back
     (waiting for a turn) writes it only when it has moved by a quarter of the sweeper's patience."""
     due = timezone.now() + timedelta(seconds=delay)
-    if abs((due - job.due_at).total_seconds()) > settings.TOLLGATE_JOB_REDISPATCH_SECONDS / 4:
+    if abs((due - job.due_at).total_seconds()) > settings.TOLLGATE_REDISPATCH_SECONDS / 4:
         Job.objects.filter(pk=job.pk).update(due_at=due)
 
 
@@ -231,10 +231,10 @@ def _finish(job: Job, *, result: dict[str, Any] | None = None, error: dict[str, 
 
 
 def jobs_redispatch(limit: int = 1000) -> int:
-    """Queue again each job that no worker took up TOLLGATE_JOB_REDISPATCH_SECONDS after it was due — queued,
+    """Queue again each job that no worker took up TOLLGATE_REDISPATCH_SECONDS after it was due — queued,
     or running under a lease that ran out that long ago (the beat task). Returns how many were queued."""
     now = timezone.now()
-    stale = now - timedelta(seconds=settings.TOLLGATE_JOB_REDISPATCH_SECONDS)
+    stale = now - timedelta(seconds=settings.TOLLGATE_REDISPATCH_SECONDS)
     overdue = Job.objects.filter(
         Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, lease_expires_at__lt=stale), due_at__lt=stale
     )

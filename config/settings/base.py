@@ -83,7 +83,7 @@ TOLLGATE_JOB_LEASE_SECONDS: int = env.int(
 )
 # A job no worker has taken up this long after it was due (its message lost with a broker that restarted
 # without it, or a publish that failed) is queued again; duplicates are harmless (claims are exclusive).
-TOLLGATE_JOB_REDISPATCH_SECONDS: int = env.int("TOLLGATE_JOB_REDISPATCH_SECONDS", default=300)
+TOLLGATE_REDISPATCH_SECONDS: int = env.int("TOLLGATE_REDISPATCH_SECONDS", default=300)
 TOLLGATE_JOB_MAPPING_TTL_HOURS: int = env.int("TOLLGATE_JOB_MAPPING_TTL_HOURS", default=24)
 TOLLGATE_WEBHOOK_MAX_ATTEMPTS: int = env.int("TOLLGATE_WEBHOOK_MAX_ATTEMPTS", default=8)
 TOLLGATE_WEBHOOK_BACKOFF_SECONDS: float = env.float("TOLLGATE_WEBHOOK_BACKOFF_SECONDS", default=15.0)
@@ -314,7 +314,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "batches-poll": {"task": "prompts.tasks.batches_poll", "schedule": TOLLGATE_BATCH_POLL_SECONDS},
     "jobs-redispatch": {
         "task": "prompts.tasks.jobs_redispatch",
-        "schedule": float(min(60, max(5, TOLLGATE_JOB_REDISPATCH_SECONDS // 3))),
+        "schedule": float(min(60, max(5, TOLLGATE_REDISPATCH_SECONDS // 3))),
     },
     # Five minutes past the hour, so that appends begun before the hour have committed.
     "audit-checkpoints": {"task": "audit.tasks.checkpoints_write", "schedule": crontab(minute=5)},

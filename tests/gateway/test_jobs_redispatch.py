@@ -87,7 +87,7 @@ def broker(monkeypatch, settings):
 def test_whatever_the_broker_loses_every_job_ends_once_with_a_ledger_row_per_call(
     world, broker, settings, django_capture_on_commit_callbacks
 ):
-    patience = settings.TOLLGATE_JOB_REDISPATCH_SECONDS
+    patience = settings.TOLLGATE_REDISPATCH_SECONDS
 
     @hypothesis_settings(
         max_examples=25,
@@ -157,7 +157,7 @@ def test_a_job_is_not_queued_again_while_its_lease_runs_or_before_it_is_overdue(
     job = Job.objects.get(public_id=job_id)
     assert jobs_redispatch() == 0
 
-    time_passes(settings.TOLLGATE_JOB_REDISPATCH_SECONDS - 5)
+    time_passes(settings.TOLLGATE_REDISPATCH_SECONDS - 5)
     assert jobs_redispatch() == 0
     time_passes(10)
     assert jobs_redispatch() == 1
@@ -165,5 +165,5 @@ def test_a_job_is_not_queued_again_while_its_lease_runs_or_before_it_is_overdue(
     assert jobs_redispatch() == 0  # queued again now: due again now
 
     Job.objects.filter(pk=job.pk).update(status="running", lease_expires_at=job.due_at + timedelta(hours=1))
-    time_passes(settings.TOLLGATE_JOB_REDISPATCH_SECONDS + 1)
+    time_passes(settings.TOLLGATE_REDISPATCH_SECONDS + 1)
     assert jobs_redispatch() == 0  # its lease still runs

@@ -161,7 +161,7 @@ def test_a_job_accepted_while_the_broker_is_down_is_run_by_the_sweeper_once_it_i
     time.sleep(1)
     assert Job.objects.get(public_id=job_id).status == "queued"
 
-    settings.TOLLGATE_JOB_REDISPATCH_SECONDS = 0  # overdue at once
+    settings.TOLLGATE_REDISPATCH_SECONDS = 0  # overdue at once
     assert jobs_redispatch() == 1
 
     wait_for(finished(job_id))
@@ -182,7 +182,7 @@ def test_a_job_whose_message_the_broker_lost_is_queued_again(world, celery_worke
     time.sleep(1)
     assert Job.objects.get(public_id=job_id).status == "queued"
 
-    settings.TOLLGATE_JOB_REDISPATCH_SECONDS = 0
+    settings.TOLLGATE_REDISPATCH_SECONDS = 0
     assert jobs_redispatch() == 1
 
     wait_for(finished(job_id))
