@@ -335,19 +335,28 @@ def _reservation_release(batch: Batch) -> None:
 # --- polling and results ----------------------------------------------------------------------------------
 
 
-def batches_poll() -> int:
-    """Check every open batch (the beat task); returns how many ended now. A batch not sent
-    TOLLGATE_REDISPATCH_SECONDS after it was accepted (its message lost) is queued to be sent again."""
-    stale = timezone.now() - timedelta(seconds=settings.TOLLGATE_REDISPATCH_SECONDS)
+def batches_redispatch() -> int:
+    """Queue again the sending of each batch not sent TOLLGATE_REDISPATCH_SECONDS after it was due (accepted,
+    or queued again: its message lost; the beat task `redispatch`). Returns how many were queued."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.TOLLGATE_REDISPATCH_SECONDS)
     unsent = Batch.objects.filter(
-        status__in=[BatchStatus.IN_PROGRESS, BatchStatus.CANCELING], provider_batch_ids=[], created_at__lt=stale
+        status__in=[BatchStatus.IN_PROGRESS, BatchStatus.CANCELING], provider_batch_ids=[], due_at__lt=stale
     )
+    queued = []
     for pk, public in unsent.values_list("pk", "public_id"):
         try:
             task_enqueue(BATCH_SUBMIT_TASK, pk)
         except BrokerUnreachable:
-            break  # the next poll tries again
-        logger.warning("Batch %s: not sent since it was accepted; queued again", public)
+            break  # the next sweep tries again
+        logger.warning("Batch %s: not sent since it was due; queued again", public)
+        queued.append(pk)
+    Batch.objects.filter(pk__in=queued).update(due_at=now)
+    return len(queued)
+
+
+def batches_poll() -> int:
+    """Check every open batch (the beat task); returns how many ended now."""
     open_batches = Batch.objects.filter(status__in=[BatchStatus.IN_PROGRESS, BatchStatus.CANCELING]).exclude(
         provider_batch_ids=[]
     )

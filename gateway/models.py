@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from core.environments import Environment
@@ -66,8 +67,9 @@ class Job(models.Model):
     due_at = models.DateTimeField(
         default=timezone.now,
         editable=False,
-        help_text="When a worker is next due to take the job up (its queued message's countdown). Long past, "
-        "the message is presumed lost and the job is queued again (gateway.jobs.jobs_redispatch).",
+        help_text="When a worker is next due to take the job up (its queued message's countdown), or to "
+        "deliver its callback once it ended. Long past, the message is presumed lost and queued again "
+        "(gateway.tasks.redispatch).",
     )
     run_public_id = models.CharField(max_length=40, blank=True, editable=False)
     result_ciphertext = models.TextField(blank=True, editable=False)
@@ -109,6 +111,12 @@ class Batch(models.Model):
     callback_url = models.URLField(max_length=2000, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     cancel_initiated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    due_at = models.DateTimeField(
+        default=timezone.now,
+        editable=False,
+        help_text="When a worker is due to send the batch, or to deliver its callback once it ended. Long past, "
+        "the message is presumed lost and queued again (gateway.tasks.redispatch).",
+    )
     ended_at = models.DateTimeField(null=True, blank=True, editable=False)
     result_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -158,10 +166,21 @@ class WebhookDelivery(models.Model):
     duration_ms = models.PositiveIntegerField(default=0, editable=False)
     delivered = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    next_attempt_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the next attempt is due, while this is the last attempt and another follows.",
+    )
 
     class Meta:
         db_table = "prompts_webhookdelivery"  # created by the prompts app; kept so no data moves
         ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"], name="webhook_next_attempt", condition=Q(next_attempt_at__isnull=False)
+            )
+        ]
         verbose_name_plural = "webhook deliveries"
 
     def __str__(self) -> str:

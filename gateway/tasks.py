@@ -11,12 +11,11 @@ import time
 
 from celery import Task, shared_task
 
-from gateway.batches import BATCH_SUBMIT_TASK, batch_submit_chunks
+from gateway.batches import BATCH_SUBMIT_TASK, batch_submit_chunks, batches_redispatch
 from gateway.batches import batches_poll as poll
-from gateway.jobs import JOB_RUN_TASK, job_execute
-from gateway.jobs import jobs_redispatch as redispatch
+from gateway.jobs import JOB_RUN_TASK, job_execute, jobs_redispatch
 from gateway.services import request_bodies_purge as purge
-from gateway.webhooks import WEBHOOK_DELIVER_TASK, webhook_attempt
+from gateway.webhooks import WEBHOOK_DELIVER_TASK, webhook_attempt, webhooks_redispatch
 
 EAGER_MAX_WAIT = 1.0
 
@@ -37,9 +36,12 @@ def job_run(self: Task, job_id: int) -> None:  # type: ignore[type-arg]
         delay = job_execute(job_id)
 
 
-@shared_task(name="prompts.tasks.jobs_redispatch", ignore_result=True)
-def jobs_redispatch() -> None:
-    redispatch()
+@shared_task(name="gateway.tasks.redispatch", ignore_result=True)
+def redispatch() -> None:
+    """Queue again the work whose message was lost (docs/queue.md, Lost messages)."""
+    jobs_redispatch()
+    batches_redispatch()
+    webhooks_redispatch()
 
 
 @shared_task(bind=True, name=WEBHOOK_DELIVER_TASK, ignore_result=True, acks_late=True)

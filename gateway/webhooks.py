@@ -13,19 +13,27 @@ import hashlib
 import hmac
 import http.client
 import json
+import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
 
 from core.errors import EgressRefused
-from core.tasks import task_enqueue_on_commit
+from core.tasks import BrokerUnreachable, task_enqueue, task_enqueue_on_commit
+from gateway.choices import BatchStatus, JobStatus
 from gateway.egress import Unresolvable, egress_post
 from gateway.models import Batch, Job, WebhookDelivery
 from gateway.selectors import batch_detail, job_detail
 from keys.services import api_client_webhook_secret
 
+logger = logging.getLogger(__name__)
+
 USER_AGENT = "Tollgate-Webhooks/1"
+FINAL_STATUSES = {"job": [JobStatus.SUCCEEDED, JobStatus.FAILED], "batch": [BatchStatus.ENDED, BatchStatus.FAILED]}
 WEBHOOK_DELIVER_TASK = "prompts.tasks.webhook_deliver"
 
 
@@ -35,8 +43,10 @@ def signature(secret: str, body: bytes, at: int) -> str:
 
 
 def webhook_enqueue(kind: str, pk: int) -> None:
-    """Deliver the final JSON of a "job" or "batch" once the current transaction commits."""
-    task_enqueue_on_commit(WEBHOOK_DELIVER_TASK, kind, pk, 1)
+    """Deliver the final JSON of a "job" or "batch" once the current transaction commits; its first
+    attempt is due now (the sweeper's mark, should the message be lost)."""
+    (Job if kind == "job" else Batch).objects.filter(pk=pk).update(due_at=timezone.now())
+    task_enqueue_on_commit(WEBHOOK_DELIVER_TASK, kind, pk, 1, swept=True)
 
 
 def _payload(kind: str, pk: int) -> tuple[Job | Batch, dict[str, Any]]:
@@ -72,16 +82,54 @@ def webhook_attempt(kind: str, pk: int, attempt: int) -> float | None:
     except (OSError, http.client.HTTPException) as exc:
         error = type(exc).__name__
     delivered = status is not None and 200 <= status < 300
-    WebhookDelivery.objects.create(
-        job=target if isinstance(target, Job) else None,
-        batch=target if isinstance(target, Batch) else None,
-        url=target.callback_url,
-        attempt=attempt,
-        status_code=status,
-        error=error[:300],
-        duration_ms=round((time.perf_counter() - began) * 1000),
-        delivered=delivered,
-    )
-    if delivered or final or attempt >= settings.TOLLGATE_WEBHOOK_MAX_ATTEMPTS:
-        return None
-    return float(min(settings.TOLLGATE_WEBHOOK_BACKOFF_SECONDS * 2 ** (attempt - 1), 3600))
+    retry = None
+    if not (delivered or final or attempt >= settings.TOLLGATE_WEBHOOK_MAX_ATTEMPTS):
+        retry = float(min(settings.TOLLGATE_WEBHOOK_BACKOFF_SECONDS * 2 ** (attempt - 1), 3600))
+    now = timezone.now()
+    with transaction.atomic():
+        target.deliveries.filter(next_attempt_at__isnull=False).update(next_attempt_at=None)
+        WebhookDelivery.objects.create(
+            job=target if isinstance(target, Job) else None,
+            batch=target if isinstance(target, Batch) else None,
+            url=target.callback_url,
+            attempt=attempt,
+            status_code=status,
+            error=error[:300],
+            duration_ms=round((time.perf_counter() - began) * 1000),
+            delivered=delivered,
+            created_at=now,
+            next_attempt_at=None if retry is None else now + timedelta(seconds=retry),
+        )
+    return retry
+
+
+def webhooks_redispatch(limit: int = 1000) -> int:
+    """Queue again each callback attempt no worker made TOLLGATE_REDISPATCH_SECONDS after it was due (its
+    message lost; the beat task `redispatch`): a job's or batch's first, or the retry after an attempt
+    that failed. Returns how many were queued. An attempt queued twice may be made twice: webhooks are
+    delivered at least once."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.TOLLGATE_REDISPATCH_SECONDS)
+    horizon = now - timedelta(days=1)  # callbacks of jobs and batches that ended before are not chased
+    due: list[tuple[str, int, int, Any]] = []  # (kind, pk, attempt, the row whose mark is moved on)
+    for retry in WebhookDelivery.objects.filter(next_attempt_at__lt=stale).order_by("next_attempt_at")[:limit]:
+        kind, pk = ("job", retry.job_id) if retry.job_id else ("batch", retry.batch_id)
+        due.append((kind, pk or 0, retry.attempt + 1, retry))
+    for kind, model in (("job", Job), ("batch", Batch)):
+        first = (
+            model.objects.exclude(callback_url="")
+            .filter(created_at__gt=horizon, due_at__lt=stale, deliveries__isnull=True)
+            .filter(status__in=FINAL_STATUSES[kind])
+        )
+        due += [(kind, target.pk, 1, target) for target in first.only("pk", "due_at")[:limit]]
+    queued = 0
+    for kind, pk, attempt, mark in due:
+        try:
+            task_enqueue(WEBHOOK_DELIVER_TASK, kind, pk, attempt)
+        except BrokerUnreachable:
+            break  # the next sweep tries again
+        logger.warning("Webhook of %s %s: attempt %s not made when due; queued again", kind, pk, attempt)
+        field = "next_attempt_at" if isinstance(mark, WebhookDelivery) else "due_at"
+        type(mark).objects.filter(pk=mark.pk).update(**{field: now})
+        queued += 1
+    return queued

@@ -81,8 +81,8 @@ TOLLGATE_JOB_MAX_ATTEMPTS: int = env.int("TOLLGATE_JOB_MAX_ATTEMPTS", default=3)
 TOLLGATE_JOB_LEASE_SECONDS: int = env.int(
     "TOLLGATE_JOB_LEASE_SECONDS", default=int(TOLLGATE_UPSTREAM_TIMEOUT * (TOLLGATE_UPSTREAM_MAX_RETRIES + 1)) + 60
 )
-# A job no worker has taken up this long after it was due (its message lost with a broker that restarted
-# without it, or a publish that failed) is queued again; duplicates are harmless (claims are exclusive).
+# Work no worker has taken up this long after it was due — a job, a batch to send, a webhook attempt — (its
+# message lost with a broker that restarted without it, or a publish that failed) is queued again.
 TOLLGATE_REDISPATCH_SECONDS: int = env.int("TOLLGATE_REDISPATCH_SECONDS", default=300)
 TOLLGATE_JOB_MAPPING_TTL_HOURS: int = env.int("TOLLGATE_JOB_MAPPING_TTL_HOURS", default=24)
 TOLLGATE_WEBHOOK_MAX_ATTEMPTS: int = env.int("TOLLGATE_WEBHOOK_MAX_ATTEMPTS", default=8)
@@ -312,8 +312,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "ledger-partitions": {"task": "usage.tasks.ledger_partitions_create", "schedule": crontab(hour=3, minute=10)},
     "request-log-purge": {"task": "prompts.tasks.request_bodies_purge", "schedule": crontab(minute=15)},
     "batches-poll": {"task": "prompts.tasks.batches_poll", "schedule": TOLLGATE_BATCH_POLL_SECONDS},
-    "jobs-redispatch": {
-        "task": "prompts.tasks.jobs_redispatch",
+    "redispatch": {
+        "task": "gateway.tasks.redispatch",
         "schedule": float(min(60, max(5, TOLLGATE_REDISPATCH_SECONDS // 3))),
     },
     # Five minutes past the hour, so that appends begun before the hour have committed.

@@ -17,7 +17,7 @@ from core.locks import held_alone
 from core.tasks import BrokerUnreachable
 from gateway.batches import batch_submit_chunks
 from gateway.models import Batch
-from gateway.tasks import batches_poll
+from gateway.tasks import batches_poll, redispatch
 from tests.factories import DANGLING_CHECKS, setting_store_unchecked
 from tests.gateway.test_batches import create, items
 from tests.gateway.upstream import sandbox_requests
@@ -59,7 +59,7 @@ def test_a_batch_that_cannot_be_collected_does_not_hold_up_the_others(fast_batch
     assert Batch.objects.get(public_id=newer).status == "in_progress"
 
 
-def test_a_batch_accepted_while_the_broker_is_down_is_sent_once_the_poller_finds_it_overdue(
+def test_a_batch_accepted_while_the_broker_is_down_is_sent_once_the_sweeper_finds_it_overdue(
     fast_batches, django_capture_on_commit_callbacks, monkeypatch, settings
 ):
     world = fast_batches
@@ -79,14 +79,14 @@ def test_a_batch_accepted_while_the_broker_is_down_is_sent_once_the_poller_finds
     batch = Batch.objects.get(public_id=response.json()["id"])
     assert (batch.status, batch.provider_batch_ids) == ("in_progress", [])
 
-    batches_poll()
+    redispatch()
     assert Batch.objects.get(pk=batch.pk).provider_batch_ids == []  # not overdue yet
 
     Batch.objects.filter(pk=batch.pk).update(
-        created_at=F("created_at") - timedelta(seconds=settings.TOLLGATE_REDISPATCH_SECONDS + 1)
+        due_at=F("due_at") - timedelta(seconds=settings.TOLLGATE_REDISPATCH_SECONDS + 1)
     )
     with django_capture_on_commit_callbacks(execute=True):
-        batches_poll()  # sends it (in place here: no broker)
+        redispatch()  # sends it (in place here: no broker)
         batches_poll()  # collects it
     assert world["http"].get(f"/api/v1/batches/{batch.public_id}").json()["status"] == "ended"
     assert len([r for r in sandbox_requests(world) if r["path"] == "/v1/messages/batches"]) == 1

@@ -1,15 +1,17 @@
 """A job's row, not its message, is the record of work to do (docs/queue.md, Lost messages): a job whose
 message was never published (the broker down), lost by the broker, or whose next message could not be
-queued is queued again by the sweeper (`jobs_redispatch`) once it is overdue, and still ends exactly once.
+queued is queued again by the sweeper once it is overdue, and still ends exactly once; so is the delivery
+of its callback, first attempt or retry.
 
-The property test drives the job services through a broker of its own that fails publishes, loses and
-duplicates messages in generated orders, on the sandbox; the tests marked `celery_worker` do the same
-through real Redis and a real worker.
+The property test drives the job and webhook services through a broker of its own that refuses
+publishes, loses and duplicates messages in generated orders, on the sandbox and a real receiver; the
+tests marked `celery_worker` (test_jobs_worker.py) do the same through real Redis and a real worker.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from datetime import timedelta
 
 import pytest
@@ -20,7 +22,9 @@ from hypothesis import strategies as st
 
 from core.tasks import BrokerUnreachable
 from gateway.jobs import JOB_RUN_TASK, job_execute, jobs_redispatch
-from gateway.models import Job
+from gateway.models import Job, WebhookDelivery
+from gateway.tasks import redispatch
+from gateway.webhooks import WEBHOOK_DELIVER_TASK, webhook_attempt, webhooks_redispatch
 from tests.gateway.test_jobs import submit
 from tests.gateway.upstream import inject, sandbox_requests
 from usage.models import SpendReservation, UsageRecord
@@ -36,38 +40,52 @@ ACTION = st.one_of(
     st.tuples(st.just("sweep"), st.just(0)),
     st.tuples(st.just("time passes"), st.just(0)),
 )
+FINAL = ["succeeded", "failed"]
 
 
 class LossyBroker:
-    """Messages of the job task, each publish's fate drawn from `fates` (then "queued" once they run out)."""
+    """Messages of the job and webhook tasks, each publish's fate drawn from `fates` (then "queued")."""
 
     def __init__(self, fates: list[str]) -> None:
         self.fates = iter(fates)
-        self.messages: list[int] = []
+        self.messages: list[tuple[str, tuple]] = []
         self.refused = 0
 
-    def publish(self, name: str, *args: int) -> None:
-        assert name == JOB_RUN_TASK
+    def publish(self, name: str, *args) -> None:
+        assert name in (JOB_RUN_TASK, WEBHOOK_DELIVER_TASK)
         fate = next(self.fates, "queued")
         if fate == "refused":
             self.refused += 1
             raise BrokerUnreachable("Error 111 connecting to the broker. Connection refused.")
         if fate != "lost":
-            self.messages += [args[0]] * (2 if fate == "twice" else 1)
+            self.messages += [(name, args)] * (2 if fate == "twice" else 1)
 
     def deliver(self, index: int) -> None:
-        """A worker takes a message and runs the job task: the service, then its next message if any."""
-        job_id = self.messages.pop(index % len(self.messages))
-        if job_execute(job_id) is not None:
+        """A worker takes a message and runs its task: the service, then the task's next message if any."""
+        name, args = self.messages.pop(index % len(self.messages))
+        if name == JOB_RUN_TASK:
+            again = job_execute(*args) is not None
+        else:
+            kind, pk, attempt = args
+            again, args = webhook_attempt(kind, pk, attempt) is not None, (kind, pk, attempt + 1)
+        if again:
             with contextlib.suppress(BrokerUnreachable):  # the task fails; its message is acknowledged
-                self.publish(JOB_RUN_TASK, job_id)
+                self.publish(name, *args)
 
 
 def time_passes(seconds: float) -> None:
-    """The jobs' clock moves on: every due time and lease is that much further in the past."""
+    """The clock moves on for the queued work: every due time is that much further in the past."""
     delta = timedelta(seconds=seconds)
     Job.objects.update(due_at=F("due_at") - delta)
     Job.objects.filter(lease_expires_at__isnull=False).update(lease_expires_at=F("lease_expires_at") - delta)
+    WebhookDelivery.objects.filter(next_attempt_at__isnull=False).update(next_attempt_at=F("next_attempt_at") - delta)
+
+
+def unfinished() -> int:
+    """Jobs not ended, and callbacks neither delivered nor given up, that the sweeper may take up."""
+    jobs = Job.objects.exclude(status__in=FINAL).count()
+    first = Job.objects.filter(status__in=FINAL).exclude(callback_url="").filter(deliveries__isnull=True).count()
+    return jobs + first + WebhookDelivery.objects.filter(next_attempt_at__isnull=False).count()
 
 
 @pytest.fixture
@@ -77,15 +95,15 @@ def broker(monkeypatch, settings):
 
     def install(fates: list[str]) -> LossyBroker:
         lossy = LossyBroker(fates)
-        monkeypatch.setattr("core.tasks.task_enqueue", lossy.publish)
-        monkeypatch.setattr("gateway.jobs.task_enqueue", lossy.publish)
+        for module in ("core.tasks", "gateway.jobs", "gateway.webhooks"):
+            monkeypatch.setattr(f"{module}.task_enqueue", lossy.publish)
         return lossy
 
     return install
 
 
-def test_whatever_the_broker_loses_every_job_ends_once_with_a_ledger_row_per_call(
-    world, broker, settings, django_capture_on_commit_callbacks
+def test_whatever_the_broker_loses_every_job_ends_once_and_calls_back(
+    world, broker, receiver, settings, django_capture_on_commit_callbacks
 ):
     patience = settings.TOLLGATE_REDISPATCH_SECONDS
 
@@ -96,46 +114,52 @@ def test_whatever_the_broker_loses_every_job_ends_once_with_a_ledger_row_per_cal
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     @given(
-        fates=st.lists(PUBLISH, max_size=30),
-        actions=st.lists(ACTION, min_size=1, max_size=12),
+        fates=st.lists(PUBLISH, max_size=40),
+        actions=st.lists(ACTION, min_size=1, max_size=14),
         overloaded=st.integers(0, 2),
+        hook_failures=st.lists(st.sampled_from([500, 503, 302]), max_size=2),
     )
-    def check(fates, actions, overloaded):
+    def check(fates, actions, overloaded, hook_failures):
         world["sandbox"].call(lambda state: state.reset())
         if overloaded:
             inject(world, status=529, count=overloaded)  # a transient failure: the job's next message
+        receiver.statuses, receiver.received = list(hook_failures), []
         rows_before = UsageRecord.objects.filter(endpoint="job").count()
         lossy = broker(fates)
         accepted = []
 
         def submitted() -> None:
             with django_capture_on_commit_callbacks(execute=True):
-                response = submit(world)
+                response = submit(world, callback_url=receiver.url)
             assert response.status_code == 202, response.content  # a refused publish loses no job
             accepted.append(response.json()["id"])
 
+        def delivered_one(index: int) -> None:
+            with django_capture_on_commit_callbacks(execute=True):  # a worker's transactions commit
+                lossy.deliver(index)
+
         def overdue_swept() -> None:
             time_passes(patience + 1)
-            unfinished, refused = Job.objects.exclude(status__in=["succeeded", "failed"]).count(), lossy.refused
-            swept = jobs_redispatch()
-            assert swept == unfinished if lossy.refused == refused else swept < unfinished
+            waiting, refused = unfinished(), lossy.refused
+            swept = redispatch_counted()
+            assert swept == waiting if lossy.refused == refused else swept < waiting
 
         submitted()
         for action, index in actions:
             if action == "submit":
                 submitted()
             elif action == "deliver" and lossy.messages:
-                lossy.deliver(index)
+                delivered_one(index)
             elif action == "sweep":
-                assert jobs_redispatch() == 0  # nothing is overdue before its patience has run out
+                assert redispatch_counted() == 0  # nothing is overdue before its patience has run out
             elif action == "time passes":
                 overdue_swept()
 
         # Drain: deliver what is queued; when nothing is, the clock moves on and the sweeper runs.
-        for _ in range(200):
+        for _ in range(300):
             if lossy.messages:
-                lossy.deliver(0)
-            elif Job.objects.exclude(status__in=["succeeded", "failed"]).exists():
+                delivered_one(0)
+            elif unfinished():
                 overdue_swept()
             else:
                 break
@@ -147,8 +171,18 @@ def test_whatever_the_broker_loses_every_job_ends_once_with_a_ledger_row_per_cal
         calls = [r for r in sandbox_requests(world) if r["path"] == "/v1/messages" and r["retry_count"] == 0]
         assert UsageRecord.objects.filter(endpoint="job").count() - rows_before == len(calls)
         assert not SpendReservation.objects.filter(status="held").exists()
+        # Every callback arrived (at least once), carrying its job as it ended.
+        delivered = {json.loads(body)["id"]: json.loads(body) for _, body in receiver.received if body}
+        assert set(delivered) >= set(accepted)
+        assert all(delivered[job_id]["status"] == "succeeded" for job_id in accepted)
+        assert WebhookDelivery.objects.filter(job__public_id__in=accepted, delivered=True).count() >= len(accepted)
 
     check()
+
+
+def redispatch_counted() -> int:
+    """The beat task's sweeps (the task itself returns nothing), counted."""
+    return jobs_redispatch() + webhooks_redispatch()
 
 
 def test_a_job_is_not_queued_again_while_its_lease_runs_or_before_it_is_overdue(world, broker, settings):
@@ -161,9 +195,17 @@ def test_a_job_is_not_queued_again_while_its_lease_runs_or_before_it_is_overdue(
     assert jobs_redispatch() == 0
     time_passes(10)
     assert jobs_redispatch() == 1
-    assert lossy.messages == [job.pk]
+    assert lossy.messages == [(JOB_RUN_TASK, (job.pk,))]
     assert jobs_redispatch() == 0  # queued again now: due again now
 
     Job.objects.filter(pk=job.pk).update(status="running", lease_expires_at=job.due_at + timedelta(hours=1))
     time_passes(settings.TOLLGATE_REDISPATCH_SECONDS + 1)
     assert jobs_redispatch() == 0  # its lease still runs
+
+
+def test_the_beat_task_runs_the_sweeper(world, broker, settings):
+    lossy = broker([])
+    submit(world)  # never published
+    time_passes(settings.TOLLGATE_REDISPATCH_SECONDS + 1)
+    redispatch()
+    assert [name for name, _ in lossy.messages] == [JOB_RUN_TASK]
