@@ -124,9 +124,11 @@ def test_whatever_the_broker_loses_every_job_ends_once_and_calls_back(
         if overloaded:
             inject(world, status=529, count=overloaded)  # a transient failure: the job's next message
         receiver.statuses, receiver.received = list(hook_failures), []
+        Job.objects.all().delete()  # an earlier example's (a failing one's, while shrinking) with its deliveries
         rows_before = UsageRecord.objects.filter(endpoint="job").count()
         lossy = broker(fates)
         accepted = []
+        cut_short = False  # a sweep stopped at a refused publish: what it did not queue is still overdue
 
         def submitted() -> None:
             with django_capture_on_commit_callbacks(execute=True):
@@ -139,10 +141,12 @@ def test_whatever_the_broker_loses_every_job_ends_once_and_calls_back(
                 lossy.deliver(index)
 
         def overdue_swept() -> None:
+            nonlocal cut_short
             time_passes(patience + 1)
             waiting, refused = unfinished(), lossy.refused
             swept = redispatch_counted()
-            assert swept == waiting if lossy.refused == refused else swept < waiting
+            cut_short = lossy.refused > refused
+            assert swept < waiting if cut_short else swept == waiting
 
         submitted()
         for action, index in actions:
@@ -150,7 +154,7 @@ def test_whatever_the_broker_loses_every_job_ends_once_and_calls_back(
                 submitted()
             elif action == "deliver" and lossy.messages:
                 delivered_one(index)
-            elif action == "sweep":
+            elif action == "sweep" and not cut_short:
                 assert redispatch_counted() == 0  # nothing is overdue before its patience has run out
             elif action == "time passes":
                 overdue_swept()
