@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import pytest
 from django.db.models import F
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -119,6 +119,9 @@ def test_whatever_the_broker_loses_every_job_ends_once_and_calls_back(
         overloaded=st.integers(0, 2),
         hook_failures=st.lists(st.sampled_from([500, 503, 302]), max_size=2),
     )
+    # The job's message taken; the publish of its callback's first attempt, then of a retry, refused.
+    @example(fates=["queued", "refused"], actions=[("deliver", 0)], overloaded=0, hook_failures=[])
+    @example(fates=["queued", "queued", "refused"], actions=[("deliver", 0)] * 2, overloaded=0, hook_failures=[500])
     def check(fates, actions, overloaded, hook_failures):
         world["sandbox"].call(lambda state: state.reset())
         if overloaded:
