@@ -813,7 +813,7 @@ def tally(stack: Stack, result: dict[str, Any]) -> dict[str, Any]:
         "jobs running when the worker was killed": result["running_when_killed"],
         "jobs retried after their worker died": sum(1 for row in finished if row[2] > 1),
         "jobs lost": len(jobs) - len(finished),
-        "jobs queued again by the sweeper": _log_count(stack, "queued again"),
+        "messages queued again by the sweeper": _log_count(stack, "queued again"),
         "jobs failed": sum(1 for row in finished if row[1] == "failed"),
         "job ledger rows missing": len({row[3] for row in finished} - job_rows),
         "reservations held before reaping": held_before,

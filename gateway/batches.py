@@ -16,7 +16,7 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import islice
 from typing import Any
@@ -283,6 +283,9 @@ def _submit(batch: Batch) -> None:
         return
     if batch.provider_batch_ids or batch.status != BatchStatus.IN_PROGRESS:
         return
+    # From here Anthropic may accept a chunk before its id is recorded: the sweeper must never send the
+    # batch again (it would be sent and paid for twice), so it is no longer due.
+    Batch.objects.filter(pk=batch.pk).update(due_at=SENDING_STARTED)
     items = batch.items.only("custom_id", "request_redacted").iterator()
     requests = ({"custom_id": item.custom_id, "params": _params(batch, item.request_redacted)} for item in items)
     ids: list[str] = []
@@ -330,6 +333,10 @@ def _reservation_release(batch: Batch) -> None:
     reservation = SpendReservation.objects.filter(request_id=batch.request_id, status=ReservationStatus.HELD).first()
     if reservation is not None:
         call_settle(record=None, reservation=reservation)
+
+
+# A batch's due time once a worker started sending it: never, for the sweeper.
+SENDING_STARTED = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 # --- polling and results ----------------------------------------------------------------------------------

@@ -246,7 +246,7 @@ def jobs_redispatch(limit: int = 1000) -> int:
             break  # the next sweep tries again
         logger.warning("Job %s: %s and not taken up since %s; queued again", job, job.status, job.due_at.isoformat())
         queued.append(job.pk)
-    Job.objects.filter(pk__in=queued).update(due_at=now)
+    Job.objects.filter(pk__in=queued, due_at__lt=stale).update(due_at=now)  # not one a worker wrote meanwhile
     return len(queued)
 
 

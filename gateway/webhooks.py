@@ -115,10 +115,10 @@ def webhooks_redispatch(limit: int = 1000) -> int:
     for retry in WebhookDelivery.objects.filter(next_attempt_at__lt=stale).order_by("next_attempt_at")[:limit]:
         kind, pk = ("job", retry.job_id) if retry.job_id else ("batch", retry.batch_id)
         due.append((kind, pk or 0, retry.attempt + 1, retry))
-    for kind, model in (("job", Job), ("batch", Batch)):
+    for kind, model, ended in (("job", Job, "finished_at"), ("batch", Batch, "ended_at")):
         first = (
             model.objects.exclude(callback_url="")
-            .filter(created_at__gt=horizon, due_at__lt=stale, deliveries__isnull=True)
+            .filter(**{f"{ended}__gt": horizon}, due_at__lt=stale, deliveries__isnull=True)
             .filter(status__in=FINAL_STATUSES[kind])
         )
         due += [(kind, target.pk, 1, target) for target in first.only("pk", "due_at")[:limit]]
