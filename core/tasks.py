@@ -32,9 +32,9 @@ def task_enqueue(name: str, *args: Any) -> None:
 def task_enqueue_on_commit(name: str, *args: Any, swept: bool = False) -> None:
     """Queue the task `name` once the current transaction commits (never for work that rolled back).
 
-    `swept`: the work is a row that a beat sweeper queues again when no worker took it up in time (a job:
-    gateway.jobs.jobs_redispatch). A broker that cannot take the message then only delays the work: the
-    failure is logged and the request that committed the row still succeeds.
+    `swept`: the work is a row that a beat sweeper queues again when no worker took it up in time (a job,
+    a batch to send, a webhook attempt: gateway.tasks.redispatch). A broker that cannot take the message
+    then only delays the work: the failure is logged and the request that committed the row still succeeds.
     """
     transaction.on_commit(partial(_enqueue_or_leave if swept else task_enqueue, name, *args))
 
